@@ -1,0 +1,98 @@
+// The bank-side client library (SPEC §1, §6): connect (TCP or TLS),
+// authenticate, submit batches pipelined with a bound on batches in flight,
+// reconnect and resend what was not acknowledged (safe: per-loan seq makes
+// a resend a duplicate), and query. Depends on schema/ only. Errors are
+// values (Status with a code), rejections carry reason codes per event.
+//
+// Thread safety: one Client is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "schema/event.h"
+#include "schema/query.h"
+#include "schema/reason.h"
+#include "schema/status.h"
+
+namespace loanledger::client {
+
+struct ClientOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7700;
+  std::string token;                       // bearer token (SPEC §6)
+  bool tls = false;                        // wrap the connection in TLS
+  std::string tls_ca_file;                 // PEM CA to verify the server; "" = do not verify
+  uint32_t batches_in_flight_max = 8;      // pipelining bound for SubmitStream
+  uint32_t connect_timeout_ms = 5000;
+  uint32_t request_timeout_ms = 60000;     // per request, reply not received -> reconnect/resend or fail
+  uint32_t reconnect_attempts_max = 5;     // per failure episode, with backoff
+  std::string client_name = "loanledger-client";
+};
+
+enum class Role : uint8_t { kNone = 0, kInstitution = 1, kRegulator = 2, kAdmin = 3 };
+
+struct Identity {
+  Role role = Role::kNone;
+  std::string institution_id;              // for kInstitution
+  std::string server_version;
+};
+
+struct Rejection {
+  uint32_t index = 0;                      // index within the batch
+  Reason reason = Reason::kOk;
+  std::string message;
+};
+
+// The outcome of one batch: applied (durable) or rejected whole.
+struct BatchOutcome {
+  bool applied = false;
+  uint64_t batch_no = 0;
+  uint32_t events_applied = 0;
+  uint32_t events_duplicate = 0;
+  std::vector<Rejection> rejections;       // non-empty iff !applied
+};
+
+struct VerifyOutcome {
+  uint64_t batches_replayed = 0;
+  uint64_t events_replayed = 0;
+  uint64_t loans_checked = 0;
+  uint64_t cells_checked = 0;
+  std::vector<std::string> differences;    // "what: expected X actual Y"
+};
+
+class Client {
+ public:
+  // Connects and authenticates. Status codes: kUnavailable (cannot connect),
+  // kUnauthenticated (token refused).
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  virtual ~Client() = default;
+
+  virtual const Identity& identity() const = 0;
+
+  // Submits one batch and waits for its outcome.
+  virtual Result<BatchOutcome> Submit(const std::vector<LoanEvent>& events) = 0;
+
+  // Pipelined submission: `next` fills the next batch (returns false at the
+  // end); up to batches_in_flight_max batches are in flight. `on_outcome` is
+  // called once per batch in submission order with its index (0-based) and
+  // outcome; return false from it to stop submitting (e.g. on a rejection).
+  // After a lost connection, unacknowledged batches are resent on a new one.
+  virtual Status SubmitStream(
+      const std::function<bool(std::vector<LoanEvent>& batch)>& next,
+      const std::function<bool(uint64_t batch_index, const BatchOutcome& outcome)>& on_outcome) = 0;
+
+  // scope is implied by the token: an institution sees only its own figures.
+  virtual Result<Report> QueryReport(const ReportQuery& query) = 0;
+  virtual Result<Series> QuerySeries(const SeriesQuery& query) = 0;
+  // kNotFound when unknown, kPermissionDenied for another institution's loan.
+  virtual Result<LoanView> QueryLoan(const std::string& institution_id, const std::string& loan_id) = 0;
+  virtual Result<VerifyOutcome> Verify() = 0;  // admin
+  virtual Result<std::string> Stats() = 0;     // admin
+};
+
+}  // namespace loanledger::client

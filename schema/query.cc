@@ -1,0 +1,42 @@
+#include "schema/query.h"
+
+#include "schema/check.h"
+
+namespace loanledger {
+
+std::optional<GroupBy> ParseGroupBy(std::string_view text) {
+  if (text == "none") return GroupBy::kNone;
+  if (text == "province") return GroupBy::kProvince;
+  if (text == "institution") return GroupBy::kInstitution;
+  return std::nullopt;
+}
+
+std::string_view GroupByName(GroupBy g) {
+  switch (g) {
+    case GroupBy::kNone: return "none";
+    case GroupBy::kProvince: return "province";
+    case GroupBy::kInstitution: return "institution";
+  }
+  return "?";
+}
+
+std::vector<Day> SeriesDates(Day from, Day to, Step step) {
+  LL_CHECK(from <= to);
+  std::vector<Day> dates;
+  Day d = PeriodEnd(from, step);
+  while (d < to) {
+    dates.push_back(d);
+    d = PeriodEnd(d + 1, step);
+  }
+  dates.push_back(to);  // the last period, clipped to `to` (or ending exactly there)
+  return dates;
+}
+
+std::optional<double> YoyGrowthPct(int64_t balance_fen, int64_t balance_year_ago_fen) {
+  if (balance_year_ago_fen == 0) return std::nullopt;
+  // Exact integer difference first; only the ratio is floating point.
+  const auto diff = static_cast<double>(static_cast<__int128>(balance_fen) - balance_year_ago_fen);
+  return diff / static_cast<double>(balance_year_ago_fen) * 100.0;
+}
+
+}  // namespace loanledger

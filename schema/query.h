@@ -1,0 +1,89 @@
+// Query requests and answers (SPEC §5). Storage computes them, the wire
+// carries them, the CLI prints them; money is int64 fen throughout and only
+// the growth percentage is a double.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/category.h"
+#include "schema/date.h"
+#include "schema/event.h"
+
+namespace loanledger {
+
+enum class GroupBy : uint8_t { kNone = 0, kProvince = 1, kInstitution = 2 };  // on the wire
+std::optional<GroupBy> ParseGroupBy(std::string_view text);  // none|province|institution
+std::string_view GroupByName(GroupBy g);
+
+struct ReportQuery {
+  Day date = 0;                         // as of this date (events dated <= date)
+  std::vector<Category> categories;     // empty = every category, in SPEC §4 order
+  GroupBy by = GroupBy::kNone;
+  std::optional<std::string> scope_institution;  // set = only this institution's loans
+};
+
+struct ReportRow {
+  Category category = Category::kTotal;
+  std::string group;                    // "" without --by; province "31" or institution id
+  int64_t balance_fen = 0;              // as of the date
+  int64_t loan_count = 0;               // loans with balance > 0 as of the date
+  int64_t balance_year_ago_fen = 0;     // as of YearAgo(date)
+  std::optional<double> yoy_growth_pct; // null when balance_year_ago_fen == 0
+  int64_t ytd_increase_fen = 0;         // balance - balance at PreviousYearEnd(date)
+  int64_t disbursed_ytd_fen = 0;        // flows Jan 1 .. date of date's year
+  int64_t repaid_ytd_fen = 0;
+  int64_t written_off_ytd_fen = 0;
+  bool operator==(const ReportRow&) const = default;
+};
+
+struct Report {
+  Day date = 0;
+  std::vector<ReportRow> rows;  // category order, then group ascending
+};
+
+struct SeriesQuery {
+  Category category = Category::kTotal;
+  Day from = 0;
+  Day to = 0;                            // inclusive; from <= to
+  Step step = Step::kMonth;
+  GroupBy by = GroupBy::kNone;
+  std::optional<std::string> scope_institution;
+};
+
+struct SeriesPoint {
+  Day date = 0;          // a period end, or `to` for the clipped last period
+  std::string group;     // "" without by
+  int64_t balance_fen = 0;
+  int64_t loan_count = 0;
+  bool operator==(const SeriesPoint&) const = default;
+};
+
+struct Series {
+  Category category = Category::kTotal;
+  Step step = Step::kMonth;
+  GroupBy by = GroupBy::kNone;
+  std::vector<SeriesPoint> points;  // date ascending, then group ascending
+};
+
+// The period ends of a series within from..to (SPEC §5): each period end e
+// with from <= e <= to, then `to` itself when its period is not complete.
+std::vector<Day> SeriesDates(Day from, Day to, Step step);
+
+struct LoanView {
+  std::string institution_id;
+  std::string loan_id;
+  uint64_t last_seq = 0;
+  Day last_business_date = 0;
+  int64_t balance_fen = 0;
+  LoanAttributes attributes;  // as of the latest event
+  CategoryMask categories = 0;
+};
+
+// yoy growth per SPEC §5; nullopt when the base is 0.
+std::optional<double> YoyGrowthPct(int64_t balance_fen, int64_t balance_year_ago_fen);
+
+}  // namespace loanledger

@@ -1,0 +1,123 @@
+// The ledger: loan states, journal and incremental aggregates in RocksDB
+// (SPEC §3-§5). This is storage's whole public header; it speaks in schema
+// types only. Keyspace and formats: storage/README.md.
+//
+// Thread safety: every method may be called from any thread. Apply calls
+// are serialized internally (one writer at a time; a caller with many
+// batches should pass them to ApplyGroup to share one WAL sync). Queries run
+// concurrently with each other and with a writer and always see whole
+// batches.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "schema/event.h"
+#include "schema/query.h"
+#include "schema/reason.h"
+#include "schema/status.h"
+
+namespace loanledger::storage {
+
+struct LedgerOptions {
+  std::string path;                      // data directory; created if missing
+  bool sync = true;                      // fsync the WAL before Apply returns (SPEC §3). Tests only set false.
+  size_t block_cache_bytes = 256u << 20; // RocksDB block cache shared by all column families
+  // Wall clock for journal timestamps (unix ms); injected so that tests are
+  // deterministic. Business logic never reads it. Default: system clock.
+  std::function<int64_t()> clock_ms;
+};
+
+// One batch as submitted: atomic, exactly once per event (SPEC §3).
+struct Batch {
+  std::string submitter;                 // who sent it (token name / principal), kept in the journal
+  std::string caller_institution;        // every event must carry this institution_id; "" = no restriction
+  std::vector<LoanEvent> events;         // 1..kBatchEventsMax
+};
+
+struct EventRejection {
+  uint32_t index = 0;                    // position of the event in the batch
+  Reason reason = Reason::kOk;
+  std::string message;                   // readable detail naming the values
+};
+
+struct ApplyResult {
+  bool applied = false;                  // false: rejected whole, nothing changed
+  uint64_t batch_no = 0;                 // journal number when applied and not all duplicates; else 0
+  uint32_t events_applied = 0;
+  uint32_t events_duplicate = 0;         // seq <= last applied: skipped, counted
+  std::vector<EventRejection> rejections;// non-empty iff !applied
+};
+
+// One difference found by Verify.
+struct VerifyDifference {
+  std::string what;                      // e.g. "cell MANUFACTURING/31/B0001/2024-03-01 balance_fen"
+  int64_t expected = 0;                  // recomputed from the journal
+  int64_t actual = 0;                    // stored / maintained
+};
+
+struct VerifyReport {
+  uint64_t batches_replayed = 0;
+  uint64_t events_replayed = 0;
+  uint64_t loans_checked = 0;
+  uint64_t cells_checked = 0;
+  std::vector<VerifyDifference> differences;  // empty = consistent (capped at 1000 entries)
+};
+
+// RocksDB health and sizes, for metrics (SPEC §8).
+struct LedgerStats {
+  uint64_t memtable_bytes = 0;
+  uint64_t pending_compaction_bytes = 0;
+  uint64_t live_sst_bytes = 0;
+  uint64_t block_cache_usage_bytes = 0;
+  bool write_stopped = false;            // RocksDB is stalling or stopping writes
+  uint64_t batches_applied = 0;          // journal records
+  uint64_t loans = 0;                    // loans known
+};
+
+// Current balance of one category in one province, all institutions (for
+// the category gauges; as of the latest business date).
+struct CategoryBalance {
+  Category category = Category::kTotal;
+  uint8_t province = 0;
+  int64_t balance_fen = 0;
+  int64_t loan_count = 0;
+};
+
+class Ledger {
+ public:
+  // Opens (creating if needed) the store at options.path and restores the
+  // aggregates from disk; no replay from scratch.
+  static Result<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
+  virtual ~Ledger() = default;
+
+  // Validates and applies one batch. Returns a Status only for operational
+  // failures (I/O): then nothing of the batch is applied. A rejected batch is
+  // an ApplyResult with applied == false. When applied, it is durable.
+  virtual Result<ApplyResult> Apply(const Batch& batch) = 0;
+
+  // Applies several batches in order, each atomic and independent of the
+  // others' rejection, with one write and one WAL sync for all (group
+  // commit). On an I/O failure none of them is applied.
+  virtual Result<std::vector<ApplyResult>> ApplyGroup(std::span<const Batch* const> batches) = 0;
+
+  virtual Result<Report> QueryReport(const ReportQuery& query) const = 0;
+  virtual Result<Series> QuerySeries(const SeriesQuery& query) const = 0;
+  // NotFound when the loan is unknown.
+  virtual Result<LoanView> QueryLoan(std::string_view institution_id,
+                                     std::string_view loan_id) const = 0;
+
+  // Recomputes everything from the journal (and the loan states) and
+  // compares with what is stored and maintained. Runs beside writers.
+  virtual Result<VerifyReport> Verify() = 0;
+
+  virtual LedgerStats Stats() const = 0;
+  // Current (latest-date) balance per category x province.
+  virtual std::vector<CategoryBalance> CategoryBalances() const = 0;
+};
+
+}  // namespace loanledger::storage
