@@ -1,0 +1,443 @@
+// Open, recovery and the apply path (SPEC §3). Data flow of one group:
+// prefetch loan states (MultiGet) -> validate each batch against an overlay
+// -> fold accepted batches' cell changes -> one WriteBatch (loan states,
+// one journal record per batch, cell values, meta) written with sync ->
+// publish the changes to the in-memory aggregates.
+#include <chrono>
+#include <filesystem>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "schema/check.h"
+#include "schema/limits.h"
+#include "storage/ledger_impl.h"
+
+namespace loanledger::storage {
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  std::string m = std::string(what) + ": " + s.ToString();
+  if (s.IsCorruption()) return Status::Corruption(std::move(m));
+  if (s.IsNotFound()) return Status::NotFound(std::move(m));
+  return Status::IoError(std::move(m));
+}
+
+int64_t SystemClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache, bool point_lookups) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  if (point_lookups) {
+    // Loan states are read by key (MultiGet); a bloom filter skips SSTs.
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
+    table.whole_key_filtering = true;
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.write_buffer_size = 64u << 20;  // 64 MiB memtables: fewer, larger flushes
+  cf.compression = rocksdb::kNoCompression;  // values are small binary records
+  return cf;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) return Status::IoError("cannot create " + options.path + ": " + ec.message());
+
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;  // the machine has 2 cores
+  db_options.bytes_per_sync = 1u << 20;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, CfOptions(cache, true)},
+      {std::string(kCfLoans), CfOptions(cache, true)},
+      {std::string(kCfJournal), CfOptions(cache, false)},
+      {std::string(kCfCells), CfOptions(cache, false)},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, cfs, &handles, &raw);
+  if (!s.ok()) return FromRocks(s, "open " + options.path);
+  auto impl = std::make_unique<LedgerImpl>(options, std::unique_ptr<rocksdb::DB>(raw), std::move(handles));
+  Status loaded = impl->Load();
+  if (!loaded.ok()) return loaded;
+  return std::unique_ptr<Ledger>(std::move(impl));
+}
+
+LedgerImpl::LedgerImpl(LedgerOptions options, std::unique_ptr<rocksdb::DB> db,
+                       std::vector<rocksdb::ColumnFamilyHandle*> handles)
+    : options_(std::move(options)), db_(std::move(db)), handles_(std::move(handles)) {
+  LL_CHECK(handles_.size() == 4);
+  cf_meta_ = handles_[0];
+  cf_loans_ = handles_[1];
+  cf_journal_ = handles_[2];
+  cf_cells_ = handles_[3];
+  institution_names_.emplace_back();  // id 0 = "all"
+}
+
+LedgerImpl::~LedgerImpl() {
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  // Flush nothing extra: every applied batch is already in the synced WAL.
+  rocksdb::Status s = db_->Close();
+  (void)s;  // closing after a failed write can report the same error again; nothing to do
+}
+
+Status LedgerImpl::Load() {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaFormat, &value);
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync;
+    const uint32_t v = kFormatVersion;
+    s = db_->Put(wo, cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&v), 4));
+    if (!s.ok()) return FromRocks(s, "write format");
+  } else if (!s.ok()) {
+    return FromRocks(s, "read format");
+  } else if (value.size() != 4 || value[0] != static_cast<char>(kFormatVersion)) {
+    return Status::Corruption("unsupported storage format in " + options_.path);
+  }
+  uint64_t u = 0;
+  s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaNextBatch, &value);
+  if (s.ok() && DecodeU64(value, &u)) next_batch_no_ = u;
+  s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaLoans, &value);
+  if (s.ok() && DecodeU64(value, &u)) loans_ = u;
+
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_meta_));
+  for (it->Seek(kMetaInstitutionPrefix); it->Valid() && it->key().starts_with(kMetaInstitutionPrefix);
+       it->Next()) {
+    std::string name = it->key().ToString().substr(kMetaInstitutionPrefix.size());
+    uint32_t id = 0;
+    if (it->value().size() != 4) return Status::Corruption("bad institution entry " + name);
+    std::memcpy(&id, it->value().data(), 4);
+    if (id == 0 || id > kInstitutionsMax) return Status::Corruption("bad institution id for " + name);
+    if (institution_names_.size() <= id) institution_names_.resize(id + 1);
+    institution_names_[id] = name;
+    institution_ids_.emplace(std::move(name), id);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "read institutions");
+
+  it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf_cells_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    CellKey key;
+    Measures m;
+    if (!DecodeCellKey(std::string_view(it->key().data(), it->key().size()), &key) ||
+        !DecodeMeasures(std::string_view(it->value().data(), it->value().size()), &m)) {
+      return Status::Corruption("undecodable cell " + it->key().ToString(true));
+    }
+    agg_.AddCell(key, m);
+  }
+  return FromRocks(it->status(), "read cells");
+}
+
+EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, LoanSlot* before) {
+  EventStep step;
+  const uint64_t last = slot->exists ? slot->state.last_seq : 0;
+  auto reject = [&](Reason r, std::string detail) {
+    step.kind = EventStep::Kind::kRejected;
+    step.reason = r;
+    step.message = std::string(ReasonDescription(r)) + " (" + std::move(detail) + ")";
+    return step;
+  };
+  if (e.seq <= last) {
+    step.kind = EventStep::Kind::kDuplicate;
+    return step;
+  }
+  if (e.seq > last + 1) {
+    return reject(Reason::kSeqGap, "seq " + std::to_string(e.seq) + ", last applied " + std::to_string(last));
+  }
+  if (!slot->exists && e.kind != EventKind::kDisburse) {
+    return reject(Reason::kFirstEventNotDisburse, std::string(EventKindName(e.kind)));
+  }
+  if (slot->exists && e.business_date < slot->state.last_date) {
+    return reject(Reason::kDateBeforePrevious,
+                  FormatDate(e.business_date) + " before " + FormatDate(slot->state.last_date));
+  }
+  const int64_t balance = slot->exists ? slot->state.balance_fen : 0;
+  int64_t next = balance;
+  switch (e.kind) {
+    case EventKind::kDisburse:
+      if (e.amount_fen > kLoanBalanceFenMax - balance) {
+        return reject(Reason::kBalanceLimit, "balance " + std::to_string(balance) + " + " +
+                                                 std::to_string(e.amount_fen));
+      }
+      next = balance + e.amount_fen;
+      break;
+    case EventKind::kRepay:
+    case EventKind::kWriteOff:
+      if (e.amount_fen > balance) {
+        return reject(Reason::kOverdraw, std::to_string(e.amount_fen) + " > balance " + std::to_string(balance));
+      }
+      next = balance - e.amount_fen;
+      break;
+    case EventKind::kReclassify:
+      break;
+  }
+  *before = *slot;
+  slot->exists = true;
+  slot->state.last_seq = e.seq;
+  slot->state.last_date = e.business_date;
+  slot->state.balance_fen = next;
+  slot->state.attributes = e.attributes;
+  slot->mask = Classify(e.attributes);
+  slot->province = ProvinceOf(e.attributes.region_code);
+  step.kind = EventStep::Kind::kApplied;
+  LL_CHECK(next >= 0 && next <= kLoanBalanceFenMax);
+  return step;
+}
+
+// The state of one ApplyGroup call.
+struct LedgerImpl::Group {
+  std::unordered_map<std::string, LoanSlot> loans;              // prefetched + changed by accepted batches
+  std::vector<std::pair<std::string, uint32_t>> new_institutions;// assigned by accepted batches
+  uint32_t next_institution_id = 0;
+  DeltaMap deltas;                                              // cell changes of accepted batches
+  int64_t disbursed_total_fen = 0;                              // lifetime disbursements incl. this group
+  uint64_t next_batch_no = 0;
+  std::vector<std::pair<uint64_t, std::string>> journal;        // (batch_no, record)
+  int64_t received_ms = 0;
+};
+
+Status LedgerImpl::Prefetch(std::span<const Batch* const> batches, Group* g) {
+  std::vector<std::string> keys;
+  for (const Batch* b : batches) {
+    for (const LoanEvent& e : b->events) {
+      if (!IsValidInstitutionId(e.institution_id) || !IsValidLoanId(e.loan_id)) continue;
+      std::string key = LoanKey(e.institution_id, e.loan_id);
+      auto [it, inserted] = g->loans.try_emplace(std::move(key));
+      if (inserted) keys.push_back(it->first);
+    }
+  }
+  if (keys.empty()) return Status::Ok();
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), cf_loans_, keys.size(), slices.data(), values.data(),
+                statuses.data());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "read loan state");
+    LoanSlot& slot = g->loans[keys[i]];
+    if (!DecodeLoanState(std::string_view(values[i].data(), values[i].size()), &slot.state)) {
+      return Status::Corruption("undecodable loan state for key " + slices[i].ToString(true));
+    }
+    slot.exists = slot.on_disk = true;
+    slot.mask = Classify(slot.state.attributes);
+    slot.province = ProvinceOf(slot.state.attributes.region_code);
+  }
+  return Status::Ok();
+}
+
+uint32_t LedgerImpl::InstitutionIdFor(const std::string& name, Group* g,
+                                      std::vector<std::pair<std::string, uint32_t>>* local_new) {
+  // Only the writer mutates institution_ids_, and it holds write_mu_: no agg_mu_ needed to read.
+  if (auto it = institution_ids_.find(name); it != institution_ids_.end()) return it->second;
+  for (const auto& [n, id] : g->new_institutions) {
+    if (n == name) return id;
+  }
+  for (const auto& [n, id] : *local_new) {
+    if (n == name) return id;
+  }
+  const uint32_t id = g->next_institution_id++;
+  LL_CHECK(id <= kInstitutionsMax);  // 16M institutions; far beyond any country's banks
+  local_new->emplace_back(name, id);
+  return id;
+}
+
+ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
+  ApplyResult result;
+  std::unordered_map<std::string, LoanSlot> local;  // this batch's view; merged on success
+  std::unordered_set<std::string> poisoned;          // loans with a rejected event in this batch
+  std::vector<std::pair<std::string, uint32_t>> local_new;
+  DeltaMap deltas;
+  int64_t disbursed = g->disbursed_total_fen;
+  auto reject = [&](size_t i, Reason r, std::string message) {
+    result.rejections.push_back(EventRejection{static_cast<uint32_t>(i), r, std::move(message)});
+  };
+  if (batch.events.empty() || batch.events.size() > kBatchEventsMax) {
+    // The protocol layer bounds batches; an empty or oversize one here is a caller's bug.
+    reject(0, Reason::kMalformedRecord, "a batch holds 1.." + std::to_string(kBatchEventsMax) + " events");
+    return result;
+  }
+  for (size_t i = 0; i < batch.events.size(); ++i) {
+    const LoanEvent& e = batch.events[i];
+    const bool ids_ok = IsValidInstitutionId(e.institution_id) && IsValidLoanId(e.loan_id);
+    std::string key = ids_ok ? LoanKey(e.institution_id, e.loan_id) : std::string();
+    if (auto fe = ValidateEvent(e)) {
+      reject(i, fe->reason, std::move(fe->message));
+      if (ids_ok) poisoned.insert(std::move(key));
+      continue;
+    }
+    if (!batch.caller_institution.empty() && e.institution_id != batch.caller_institution) {
+      reject(i, Reason::kWrongInstitution, "event for " + e.institution_id + ", caller is " + batch.caller_institution);
+      continue;
+    }
+    if (poisoned.contains(key)) continue;  // its earlier event is already reported
+    auto [it, inserted] = local.try_emplace(key);
+    if (inserted) {
+      auto base = g->loans.find(key);
+      LL_CHECK(base != g->loans.end());  // prefetched
+      it->second = base->second;
+    }
+    LoanSlot& slot = it->second;
+    LoanSlot before;
+    EventStep step = StepLoan(e, &slot, &before);
+    if (step.kind == EventStep::Kind::kDuplicate) {
+      ++result.events_duplicate;
+      continue;
+    }
+    if (step.kind == EventStep::Kind::kApplied && e.kind == EventKind::kDisburse &&
+        e.amount_fen > kLedgerDisbursedFenMax - disbursed) {
+      slot = before;
+      step.kind = EventStep::Kind::kRejected;
+      step.reason = Reason::kLedgerCapacity;
+      step.message = std::string(ReasonDescription(Reason::kLedgerCapacity));
+    }
+    if (step.kind == EventStep::Kind::kRejected) {
+      reject(i, step.reason, std::move(step.message));
+      poisoned.insert(std::move(key));
+      continue;
+    }
+    ++result.events_applied;
+    slot.dirty = true;
+    if (e.kind == EventKind::kDisburse) disbursed += e.amount_fen;
+    if (!result.rejections.empty()) continue;  // the batch is lost anyway; keep validating only
+    const uint32_t inst = InstitutionIdFor(e.institution_id, g, &local_new);
+    EmitDeltas(before, slot, e, [&](Category c, uint8_t province, Day day, const Measures& m) {
+      deltas[PackCell(CellKey{c, province, inst, day})] += m;
+    });
+  }
+  if (!result.rejections.empty()) {
+    g->next_institution_id -= static_cast<uint32_t>(local_new.size());  // ids were taken last-in
+    result.events_applied = 0;
+    result.events_duplicate = 0;
+    return result;
+  }
+  result.applied = true;
+  for (auto& [key, slot] : local) g->loans[key] = std::move(slot);
+  for (auto& entry : local_new) g->new_institutions.push_back(std::move(entry));
+  for (const auto& [cell, m] : deltas) g->deltas[cell] += m;
+  g->disbursed_total_fen = disbursed;
+  if (result.events_applied > 0) {
+    result.batch_no = g->next_batch_no++;
+    std::string record;
+    EncodeJournalRecord(g->received_ms, batch.submitter, batch.events, &record);
+    g->journal.emplace_back(result.batch_no, std::move(record));
+  }
+  return result;
+}
+
+Status LedgerImpl::Commit(Group* g) {
+  rocksdb::WriteBatch wb;
+  std::string value;
+  uint64_t new_loans = 0;
+  for (const auto& [key, slot] : g->loans) {
+    if (!slot.dirty) continue;
+    if (!slot.on_disk) ++new_loans;
+    EncodeLoanState(slot.state, &value);
+    wb.Put(cf_loans_, key, value);
+  }
+  for (const auto& [batch_no, record] : g->journal) wb.Put(cf_journal_, EncodeJournalKey(batch_no), record);
+  for (const auto& [packed, delta] : g->deltas) {
+    const CellKey key = UnpackCell(packed);
+    const Measures now = agg_.CellOnDay(key) + delta;  // writer-only data; see InstitutionIdFor
+    if (now.IsZero()) {
+      wb.Delete(cf_cells_, EncodeCellKey(key));
+    } else {
+      wb.Put(cf_cells_, EncodeCellKey(key), EncodeMeasures(now));
+    }
+  }
+  for (const auto& [name, id] : g->new_institutions) {
+    wb.Put(cf_meta_, std::string(kMetaInstitutionPrefix) + name,
+           rocksdb::Slice(reinterpret_cast<const char*>(&id), 4));
+  }
+  wb.Put(cf_meta_, kMetaNextBatch, EncodeU64(g->next_batch_no));
+  wb.Put(cf_meta_, kMetaLoans, EncodeU64(loans_ + new_loans));
+
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;  // SPEC §3: acknowledged only once the WAL is synced
+  rocksdb::Status s = db_->Write(wo, &wb);
+  if (!s.ok()) return FromRocks(s, "write batch group");
+
+  std::unique_lock lock(agg_mu_);
+  for (const auto& [packed, delta] : g->deltas) agg_.AddCell(UnpackCell(packed), delta);
+  for (const auto& [name, id] : g->new_institutions) {
+    if (institution_names_.size() <= id) institution_names_.resize(id + 1);
+    institution_names_[id] = name;
+    institution_ids_.emplace(name, id);
+  }
+  next_batch_no_ = g->next_batch_no;
+  loans_ += new_loans;
+  return Status::Ok();
+}
+
+Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroup(std::span<const Batch* const> batches) {
+  std::lock_guard write_lock(write_mu_);
+  Group g;
+  g.next_batch_no = next_batch_no_;
+  g.next_institution_id = static_cast<uint32_t>(institution_names_.size());
+  g.received_ms = options_.clock_ms ? options_.clock_ms() : SystemClockMs();
+  if (const DaySeries* total = agg_.Find(Category::kTotal, 0, 0)) {
+    g.disbursed_total_fen = total->Total().disbursed_fen;
+  }
+  if (Status s = Prefetch(batches, &g); !s.ok()) return s;
+  std::vector<ApplyResult> results;
+  results.reserve(batches.size());
+  for (const Batch* b : batches) results.push_back(ProcessBatch(*b, &g));
+  if (g.journal.empty()) return results;  // nothing new: every batch rejected or all duplicates
+  if (Status s = Commit(&g); !s.ok()) return s;
+  return results;
+}
+
+Result<ApplyResult> LedgerImpl::Apply(const Batch& batch) {
+  const Batch* one[] = {&batch};
+  auto results = ApplyGroup(one);
+  if (!results.ok()) return results.status();
+  LL_CHECK(results->size() == 1);
+  return std::move(results->front());
+}
+
+LedgerStats LedgerImpl::Stats() const {
+  LedgerStats st;
+  auto prop = [&](const std::string& name) {
+    uint64_t v = 0;
+    return db_->GetAggregatedIntProperty(name, &v) ? v : 0;
+  };
+  st.memtable_bytes = prop("rocksdb.cur-size-all-mem-tables");
+  st.pending_compaction_bytes = prop("rocksdb.estimate-pending-compaction-bytes");
+  st.live_sst_bytes = prop("rocksdb.live-sst-files-size");
+  uint64_t v = 0;
+  if (db_->GetIntProperty("rocksdb.block-cache-usage", &v)) st.block_cache_usage_bytes = v;
+  st.write_stopped = prop("rocksdb.is-write-stopped") != 0 || prop("rocksdb.actual-delayed-write-rate") != 0;
+  std::shared_lock lock(agg_mu_);
+  st.batches_applied = next_batch_no_ - 1;
+  st.loans = loans_;
+  return st;
+}
+
+std::vector<CategoryBalance> LedgerImpl::CategoryBalances() const {
+  std::vector<CategoryBalance> out;
+  std::shared_lock lock(agg_mu_);
+  for (const CategoryRule& r : CategoryRules()) {
+    for (uint8_t p : ProvinceCodes()) {
+      const DaySeries* s = agg_.Find(r.category, p, 0);
+      if (s == nullptr) continue;
+      const Measures t = s->Total();
+      out.push_back(CategoryBalance{r.category, p, t.balance_fen, t.loan_count});
+    }
+  }
+  return out;
+}
+
+}  // namespace loanledger::storage

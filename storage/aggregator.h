@@ -1,0 +1,69 @@
+// The in-memory aggregates: for every (category, province, institution)
+// series and its rollups, the per-day changes of the five measures, with
+// as-of sums for any date. Rebuilt from the "cells" column family at open;
+// kept current by the ledger's writer. Internal to storage/.
+//
+// Thread safety: none inside; the Ledger guards an Aggregator with a
+// shared_mutex (the writer mutates under the exclusive lock).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/codec.h"
+
+namespace loanledger::storage {
+
+// Per-day changes of one series, bucketed by year and month so that an
+// as-of sum costs O(years + 12 + 31) however late an event was dated, and a
+// late-dated event costs O(log) to add (no prefix array to shift).
+class DaySeries {
+ public:
+  void Add(Day day, const Measures& delta);
+  // Sum of every change dated <= day.
+  Measures AsOf(Day day) const;
+  // The change recorded on exactly `day`.
+  Measures OnDay(Day day) const;
+  // Calls fn(day, change) for every day with a recorded entry, ascending.
+  void ForEachDay(const std::function<void(Day, const Measures&)>& fn) const;
+  // Sum of every change (as of the end of time).
+  Measures Total() const { return total_; }
+
+ private:
+  struct DayEntry {
+    uint8_t day_of_month;  // 1..31
+    Measures change;
+  };
+  struct Year {
+    Measures total;                               // sum of the year's changes
+    std::array<Measures, 12> month_total{};       // sum per month
+    std::array<std::vector<DayEntry>, 12> days;   // sorted by day_of_month
+  };
+  std::map<int32_t, Year> years_;  // by calendar year
+  Measures total_;
+};
+
+// Series at four levels, addressed by (category, province, institution)
+// with 0 meaning "all": (c,p,i) cells, (c,0,i), (c,p,0) and (c,0,0).
+class Aggregator {
+ public:
+  // Adds one cell's day change to the cell's series and its three rollups.
+  // REQUIRES: key.province and key.institution are real (non-zero).
+  void AddCell(const CellKey& key, const Measures& delta);
+  const DaySeries* Find(Category c, uint8_t province, uint32_t institution) const;
+  // The cell's change on its day (zero if none).
+  Measures CellOnDay(const CellKey& key) const;
+  // Calls fn for every stored cell-level (c,p,i) series.
+  void ForEachCellSeries(const std::function<void(Category, uint8_t, uint32_t, const DaySeries&)>& fn) const;
+  size_t series_count() const { return series_.size(); }
+
+ private:
+  static uint64_t SeriesKey(Category c, uint8_t province, uint32_t institution);
+  std::unordered_map<uint64_t, DaySeries> series_;
+};
+
+}  // namespace loanledger::storage

@@ -1,0 +1,141 @@
+// LedgerImpl: the RocksDB-backed Ledger. Internal to storage/; the public
+// contract is ledger.h. Split over ledger.cc (open, apply), query.cc
+// (report, series, loan) and verify.cc.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <rocksdb/db.h>
+
+#include "storage/aggregator.h"
+#include "storage/codec.h"
+#include "storage/ledger.h"
+
+namespace loanledger::storage {
+
+// A loan as the writer sees it while validating a group of batches.
+struct LoanSlot {
+  bool exists = false;       // the loan has at least one applied event
+  bool on_disk = false;      // it existed before this group (for the loan counter)
+  bool dirty = false;        // changed by an applied batch of this group
+  LoanState state;
+  CategoryMask mask = 0;     // Classify(state.attributes), when exists
+  uint8_t province = 0;      // ProvinceOf(state.attributes.region_code), when exists
+};
+
+// The outcome of applying one event to a loan: rejected, a duplicate, or
+// the loan's new state.
+struct EventStep {
+  enum class Kind { kApplied, kDuplicate, kRejected } kind = Kind::kRejected;
+  Reason reason = Reason::kOk;
+  std::string message;
+};
+
+// Applies e to `slot` (SPEC §3 exactly-once and state rules, not the field
+// rules of ValidateEvent, which the caller has checked). On kApplied, slot
+// holds the new state and *before is the state before. Pure.
+EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, LoanSlot* before);
+
+// Emits the cell changes of one applied event: the old state's balance
+// leaves the old categories/province, the new state's enters the new ones,
+// and the event's flow counts under the new attributes (SPEC §4). `add` is
+// called with (category, province, day, change).
+template <typename AddFn>
+void EmitDeltas(const LoanSlot& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add);
+
+// Sums of int64 cell values per packed cell key.
+using DeltaMap = std::unordered_map<uint64_t, Measures>;
+
+class LedgerImpl final : public Ledger {
+ public:
+  LedgerImpl(LedgerOptions options, std::unique_ptr<rocksdb::DB> db,
+             std::vector<rocksdb::ColumnFamilyHandle*> handles);
+  ~LedgerImpl() override;
+  Status Load();
+
+  Result<ApplyResult> Apply(const Batch& batch) override;
+  Result<std::vector<ApplyResult>> ApplyGroup(std::span<const Batch* const> batches) override;
+  Result<Report> QueryReport(const ReportQuery& query) const override;
+  Result<Series> QuerySeries(const SeriesQuery& query) const override;
+  Result<LoanView> QueryLoan(std::string_view institution_id, std::string_view loan_id) const override;
+  Result<VerifyReport> Verify() override;
+  LedgerStats Stats() const override;
+  std::vector<CategoryBalance> CategoryBalances() const override;
+
+ private:
+  struct Group;  // the state of one ApplyGroup call (ledger.cc)
+
+  Status Prefetch(std::span<const Batch* const> batches, Group* g);
+  ApplyResult ProcessBatch(const Batch& batch, Group* g);
+  Status Commit(Group* g);
+  uint32_t InstitutionIdFor(const std::string& name, Group* g,
+                            std::vector<std::pair<std::string, uint32_t>>* local_new);
+  // Query helpers (query.cc); REQUIRES agg_mu_ held (shared).
+  std::optional<uint32_t> ScopeId(const std::optional<std::string>& scope, bool* unknown) const;
+  ReportRow MakeRow(Category c, std::string group, const DaySeries* s, Day date) const;
+
+  const LedgerOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* cf_meta_ = nullptr;     // default CF: meta keys
+  rocksdb::ColumnFamilyHandle* cf_loans_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_journal_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_cells_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
+
+  std::mutex write_mu_;  // serializes ApplyGroup (one writer at a time) and guards next_batch_no_
+
+  // Guarded by agg_mu_ (the writer publishes under the exclusive lock):
+  mutable std::shared_mutex agg_mu_;
+  Aggregator agg_;
+  std::map<std::string, uint32_t, std::less<>> institution_ids_;  // name -> id, sorted by name
+  std::vector<std::string> institution_names_;                   // id -> name; [0] unused
+  uint64_t next_batch_no_ = 1;
+  uint64_t loans_ = 0;
+};
+
+template <typename AddFn>
+void EmitDeltas(const LoanSlot& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add) {
+  Measures flow;
+  switch (e.kind) {
+    case EventKind::kDisburse: flow.disbursed_fen = e.amount_fen; break;
+    case EventKind::kRepay: flow.repaid_fen = e.amount_fen; break;
+    case EventKind::kWriteOff: flow.written_off_fen = e.amount_fen; break;
+    case EventKind::kReclassify: break;
+  }
+  const int64_t b0 = before.exists ? before.state.balance_fen : 0;
+  const int64_t b1 = after.state.balance_fen;
+  const int64_t n0 = b0 > 0 ? 1 : 0;
+  const int64_t n1 = b1 > 0 ? 1 : 0;
+  const Day day = e.business_date;
+  if (before.exists && before.mask == after.mask && before.province == after.province) {
+    // Same cells before and after: one combined change per category.
+    Measures m = flow;
+    m.balance_fen = b1 - b0;
+    m.loan_count = n1 - n0;
+    for (const CategoryRule& r : CategoryRules()) {
+      if (after.mask & Bit(r.category)) add(r.category, after.province, day, m);
+    }
+    return;
+  }
+  if (before.exists) {
+    const Measures out{-b0, -n0, 0, 0, 0};
+    for (const CategoryRule& r : CategoryRules()) {
+      if (before.mask & Bit(r.category)) add(r.category, before.province, day, out);
+    }
+  }
+  Measures in = flow;
+  in.balance_fen = b1;
+  in.loan_count = n1;
+  for (const CategoryRule& r : CategoryRules()) {
+    if (after.mask & Bit(r.category)) add(r.category, after.province, day, in);
+  }
+}
+
+}  // namespace loanledger::storage

@@ -1,0 +1,223 @@
+// Verify (SPEC §3 "Consistency"): replays the whole journal from nothing,
+// recomputing loan states and every cell, and compares with the stored loan
+// states, the stored cells and the in-memory aggregates. Reads one RocksDB
+// snapshot, so writers go on meanwhile.
+#include <map>
+
+#include "schema/check.h"
+#include "storage/ledger_impl.h"
+
+namespace loanledger::storage {
+namespace {
+
+constexpr size_t kDifferencesMax = 1000;  // enough to diagnose; bounded for a badly broken store
+
+class Differences {
+ public:
+  explicit Differences(VerifyReport* report) : report_(report) {}
+  void Add(std::string what, int64_t expected, int64_t actual) {
+    if (report_->differences.size() < kDifferencesMax) {
+      report_->differences.push_back(VerifyDifference{std::move(what), expected, actual});
+    }
+  }
+
+ private:
+  VerifyReport* report_;
+};
+
+std::string CellName(const CellKey& k, const std::vector<std::string>& names) {
+  std::string inst = k.institution < names.size() ? names[k.institution] : "#" + std::to_string(k.institution);
+  return "cell " + std::string(CategoryName(k.category)) + "/" + std::to_string(k.province) + "/" + inst + "/" +
+         FormatDate(k.day);
+}
+
+void CompareMeasures(const std::string& what, const Measures& expected, const Measures& actual, Differences* d) {
+  if (expected.balance_fen != actual.balance_fen) d->Add(what + " balance_fen", expected.balance_fen, actual.balance_fen);
+  if (expected.loan_count != actual.loan_count) d->Add(what + " loan_count", expected.loan_count, actual.loan_count);
+  if (expected.disbursed_fen != actual.disbursed_fen) {
+    d->Add(what + " disbursed_fen", expected.disbursed_fen, actual.disbursed_fen);
+  }
+  if (expected.repaid_fen != actual.repaid_fen) d->Add(what + " repaid_fen", expected.repaid_fen, actual.repaid_fen);
+  if (expected.written_off_fen != actual.written_off_fen) {
+    d->Add(what + " written_off_fen", expected.written_off_fen, actual.written_off_fen);
+  }
+}
+
+}  // namespace
+
+Result<VerifyReport> LedgerImpl::Verify() {
+  VerifyReport report;
+  Differences diff(&report);
+  const rocksdb::Snapshot* snapshot = nullptr;
+  uint64_t next_batch_at_snapshot = 0;
+  {
+    std::lock_guard write_lock(write_mu_);  // a snapshot between two groups
+    snapshot = db_->GetSnapshot();
+    next_batch_at_snapshot = next_batch_no_;
+  }
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~Release() { db->ReleaseSnapshot(s); }
+  } release{db_.get(), snapshot};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+
+  // Institutions as of the snapshot.
+  std::unordered_map<std::string, uint32_t> ids;
+  std::vector<std::string> names(1);
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_meta_));
+    for (it->Seek(kMetaInstitutionPrefix); it->Valid() && it->key().starts_with(kMetaInstitutionPrefix); it->Next()) {
+      uint32_t id = 0;
+      if (it->value().size() == 4) std::memcpy(&id, it->value().data(), 4);
+      std::string name = it->key().ToString().substr(kMetaInstitutionPrefix.size());
+      if (names.size() <= id) names.resize(id + 1);
+      names[id] = name;
+      ids.emplace(std::move(name), id);
+    }
+    if (!it->status().ok()) return Status::IoError("read institutions: " + it->status().ToString());
+  }
+
+  // 1. Replay the journal from nothing.
+  std::unordered_map<std::string, LoanSlot> loans;
+  std::map<uint64_t, Measures> cells;  // packed cell -> day value
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_journal_));
+    uint64_t expect_no = 1;
+    JournalRecord rec;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      uint64_t batch_no = 0;
+      if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
+          !DecodeJournalRecord(std::string_view(it->value().data(), it->value().size()), &rec)) {
+        diff.Add("journal record undecodable at batch " + std::to_string(expect_no), 0, 1);
+        ++expect_no;
+        continue;
+      }
+      if (batch_no != expect_no) diff.Add("journal batch number", static_cast<int64_t>(expect_no), static_cast<int64_t>(batch_no));
+      expect_no = batch_no + 1;
+      ++report.batches_replayed;
+      for (size_t i = 0; i < rec.events.size(); ++i) {
+        const LoanEvent& e = rec.events[i];
+        ++report.events_replayed;
+        const std::string where = "journal batch " + std::to_string(batch_no) + " event " + std::to_string(i);
+        if (auto fe = ValidateEvent(e)) {
+          diff.Add(where + " invalid: " + fe->message, 0, 1);
+          continue;
+        }
+        LoanSlot& slot = loans[LoanKey(e.institution_id, e.loan_id)];
+        LoanSlot before;
+        EventStep step = StepLoan(e, &slot, &before);
+        if (step.kind == EventStep::Kind::kRejected) {
+          diff.Add(where + " does not apply: " + step.message, 0, 1);
+          continue;
+        }
+        if (step.kind == EventStep::Kind::kDuplicate) continue;
+        auto id = ids.find(e.institution_id);
+        if (id == ids.end()) {
+          diff.Add(where + " institution without id: " + e.institution_id, 0, 1);
+          continue;
+        }
+        EmitDeltas(before, slot, e, [&](Category c, uint8_t province, Day day, const Measures& m) {
+          cells[PackCell(CellKey{c, province, id->second, day})] += m;
+        });
+      }
+    }
+    if (!it->status().ok()) return Status::IoError("read journal: " + it->status().ToString());
+    if (expect_no != next_batch_at_snapshot) {
+      diff.Add("journal end vs next batch number", static_cast<int64_t>(next_batch_at_snapshot),
+               static_cast<int64_t>(expect_no));
+    }
+  }
+
+  // 2. Stored loan states against the replay.
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_loans_));
+    size_t stored = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ++stored;
+      ++report.loans_checked;
+      const std::string key = it->key().ToString();
+      std::string_view inst, loan;
+      SplitLoanKey(key, &inst, &loan);
+      const std::string what = "loan " + std::string(inst) + "/" + std::string(loan);
+      LoanState state;
+      if (!DecodeLoanState(std::string_view(it->value().data(), it->value().size()), &state)) {
+        diff.Add(what + " undecodable", 0, 1);
+        continue;
+      }
+      auto r = loans.find(key);
+      if (r == loans.end() || !r->second.exists) {
+        diff.Add(what + " stored but not in the journal", 0, 1);
+        continue;
+      }
+      const LoanState& expected = r->second.state;
+      if (expected.balance_fen != state.balance_fen) diff.Add(what + " balance_fen", expected.balance_fen, state.balance_fen);
+      if (expected.last_seq != state.last_seq) {
+        diff.Add(what + " last_seq", static_cast<int64_t>(expected.last_seq), static_cast<int64_t>(state.last_seq));
+      }
+      if (expected.last_date != state.last_date) diff.Add(what + " last_business_date", expected.last_date, state.last_date);
+      if (!(expected.attributes == state.attributes)) diff.Add(what + " attributes", 0, 1);
+    }
+    if (!it->status().ok()) return Status::IoError("read loans: " + it->status().ToString());
+    size_t replayed = 0;
+    for (const auto& [k, s] : loans) replayed += s.exists ? 1 : 0;
+    if (replayed != stored) diff.Add("number of loans", static_cast<int64_t>(replayed), static_cast<int64_t>(stored));
+  }
+
+  // 3. Stored cells against the replay.
+  {
+    std::map<uint64_t, Measures> stored;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_cells_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      CellKey key;
+      Measures m;
+      if (!DecodeCellKey(std::string_view(it->key().data(), it->key().size()), &key) ||
+          !DecodeMeasures(std::string_view(it->value().data(), it->value().size()), &m)) {
+        diff.Add("cell undecodable: " + it->key().ToString(true), 0, 1);
+        continue;
+      }
+      stored[PackCell(key)] = m;
+    }
+    if (!it->status().ok()) return Status::IoError("read cells: " + it->status().ToString());
+    for (const auto& [packed, m] : cells) {
+      if (m.IsZero()) continue;
+      ++report.cells_checked;
+      auto s = stored.find(packed);
+      CompareMeasures(CellName(UnpackCell(packed), names), m, s == stored.end() ? Measures{} : s->second, &diff);
+    }
+    for (const auto& [packed, m] : stored) {
+      auto c = cells.find(packed);
+      if (c == cells.end() || c->second.IsZero()) {
+        ++report.cells_checked;
+        CompareMeasures(CellName(UnpackCell(packed), names), Measures{}, m, &diff);
+      }
+    }
+  }
+
+  // 4. The in-memory aggregates, when no batch landed since the snapshot.
+  std::shared_lock lock(agg_mu_);
+  if (next_batch_no_ == next_batch_at_snapshot) {
+    std::map<uint64_t, Measures> in_memory;
+    agg_.ForEachCellSeries([&](Category c, uint8_t p, uint32_t inst, const DaySeries& s) {
+      s.ForEachDay([&](Day d, const Measures& m) {
+        if (!m.IsZero()) in_memory[PackCell(CellKey{c, p, inst, d})] = m;
+      });
+    });
+    for (const auto& [packed, m] : cells) {
+      if (m.IsZero()) continue;
+      auto s = in_memory.find(packed);
+      CompareMeasures("in-memory " + CellName(UnpackCell(packed), names), m,
+                      s == in_memory.end() ? Measures{} : s->second, &diff);
+    }
+    for (const auto& [packed, m] : in_memory) {
+      auto c = cells.find(packed);
+      if (c == cells.end() || c->second.IsZero()) {
+        CompareMeasures("in-memory " + CellName(UnpackCell(packed), names), Measures{}, m, &diff);
+      }
+    }
+  }
+  return report;
+}
+
+}  // namespace loanledger::storage
