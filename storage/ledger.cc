@@ -8,6 +8,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -32,6 +33,10 @@ int64_t SystemClockMs() {
       .count();
 }
 
+// point_lookups: the CF is read by key (meta). Otherwise it is written on
+// the hot path and read only by iteration (at open and by verify): loan
+// states are served from the in-memory table, cells from the aggregator,
+// so a vector memtable (O(1) append, sorted at flush) replaces the skiplist.
 rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache, bool point_lookups) {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
@@ -42,6 +47,7 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
     table.whole_key_filtering = true;
   }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  if (!point_lookups) cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   cf.write_buffer_size = 64u << 20;  // 64 MiB memtables: fewer, larger flushes
   cf.compression = rocksdb::kNoCompression;  // values are small binary records
   return cf;
@@ -60,9 +66,10 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;  // the machine has 2 cores
   db_options.bytes_per_sync = 1u << 20;
+  db_options.allow_concurrent_memtable_write = false;  // vector memtables; there is one writer anyway
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, CfOptions(cache, true)},
-      {std::string(kCfLoans), CfOptions(cache, true)},
+      {std::string(kCfLoans), CfOptions(cache, false)},
       {std::string(kCfJournal), CfOptions(cache, false)},
       {std::string(kCfCells), CfOptions(cache, false)},
   };
@@ -112,7 +119,7 @@ Status LedgerImpl::Load() {
   s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaNextBatch, &value);
   if (s.ok() && DecodeU64(value, &u)) next_batch_no_ = u;
   s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaLoans, &value);
-  if (s.ok() && DecodeU64(value, &u)) loans_ = u;
+  if (s.ok() && DecodeU64(value, &u)) loan_count_ = u;
 
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_meta_));
   for (it->Seek(kMetaInstitutionPrefix); it->Valid() && it->key().starts_with(kMetaInstitutionPrefix);
@@ -127,6 +134,23 @@ Status LedgerImpl::Load() {
     institution_ids_.emplace(std::move(name), id);
   }
   if (!it->status().ok()) return FromRocks(it->status(), "read institutions");
+
+  it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf_loans_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    LoanSlot slot;
+    if (!DecodeLoanState(std::string_view(it->value().data(), it->value().size()), &slot.state)) {
+      return Status::Corruption("undecodable loan state " + it->key().ToString(true));
+    }
+    slot.exists = true;
+    slot.mask = Classify(slot.state.attributes);
+    slot.province = ProvinceOf(slot.state.attributes.region_code);
+    loans_.emplace(it->key().ToString(), std::move(slot));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "read loans");
+  if (loans_.size() != loan_count_) {
+    return Status::Corruption("loan count " + std::to_string(loans_.size()) + " != recorded " +
+                              std::to_string(loan_count_));
+  }
 
   it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf_cells_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -209,36 +233,6 @@ struct LedgerImpl::Group {
   int64_t received_ms = 0;
 };
 
-Status LedgerImpl::Prefetch(std::span<const Batch* const> batches, Group* g) {
-  std::vector<std::string> keys;
-  for (const Batch* b : batches) {
-    for (const LoanEvent& e : b->events) {
-      if (!IsValidInstitutionId(e.institution_id) || !IsValidLoanId(e.loan_id)) continue;
-      std::string key = LoanKey(e.institution_id, e.loan_id);
-      auto [it, inserted] = g->loans.try_emplace(std::move(key));
-      if (inserted) keys.push_back(it->first);
-    }
-  }
-  if (keys.empty()) return Status::Ok();
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(keys.size());
-  std::vector<rocksdb::Status> statuses(keys.size());
-  db_->MultiGet(rocksdb::ReadOptions(), cf_loans_, keys.size(), slices.data(), values.data(),
-                statuses.data());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (statuses[i].IsNotFound()) continue;
-    if (!statuses[i].ok()) return FromRocks(statuses[i], "read loan state");
-    LoanSlot& slot = g->loans[keys[i]];
-    if (!DecodeLoanState(std::string_view(values[i].data(), values[i].size()), &slot.state)) {
-      return Status::Corruption("undecodable loan state for key " + slices[i].ToString(true));
-    }
-    slot.exists = slot.on_disk = true;
-    slot.mask = Classify(slot.state.attributes);
-    slot.province = ProvinceOf(slot.state.attributes.region_code);
-  }
-  return Status::Ok();
-}
-
 uint32_t LedgerImpl::InstitutionIdFor(const std::string& name, Group* g,
                                       std::vector<std::pair<std::string, uint32_t>>* local_new) {
   // Only the writer mutates institution_ids_, and it holds write_mu_: no agg_mu_ needed to read.
@@ -286,9 +280,13 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     if (poisoned.contains(key)) continue;  // its earlier event is already reported
     auto [it, inserted] = local.try_emplace(key);
     if (inserted) {
-      auto base = g->loans.find(key);
-      LL_CHECK(base != g->loans.end());  // prefetched
-      it->second = base->second;
+      // This batch's view starts from the group's, then the committed table.
+      if (auto in_group = g->loans.find(key); in_group != g->loans.end()) {
+        it->second = in_group->second;
+      } else if (auto stored = loans_.find(key); stored != loans_.end()) {
+        it->second = stored->second;  // writer-only mutation: readable without agg_mu_
+        it->second.on_disk = true;
+      }
     }
     LoanSlot& slot = it->second;
     LoanSlot before;
@@ -325,7 +323,9 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     return result;
   }
   result.applied = true;
-  for (auto& [key, slot] : local) g->loans[key] = std::move(slot);
+  for (auto& [key, slot] : local) {
+    if (slot.dirty) g->loans.insert_or_assign(key, std::move(slot));  // duplicates-only loans stay out
+  }
   for (auto& entry : local_new) g->new_institutions.push_back(std::move(entry));
   for (const auto& [cell, m] : deltas) g->deltas[cell] += m;
   g->disbursed_total_fen = disbursed;
@@ -343,7 +343,6 @@ Status LedgerImpl::Commit(Group* g) {
   std::string value;
   uint64_t new_loans = 0;
   for (const auto& [key, slot] : g->loans) {
-    if (!slot.dirty) continue;
     if (!slot.on_disk) ++new_loans;
     EncodeLoanState(slot.state, &value);
     wb.Put(cf_loans_, key, value);
@@ -363,7 +362,7 @@ Status LedgerImpl::Commit(Group* g) {
            rocksdb::Slice(reinterpret_cast<const char*>(&id), 4));
   }
   wb.Put(cf_meta_, kMetaNextBatch, EncodeU64(g->next_batch_no));
-  wb.Put(cf_meta_, kMetaLoans, EncodeU64(loans_ + new_loans));
+  wb.Put(cf_meta_, kMetaLoans, EncodeU64(loan_count_ + new_loans));
 
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;  // SPEC §3: acknowledged only once the WAL is synced
@@ -377,8 +376,14 @@ Status LedgerImpl::Commit(Group* g) {
     institution_names_[id] = name;
     institution_ids_.emplace(name, id);
   }
+  for (auto& [key, slot] : g->loans) {
+    LL_CHECK(slot.dirty && slot.exists);
+    slot.dirty = slot.on_disk = false;
+    loans_.insert_or_assign(key, std::move(slot));
+  }
   next_batch_no_ = g->next_batch_no;
-  loans_ += new_loans;
+  LL_CHECK(loans_.size() == loan_count_ + new_loans);
+  loan_count_ += new_loans;
   return Status::Ok();
 }
 
@@ -391,7 +396,6 @@ Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroup(std::span<const Batch* c
   if (const DaySeries* total = agg_.Find(Category::kTotal, 0, 0)) {
     g.disbursed_total_fen = total->Total().disbursed_fen;
   }
-  if (Status s = Prefetch(batches, &g); !s.ok()) return s;
   std::vector<ApplyResult> results;
   results.reserve(batches.size());
   for (const Batch* b : batches) results.push_back(ProcessBatch(*b, &g));
@@ -422,7 +426,7 @@ LedgerStats LedgerImpl::Stats() const {
   st.write_stopped = prop("rocksdb.is-write-stopped") != 0 || prop("rocksdb.actual-delayed-write-rate") != 0;
   std::shared_lock lock(agg_mu_);
   st.batches_applied = next_batch_no_ - 1;
-  st.loans = loans_;
+  st.loans = loan_count_;
   return st;
 }
 

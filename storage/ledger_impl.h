@@ -72,7 +72,6 @@ class LedgerImpl final : public Ledger {
  private:
   struct Group;  // the state of one ApplyGroup call (ledger.cc)
 
-  Status Prefetch(std::span<const Batch* const> batches, Group* g);
   ApplyResult ProcessBatch(const Batch& batch, Group* g);
   Status Commit(Group* g);
   uint32_t InstitutionIdFor(const std::string& name, Group* g,
@@ -97,7 +96,11 @@ class LedgerImpl final : public Ledger {
   std::map<std::string, uint32_t, std::less<>> institution_ids_;  // name -> id, sorted by name
   std::vector<std::string> institution_names_;                   // id -> name; [0] unused
   uint64_t next_batch_no_ = 1;
-  uint64_t loans_ = 0;
+  // Every loan's state: the writer validates against it and QueryLoan reads
+  // it; the "loans" column family is its durable copy, loaded at open.
+  // The writer reads it without agg_mu_ (it is the only mutator).
+  std::unordered_map<std::string, LoanSlot> loans_;
+  uint64_t loan_count_ = 0;  // == loans_.size(); also kept in meta
 };
 
 template <typename AddFn>

@@ -138,14 +138,12 @@ Result<LoanView> LedgerImpl::QueryLoan(std::string_view institution_id, std::str
   if (!IsValidInstitutionId(institution_id) || !IsValidLoanId(loan_id)) {
     return Status::InvalidArgument("invalid institution_id or loan_id");
   }
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_loans_, LoanKey(institution_id, loan_id), &value);
-  if (s.IsNotFound()) {
+  std::shared_lock lock(agg_mu_);
+  auto it = loans_.find(LoanKey(institution_id, loan_id));
+  if (it == loans_.end()) {
     return Status::NotFound("no loan " + std::string(loan_id) + " at " + std::string(institution_id));
   }
-  if (!s.ok()) return Status::IoError("read loan: " + s.ToString());
-  LoanState state;
-  if (!DecodeLoanState(value, &state)) return Status::Corruption("undecodable loan state");
+  const LoanState& state = it->second.state;
   LoanView view;
   view.institution_id = institution_id;
   view.loan_id = loan_id;
@@ -153,7 +151,7 @@ Result<LoanView> LedgerImpl::QueryLoan(std::string_view institution_id, std::str
   view.last_business_date = state.last_date;
   view.balance_fen = state.balance_fen;
   view.categories = Classify(state.attributes);
-  view.attributes = std::move(state.attributes);
+  view.attributes = state.attributes;
   return view;
 }
 
