@@ -15,8 +15,17 @@ void DaySeries::Add(Day day, const Measures& delta) {
   const auto dom = static_cast<uint8_t>(c.day);
   auto it = std::lower_bound(days.begin(), days.end(), dom,
                              [](const DayEntry& e, uint8_t d) { return e.day_of_month < d; });
-  if (it == days.end() || it->day_of_month != dom) it = days.insert(it, DayEntry{dom, Measures{}});
+  if (it == days.end() || it->day_of_month != dom) {
+    it = days.insert(it, DayEntry{dom, Measures{}});
+    ++day_entries_;
+  }
   it->change += delta;
+  if (it->change.IsZero()) {
+    // A day whose changes cancel out holds nothing, exactly as after a
+    // reopen (its cell is deleted on disk): keep the two views identical.
+    days.erase(it);
+    --day_entries_;
+  }
   total_ += delta;
 }
 

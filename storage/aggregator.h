@@ -32,6 +32,9 @@ class DaySeries {
   void ForEachDay(const std::function<void(Day, const Measures&)>& fn) const;
   // Sum of every change (as of the end of time).
   Measures Total() const { return total_; }
+  // True when no day holds a change: the series has no data (a group with
+  // only cancelled-out changes is not reported).
+  bool empty() const { return day_entries_ == 0; }
 
  private:
   struct DayEntry {
@@ -45,6 +48,7 @@ class DaySeries {
   };
   std::map<int32_t, Year> years_;  // by calendar year
   Measures total_;
+  size_t day_entries_ = 0;  // day entries held (all non-zero)
 };
 
 // Series at four levels, addressed by (category, province, institution)

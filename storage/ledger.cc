@@ -144,7 +144,8 @@ Status LedgerImpl::Load() {
     slot.exists = true;
     slot.mask = Classify(slot.state.attributes);
     slot.province = ProvinceOf(slot.state.attributes.region_code);
-    loans_.emplace(it->key().ToString(), std::move(slot));
+    slot.key_copy = it->key().ToString();
+    loans_.emplace(slot.key_copy, std::move(slot));
   }
   if (!it->status().ok()) return FromRocks(it->status(), "read loans");
   if (loans_.size() != loan_count_) {
@@ -221,9 +222,16 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, LoanSlot* before) {
   return step;
 }
 
-// The state of one ApplyGroup call.
+// The state of one ApplyGroup call. Loan slots are changed in place in
+// loans_ (under loans_mu_, exclusive for the whole group) with an undo log:
+// a rejected batch unwinds its own entries, a failed write unwinds all.
 struct LedgerImpl::Group {
-  std::unordered_map<std::string, LoanSlot> loans;              // prefetched + changed by accepted batches
+  struct Undo {
+    LoanSlot* slot;          // in loans_ (node-based map: stable address)
+    LoanSlot before;         // its value before the batch first touched it
+    bool inserted;           // the slot was created by this batch: erase on unwind
+  };
+  std::vector<Undo> undo;                                       // in touch order
   std::vector<std::pair<std::string, uint32_t>> new_institutions;// assigned by accepted batches
   uint32_t next_institution_id = 0;
   DeltaMap deltas;                                              // cell changes of accepted batches
@@ -249,13 +257,32 @@ uint32_t LedgerImpl::InstitutionIdFor(const std::string& name, Group* g,
   return id;
 }
 
+void LedgerImpl::Unwind(Group* g, size_t to) {
+  LL_CHECK(to <= g->undo.size());
+  while (g->undo.size() > to) {
+    Group::Undo& u = g->undo.back();
+    if (u.inserted) {
+      // The node's key is the loan key; erase by iterator-free lookup of it.
+      const size_t erased = loans_.erase(u.slot->key_copy);
+      LL_CHECK(erased == 1);
+    } else {
+      *u.slot = std::move(u.before);
+    }
+    g->undo.pop_back();
+  }
+}
+
 ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
   ApplyResult result;
-  std::unordered_map<std::string, LoanSlot> local;  // this batch's view; merged on success
+  const uint64_t stamp = ++touch_stamp_;             // marks slots first touched by this batch
+  const size_t undo_mark = g->undo.size();
   std::unordered_set<std::string> poisoned;          // loans with a rejected event in this batch
   std::vector<std::pair<std::string, uint32_t>> local_new;
   DeltaMap deltas;
   int64_t disbursed = g->disbursed_total_fen;
+  std::string key;                                   // reused: no allocation per lookup
+  const std::string* last_institution = nullptr;     // events of a batch mostly share one
+  uint32_t last_institution_id = 0;
   auto reject = [&](size_t i, Reason r, std::string message) {
     result.rejections.push_back(EventRejection{static_cast<uint32_t>(i), r, std::move(message)});
   };
@@ -266,29 +293,30 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
   }
   for (size_t i = 0; i < batch.events.size(); ++i) {
     const LoanEvent& e = batch.events[i];
-    const bool ids_ok = IsValidInstitutionId(e.institution_id) && IsValidLoanId(e.loan_id);
-    std::string key = ids_ok ? LoanKey(e.institution_id, e.loan_id) : std::string();
     if (auto fe = ValidateEvent(e)) {
       reject(i, fe->reason, std::move(fe->message));
-      if (ids_ok) poisoned.insert(std::move(key));
+      if (IsValidInstitutionId(e.institution_id) && IsValidLoanId(e.loan_id)) {
+        poisoned.insert(LoanKey(e.institution_id, e.loan_id));
+      }
       continue;
     }
     if (!batch.caller_institution.empty() && e.institution_id != batch.caller_institution) {
       reject(i, Reason::kWrongInstitution, "event for " + e.institution_id + ", caller is " + batch.caller_institution);
       continue;
     }
-    if (poisoned.contains(key)) continue;  // its earlier event is already reported
-    auto [it, inserted] = local.try_emplace(key);
-    if (inserted) {
-      // This batch's view starts from the group's, then the committed table.
-      if (auto in_group = g->loans.find(key); in_group != g->loans.end()) {
-        it->second = in_group->second;
-      } else if (auto stored = loans_.find(key); stored != loans_.end()) {
-        it->second = stored->second;  // writer-only mutation: readable without agg_mu_
-        it->second.on_disk = true;
-      }
-    }
+    key.assign(e.institution_id).push_back('\0');
+    key.append(e.loan_id);
+    if (!poisoned.empty() && poisoned.contains(key)) continue;  // its earlier event is already reported
+    auto [it, inserted] = loans_.try_emplace(key);
     LoanSlot& slot = it->second;
+    if (inserted) {
+      slot.key_copy = key;
+      g->undo.push_back(Group::Undo{&slot, LoanSlot{}, true});
+      slot.stamp = stamp;
+    } else if (slot.stamp != stamp) {
+      g->undo.push_back(Group::Undo{&slot, slot, false});
+      slot.stamp = stamp;
+    }
     LoanSlot before;
     EventStep step = StepLoan(e, &slot, &before);
     if (step.kind == EventStep::Kind::kDuplicate) {
@@ -297,37 +325,42 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     }
     if (step.kind == EventStep::Kind::kApplied && e.kind == EventKind::kDisburse &&
         e.amount_fen > kLedgerDisbursedFenMax - disbursed) {
-      slot = before;
+      slot = std::move(before);
       step.kind = EventStep::Kind::kRejected;
       step.reason = Reason::kLedgerCapacity;
       step.message = std::string(ReasonDescription(Reason::kLedgerCapacity));
     }
     if (step.kind == EventStep::Kind::kRejected) {
       reject(i, step.reason, std::move(step.message));
-      poisoned.insert(std::move(key));
+      poisoned.insert(key);
       continue;
     }
     ++result.events_applied;
     slot.dirty = true;
     if (e.kind == EventKind::kDisburse) disbursed += e.amount_fen;
     if (!result.rejections.empty()) continue;  // the batch is lost anyway; keep validating only
-    const uint32_t inst = InstitutionIdFor(e.institution_id, g, &local_new);
+    if (last_institution == nullptr || *last_institution != e.institution_id) {
+      last_institution_id = InstitutionIdFor(e.institution_id, g, &local_new);
+      last_institution = &e.institution_id;
+    }
     EmitDeltas(before, slot, e, [&](Category c, uint8_t province, Day day, const Measures& m) {
-      deltas[PackCell(CellKey{c, province, inst, day})] += m;
+      deltas[PackCell(CellKey{c, province, last_institution_id, day})] += m;
     });
   }
   if (!result.rejections.empty()) {
+    Unwind(g, undo_mark);
     g->next_institution_id -= static_cast<uint32_t>(local_new.size());  // ids were taken last-in
     result.events_applied = 0;
     result.events_duplicate = 0;
     return result;
   }
   result.applied = true;
-  for (auto& [key, slot] : local) {
-    if (slot.dirty) g->loans.insert_or_assign(key, std::move(slot));  // duplicates-only loans stay out
-  }
   for (auto& entry : local_new) g->new_institutions.push_back(std::move(entry));
-  for (const auto& [cell, m] : deltas) g->deltas[cell] += m;
+  if (g->deltas.empty()) {
+    g->deltas.swap(deltas);
+  } else {
+    for (const auto& [cell, m] : deltas) g->deltas[cell] += m;
+  }
   g->disbursed_total_fen = disbursed;
   if (result.events_applied > 0) {
     result.batch_no = g->next_batch_no++;
@@ -342,10 +375,13 @@ Status LedgerImpl::Commit(Group* g) {
   rocksdb::WriteBatch wb;
   std::string value;
   uint64_t new_loans = 0;
-  for (const auto& [key, slot] : g->loans) {
-    if (!slot.on_disk) ++new_loans;
+  for (Group::Undo& u : g->undo) {
+    LoanSlot& slot = *u.slot;
+    if (!slot.dirty) continue;  // touched only by duplicates, or already written (touched twice)
+    slot.dirty = false;
+    if (u.inserted) ++new_loans;
     EncodeLoanState(slot.state, &value);
-    wb.Put(cf_loans_, key, value);
+    wb.Put(cf_loans_, slot.key_copy, value);
   }
   for (const auto& [batch_no, record] : g->journal) wb.Put(cf_journal_, EncodeJournalKey(batch_no), record);
   for (const auto& [packed, delta] : g->deltas) {
@@ -367,7 +403,11 @@ Status LedgerImpl::Commit(Group* g) {
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;  // SPEC §3: acknowledged only once the WAL is synced
   rocksdb::Status s = db_->Write(wo, &wb);
-  if (!s.ok()) return FromRocks(s, "write batch group");
+  if (!s.ok()) {
+    for (Group::Undo& u : g->undo) u.slot->dirty = true;  // harmless: Unwind restores every slot
+    Unwind(g, 0);
+    return FromRocks(s, "write batch group");
+  }
 
   std::unique_lock lock(agg_mu_);
   for (const auto& [packed, delta] : g->deltas) agg_.AddCell(UnpackCell(packed), delta);
@@ -376,19 +416,17 @@ Status LedgerImpl::Commit(Group* g) {
     institution_names_[id] = name;
     institution_ids_.emplace(name, id);
   }
-  for (auto& [key, slot] : g->loans) {
-    LL_CHECK(slot.dirty && slot.exists);
-    slot.dirty = slot.on_disk = false;
-    loans_.insert_or_assign(key, std::move(slot));
-  }
   next_batch_no_ = g->next_batch_no;
-  LL_CHECK(loans_.size() == loan_count_ + new_loans);
   loan_count_ += new_loans;
+  LL_CHECK(loans_.size() == loan_count_);
   return Status::Ok();
 }
 
 Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroup(std::span<const Batch* const> batches) {
   std::lock_guard write_lock(write_mu_);
+  // Loan slots change in place until the group is durable or unwound;
+  // QueryLoan waits meanwhile so that it never sees an unacknowledged state.
+  std::unique_lock loans_lock(loans_mu_);
   Group g;
   g.next_batch_no = next_batch_no_;
   g.next_institution_id = static_cast<uint32_t>(institution_names_.size());
@@ -399,7 +437,10 @@ Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroup(std::span<const Batch* c
   std::vector<ApplyResult> results;
   results.reserve(batches.size());
   for (const Batch* b : batches) results.push_back(ProcessBatch(*b, &g));
-  if (g.journal.empty()) return results;  // nothing new: every batch rejected or all duplicates
+  if (g.journal.empty()) {
+    Unwind(&g, 0);  // only duplicates or rejections: nothing changed, but stamps/keys were touched
+    return results;
+  }
   if (Status s = Commit(&g); !s.ok()) return s;
   return results;
 }

@@ -23,8 +23,9 @@ namespace loanledger::storage {
 // A loan as the writer sees it while validating a group of batches.
 struct LoanSlot {
   bool exists = false;       // the loan has at least one applied event
-  bool on_disk = false;      // it existed before this group (for the loan counter)
-  bool dirty = false;        // changed by an applied batch of this group
+  bool dirty = false;        // changed by an applied event of the current group, not yet written
+  uint64_t stamp = 0;        // the batch that last took an undo copy of it (writer only)
+  std::string key_copy;      // its loan key (LoanKey), for writing and unwinding
   LoanState state;
   CategoryMask mask = 0;     // Classify(state.attributes), when exists
   uint8_t province = 0;      // ProvinceOf(state.attributes.region_code), when exists
@@ -74,6 +75,7 @@ class LedgerImpl final : public Ledger {
 
   ApplyResult ProcessBatch(const Batch& batch, Group* g);
   Status Commit(Group* g);
+  void Unwind(Group* g, size_t to);  // undoes slot changes back to undo-log position `to`
   uint32_t InstitutionIdFor(const std::string& name, Group* g,
                             std::vector<std::pair<std::string, uint32_t>>* local_new);
   // Query helpers (query.cc); REQUIRES agg_mu_ held (shared).
@@ -98,9 +100,12 @@ class LedgerImpl final : public Ledger {
   uint64_t next_batch_no_ = 1;
   // Every loan's state: the writer validates against it and QueryLoan reads
   // it; the "loans" column family is its durable copy, loaded at open.
-  // The writer reads it without agg_mu_ (it is the only mutator).
+  // Guarded by loans_mu_: the writer holds it exclusively for a whole group
+  // (slots change in place until durable); QueryLoan takes it shared.
+  mutable std::shared_mutex loans_mu_;
   std::unordered_map<std::string, LoanSlot> loans_;
-  uint64_t loan_count_ = 0;  // == loans_.size(); also kept in meta
+  uint64_t loan_count_ = 0;    // == loans_.size() between groups; also kept in meta
+  uint64_t touch_stamp_ = 0;   // batch counter for LoanSlot::stamp (writer only)
 };
 
 template <typename AddFn>

@@ -71,14 +71,16 @@ static std::vector<GroupSeries> Groups(const Aggregator& agg, const std::map<std
     case GroupBy::kProvince:
       if (scope_unknown) break;
       for (uint8_t p : ProvinceCodes()) {
-        if (const DaySeries* s = agg.Find(c, p, inst)) groups.push_back({ProvinceLabel(p), s});
+        const DaySeries* s = agg.Find(c, p, inst);
+        if (s != nullptr && !s->empty()) groups.push_back({ProvinceLabel(p), s});
       }
       break;
     case GroupBy::kInstitution:
       if (scope_unknown) break;
       for (const auto& [name, id] : ids) {
         if (scope && id != *scope) continue;
-        if (const DaySeries* s = agg.Find(c, 0, id)) groups.push_back({name, s});
+        const DaySeries* s = agg.Find(c, 0, id);
+        if (s != nullptr && !s->empty()) groups.push_back({name, s});
       }
       break;
   }
@@ -138,7 +140,7 @@ Result<LoanView> LedgerImpl::QueryLoan(std::string_view institution_id, std::str
   if (!IsValidInstitutionId(institution_id) || !IsValidLoanId(loan_id)) {
     return Status::InvalidArgument("invalid institution_id or loan_id");
   }
-  std::shared_lock lock(agg_mu_);
+  std::shared_lock lock(loans_mu_);
   auto it = loans_.find(LoanKey(institution_id, loan_id));
   if (it == loans_.end()) {
     return Status::NotFound("no loan " + std::string(loan_id) + " at " + std::string(institution_id));
