@@ -115,6 +115,13 @@ class Ledger {
   // compares with what is stored and maintained. Runs beside writers.
   virtual Result<VerifyReport> Verify() = 0;
 
+  // Re-applies the category rules compiled into this binary to every loan
+  // (after a rule change, SPEC §4): recomputes every cell from the journal
+  // and replaces the stored and in-memory aggregates in one synced write.
+  // Writers wait while it runs. Returns the number of cells now stored;
+  // Corruption when the journal does not replay cleanly (run Verify).
+  virtual Result<uint64_t> RebuildAggregates() = 0;
+
   virtual LedgerStats Stats() const = 0;
   // Current (latest-date) balance per category x province.
   virtual std::vector<CategoryBalance> CategoryBalances() const = 0;

@@ -67,6 +67,7 @@ class LedgerImpl final : public Ledger {
   Result<Series> QuerySeries(const SeriesQuery& query) const override;
   Result<LoanView> QueryLoan(std::string_view institution_id, std::string_view loan_id) const override;
   Result<VerifyReport> Verify() override;
+  Result<uint64_t> RebuildAggregates() override;
   LedgerStats Stats() const override;
   std::vector<CategoryBalance> CategoryBalances() const override;
 

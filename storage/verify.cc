@@ -25,6 +25,15 @@ class Differences {
   VerifyReport* report_;
 };
 
+// What a replay of the journal recomputes.
+struct JournalReplay {
+  std::unordered_map<std::string, LoanSlot> loans;
+  std::map<uint64_t, Measures> cells;  // packed cell -> day change
+  uint64_t batches = 0;
+  uint64_t events = 0;
+  uint64_t next_batch_no = 1;          // one past the last record
+};
+
 std::string CellName(const CellKey& k, const std::vector<std::string>& names) {
   std::string inst = k.institution < names.size() ? names[k.institution] : "#" + std::to_string(k.institution);
   return "cell " + std::string(CategoryName(k.category)) + "/" + std::to_string(k.province) + "/" + inst + "/" +
@@ -41,6 +50,74 @@ void CompareMeasures(const std::string& what, const Measures& expected, const Me
   if (expected.written_off_fen != actual.written_off_fen) {
     d->Add(what + " written_off_fen", expected.written_off_fen, actual.written_off_fen);
   }
+}
+
+// Replays every journal record visible to `ro` from an empty ledger.
+Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal, const rocksdb::ReadOptions& ro,
+                     const std::unordered_map<std::string, uint32_t>& ids, JournalReplay* out, Differences* diff) {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf_journal));
+  uint64_t expect_no = 1;
+  JournalRecord rec;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint64_t batch_no = 0;
+    if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
+        !DecodeJournalRecord(std::string_view(it->value().data(), it->value().size()), &rec)) {
+      diff->Add("journal record undecodable at batch " + std::to_string(expect_no), 0, 1);
+      ++expect_no;
+      continue;
+    }
+    if (batch_no != expect_no) {
+      diff->Add("journal batch number", static_cast<int64_t>(expect_no), static_cast<int64_t>(batch_no));
+    }
+    expect_no = batch_no + 1;
+    ++out->batches;
+    for (size_t i = 0; i < rec.events.size(); ++i) {
+      const LoanEvent& e = rec.events[i];
+      ++out->events;
+      const std::string where = "journal batch " + std::to_string(batch_no) + " event " + std::to_string(i);
+      if (auto fe = ValidateEvent(e)) {
+        diff->Add(where + " invalid: " + fe->message, 0, 1);
+        continue;
+      }
+      LoanSlot& slot = out->loans[LoanKey(e.institution_id, e.loan_id)];
+      LoanSlot before;
+      EventStep step = StepLoan(e, &slot, &before);
+      if (step.kind == EventStep::Kind::kRejected) {
+        diff->Add(where + " does not apply: " + step.message, 0, 1);
+        continue;
+      }
+      if (step.kind == EventStep::Kind::kDuplicate) continue;
+      auto id = ids.find(e.institution_id);
+      if (id == ids.end()) {
+        diff->Add(where + " institution without id: " + e.institution_id, 0, 1);
+        continue;
+      }
+      EmitDeltas(before, slot, e, [&](Category c, uint8_t province, Day day, const Measures& m) {
+        out->cells[PackCell(CellKey{c, province, id->second, day})] += m;
+      });
+    }
+  }
+  if (!it->status().ok()) return Status::IoError("read journal: " + it->status().ToString());
+  out->next_batch_no = expect_no;
+  return Status::Ok();
+}
+
+// The institution dictionary visible to `ro`.
+Status ReadInstitutions(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_meta, const rocksdb::ReadOptions& ro,
+                        std::unordered_map<std::string, uint32_t>* ids, std::vector<std::string>* names) {
+  names->assign(1, std::string());
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf_meta));
+  for (it->Seek(kMetaInstitutionPrefix); it->Valid() && it->key().starts_with(kMetaInstitutionPrefix); it->Next()) {
+    uint32_t id = 0;
+    if (it->value().size() == 4) std::memcpy(&id, it->value().data(), 4);
+    if (id == 0 || id > kInstitutionsMax) return Status::Corruption("bad institution id " + it->key().ToString());
+    std::string name = it->key().ToString().substr(kMetaInstitutionPrefix.size());
+    if (names->size() <= id) names->resize(id + 1);
+    (*names)[id] = name;
+    ids->emplace(std::move(name), id);
+  }
+  if (!it->status().ok()) return Status::IoError("read institutions: " + it->status().ToString());
+  return Status::Ok();
 }
 
 }  // namespace
@@ -65,70 +142,20 @@ Result<VerifyReport> LedgerImpl::Verify() {
 
   // Institutions as of the snapshot.
   std::unordered_map<std::string, uint32_t> ids;
-  std::vector<std::string> names(1);
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_meta_));
-    for (it->Seek(kMetaInstitutionPrefix); it->Valid() && it->key().starts_with(kMetaInstitutionPrefix); it->Next()) {
-      uint32_t id = 0;
-      if (it->value().size() == 4) std::memcpy(&id, it->value().data(), 4);
-      std::string name = it->key().ToString().substr(kMetaInstitutionPrefix.size());
-      if (names.size() <= id) names.resize(id + 1);
-      names[id] = name;
-      ids.emplace(std::move(name), id);
-    }
-    if (!it->status().ok()) return Status::IoError("read institutions: " + it->status().ToString());
-  }
+  std::vector<std::string> names;
+  if (Status st = ReadInstitutions(db_.get(), cf_meta_, ro, &ids, &names); !st.ok()) return st;
 
   // 1. Replay the journal from nothing.
-  std::unordered_map<std::string, LoanSlot> loans;
-  std::map<uint64_t, Measures> cells;  // packed cell -> day value
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_journal_));
-    uint64_t expect_no = 1;
-    JournalRecord rec;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      uint64_t batch_no = 0;
-      if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
-          !DecodeJournalRecord(std::string_view(it->value().data(), it->value().size()), &rec)) {
-        diff.Add("journal record undecodable at batch " + std::to_string(expect_no), 0, 1);
-        ++expect_no;
-        continue;
-      }
-      if (batch_no != expect_no) diff.Add("journal batch number", static_cast<int64_t>(expect_no), static_cast<int64_t>(batch_no));
-      expect_no = batch_no + 1;
-      ++report.batches_replayed;
-      for (size_t i = 0; i < rec.events.size(); ++i) {
-        const LoanEvent& e = rec.events[i];
-        ++report.events_replayed;
-        const std::string where = "journal batch " + std::to_string(batch_no) + " event " + std::to_string(i);
-        if (auto fe = ValidateEvent(e)) {
-          diff.Add(where + " invalid: " + fe->message, 0, 1);
-          continue;
-        }
-        LoanSlot& slot = loans[LoanKey(e.institution_id, e.loan_id)];
-        LoanSlot before;
-        EventStep step = StepLoan(e, &slot, &before);
-        if (step.kind == EventStep::Kind::kRejected) {
-          diff.Add(where + " does not apply: " + step.message, 0, 1);
-          continue;
-        }
-        if (step.kind == EventStep::Kind::kDuplicate) continue;
-        auto id = ids.find(e.institution_id);
-        if (id == ids.end()) {
-          diff.Add(where + " institution without id: " + e.institution_id, 0, 1);
-          continue;
-        }
-        EmitDeltas(before, slot, e, [&](Category c, uint8_t province, Day day, const Measures& m) {
-          cells[PackCell(CellKey{c, province, id->second, day})] += m;
-        });
-      }
-    }
-    if (!it->status().ok()) return Status::IoError("read journal: " + it->status().ToString());
-    if (expect_no != next_batch_at_snapshot) {
-      diff.Add("journal end vs next batch number", static_cast<int64_t>(next_batch_at_snapshot),
-               static_cast<int64_t>(expect_no));
-    }
+  JournalReplay replay;
+  if (Status st = ReplayJournal(db_.get(), cf_journal_, ro, ids, &replay, &diff); !st.ok()) return st;
+  report.batches_replayed = replay.batches;
+  report.events_replayed = replay.events;
+  if (replay.next_batch_no != next_batch_at_snapshot) {
+    diff.Add("journal end vs next batch number", static_cast<int64_t>(next_batch_at_snapshot),
+             static_cast<int64_t>(replay.next_batch_no));
   }
+  auto& loans = replay.loans;
+  auto& cells = replay.cells;
 
   // 2. Stored loan states against the replay.
   {
@@ -218,6 +245,42 @@ Result<VerifyReport> LedgerImpl::Verify() {
     }
   }
   return report;
+}
+
+Result<uint64_t> LedgerImpl::RebuildAggregates() {
+  std::lock_guard write_lock(write_mu_);  // no group may land meanwhile
+  const rocksdb::ReadOptions ro;
+  std::unordered_map<std::string, uint32_t> ids;
+  std::vector<std::string> names;
+  if (Status st = ReadInstitutions(db_.get(), cf_meta_, ro, &ids, &names); !st.ok()) return st;
+  VerifyReport problems;
+  Differences diff(&problems);
+  JournalReplay replay;
+  if (Status st = ReplayJournal(db_.get(), cf_journal_, ro, ids, &replay, &diff); !st.ok()) return st;
+  if (!problems.differences.empty()) {
+    return Status::Corruption("the journal does not replay cleanly: " + problems.differences.front().what);
+  }
+  rocksdb::WriteBatch wb;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_cells_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) wb.Delete(cf_cells_, it->key());
+  if (!it->status().ok()) return Status::IoError("read cells: " + it->status().ToString());
+  Aggregator rebuilt;
+  uint64_t stored = 0;
+  for (const auto& [packed, m] : replay.cells) {
+    if (m.IsZero()) continue;
+    const CellKey key = UnpackCell(packed);
+    wb.Put(cf_cells_, EncodeCellKey(key), EncodeMeasures(m));
+    rebuilt.AddCell(key, m);
+    ++stored;
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok()) return Status::IoError("write cells: " + s.ToString());
+  std::unique_lock loans_lock(loans_mu_);
+  std::unique_lock agg_lock(agg_mu_);
+  agg_ = std::move(rebuilt);
+  for (auto& [key, slot] : loans_) slot.mask = Classify(slot.state.attributes);
+  return stored;
 }
 
 }  // namespace loanledger::storage
