@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The README's first command. On a fresh Debian bookworm machine (as root):
+# installs the packages, builds Release, starts loanledgerd on 127.0.0.1
+# with a fresh data directory and fresh tokens, generates the demo national
+# portfolio (SPEC §9, scale 1/10,000), submits it through the CLI with
+# progress, prints the 2024-09-30 report next to the published figures, and
+# leaves the server running.
+#
+# Environment (all optional):
+#   LOANLEDGER_HOME  where data, tokens, logs and the CSV go (default ./run)
+#   LOANLEDGER_PORT  client port (default 7700), LOANLEDGER_METRICS_PORT (default 9464)
+#   LOANLEDGER_SCALE portfolio scale (default 0.0001), LOANLEDGER_SEED (default 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+HOME_DIR=${LOANLEDGER_HOME:-$ROOT/run}
+PORT=${LOANLEDGER_PORT:-7700}
+METRICS_PORT=${LOANLEDGER_METRICS_PORT:-9464}
+SCALE=${LOANLEDGER_SCALE:-0.0001}
+SEED=${LOANLEDGER_SEED:-1}
+REPORT_DATE=2024-09-30
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "1/6 installing packages"
+scripts/install-deps.sh
+
+step "2/6 building (Release)"
+scripts/build.sh loanledgerd loanledger
+LL=$ROOT/build/client/loanledger
+LLD=$ROOT/build/server/loanledgerd
+
+# A server left running by an earlier quick start is stopped first.
+if [ -f "$HOME_DIR/loanledgerd.pid" ]; then
+  old=$(cat "$HOME_DIR/loanledgerd.pid")
+  if kill -0 "$old" 2>/dev/null; then
+    step "stopping the earlier loanledgerd (pid $old)"
+    kill -TERM "$old"
+    for _ in $(seq 1 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+  fi
+fi
+rm -rf "$HOME_DIR"
+mkdir -p "$HOME_DIR/data" "$HOME_DIR/csv"
+
+step "3/6 generating the demo portfolio (scale $SCALE, seed $SEED)"
+"$LL" gen --scale "$SCALE" --seed "$SEED" --out "$HOME_DIR/portfolio.csv"
+# One file per institution: each bank submits its own loans with its own token.
+awk -F, -v dir="$HOME_DIR/csv" 'NR == 1 { header = $0; next }
+  { f = dir "/" $1 ".csv"; if (!(f in seen)) { print header > f; seen[f] = 1 } print > f }' \
+  "$HOME_DIR/portfolio.csv"
+institutions=$(cd "$HOME_DIR/csv" && ls -- *.csv | sed 's/\.csv$//')
+echo "$(wc -l < "$HOME_DIR/portfolio.csv") lines, $(echo "$institutions" | wc -l) institutions" >&2
+
+step "4/6 making tokens and starting loanledgerd on 127.0.0.1:$PORT"
+TOKENS=$HOME_DIR/tokens
+: > "$TOKENS"
+chmod 600 "$TOKENS"
+declare -A TOKEN_OF
+for inst in $institutions; do
+  out=$("$LL" token new --role institution --institution "$inst")
+  TOKEN_OF[$inst]=$(sed -n 1p <<<"$out")
+  sed -n 2p <<<"$out" >> "$TOKENS"
+done
+out=$("$LL" token new --role regulator)
+REGULATOR_TOKEN=$(sed -n 1p <<<"$out")
+sed -n 2p <<<"$out" >> "$TOKENS"
+echo "$REGULATOR_TOKEN" > "$HOME_DIR/regulator.token"
+chmod 600 "$HOME_DIR/regulator.token"
+
+nohup "$LLD" --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
+  --data "$HOME_DIR/data" --tokens "$TOKENS" > "$HOME_DIR/loanledgerd.log" 2>&1 &
+SERVER_PID=$!
+echo "$SERVER_PID" > "$HOME_DIR/loanledgerd.pid"
+for _ in $(seq 1 100); do
+  grep -q "listening on" "$HOME_DIR/loanledgerd.log" 2>/dev/null && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$HOME_DIR/loanledgerd.log" >&2; echo "loanledgerd did not start" >&2; exit 1; }
+  sleep 0.1
+done
+
+step "5/6 submitting the portfolio through the CLI"
+export LOANLEDGER_SERVER=127.0.0.1:$PORT
+for inst in $institutions; do
+  printf '%-8s ' "$inst" >&2
+  LOANLEDGER_TOKEN=${TOKEN_OF[$inst]} "$LL" submit "$HOME_DIR/csv/$inst.csv"
+done
+
+step "6/6 the report for $REPORT_DATE, next to the published figures (SPEC §9)"
+LOANLEDGER_TOKEN=$REGULATOR_TOKEN "$LL" report --date "$REPORT_DATE" > "$HOME_DIR/report.txt"
+cat "$HOME_DIR/report.txt"
+LOANLEDGER_TOKEN=$REGULATOR_TOKEN "$LL" report --date "$REPORT_DATE" --format json > "$HOME_DIR/report.json"
+python3 - "$HOME_DIR/report.json" "$SCALE" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1])); scale = float(sys.argv[2])
+rows = {r["category"]: r for r in report["rows"] if r["group"] is None}
+# SPEC §9: PBoC, end of September 2024 (trillion yuan, YoY %); None = not published.
+published = [("MANUFACTURING_MLT", 13.88, 14.8), ("HIGH_TECH_MANUFACTURING", None, 12.0),
+             ("SRDI", 4.26, 13.5), ("INCLUSIVE_SMALL_MICRO", 32.90, 14.5)]
+print(f"\n{'category':<26}{'published':>22}{'x scale (yuan)':>22}{'loanledger (yuan)':>22}{'pub. YoY':>10}{'YoY':>9}")
+for cat, tn, yoy in published:
+    r = rows[cat]
+    bal_yuan = r["balance_fen"] / 100
+    pub = f"{tn:.2f} tn yuan" if tn is not None else "-"
+    target = f"{tn * 1e12 * scale:,.0f}" if tn is not None else "-"
+    got_yoy = "null" if r["yoy_growth_pct"] is None else f"{r['yoy_growth_pct']:.2f}%"
+    print(f"{cat:<26}{pub:>22}{target:>22}{bal_yuan:>22,.0f}{yoy:>9.1f}%{got_yoy:>9}")
+PY
+
+cat >&2 <<MSG
+
+loanledgerd is running (pid $SERVER_PID), data in $HOME_DIR/data, log $HOME_DIR/loanledgerd.log
+  metrics:   http://127.0.0.1:$METRICS_PORT/metrics
+  query:     LOANLEDGER_SERVER=127.0.0.1:$PORT LOANLEDGER_TOKEN=\$(cat $HOME_DIR/regulator.token) \\
+             $LL report --date $REPORT_DATE --by province
+  stop:      kill $SERVER_PID
+MSG
