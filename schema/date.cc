@@ -19,11 +19,14 @@ Day DaysFromCivil(CivilDate c) {
 }
 
 CivilDate CivilFromDays(Day d) {
-  const int32_t z = d + 719468;
-  const int32_t era = (z >= 0 ? z : z - 146096) / 146097;
+  // 64-bit: d + 719468 overflows int32 for d near INT32_MAX, and any Day can
+  // arrive here (ValidateEvent formats an out-of-range wire date for its
+  // message; found by tests/fuzz). Every int32 day has an int32 year.
+  const int64_t z = int64_t{d} + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
   const uint32_t doe = static_cast<uint32_t>(z - era * 146097);
   const uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int32_t y = static_cast<int32_t>(yoe) + era * 400;
+  const auto y = static_cast<int32_t>(int64_t{yoe} + era * 400);
   const uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
   const uint32_t mp = (5 * doy + 2) / 153;
   const uint32_t day = doy - (153 * mp + 2) / 5 + 1;

@@ -1,0 +1,454 @@
+#include "client/cli/app.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "client/cli/format.h"
+#include "client/cli/progress.h"
+#include "client/cli/submit.h"
+#include "client/cli/token.h"
+#include "client/csv.h"
+#include "schema/category.h"
+#include "schema/check.h"
+#include "schema/limits.h"
+
+namespace loanledger::client::cli {
+namespace {
+
+constexpr std::string_view kEnvServer = "LOANLEDGER_SERVER";
+constexpr std::string_view kEnvToken = "LOANLEDGER_TOKEN";
+constexpr size_t kTokenNameBytesMax = 64;  // a label in the tokens file, not an essay
+
+// ---- Flags ----------------------------------------------------------------
+
+struct ConnectionFlags {
+  std::string server;  // "" = $LOANLEDGER_SERVER, else kDefaultServer
+  std::string token;   // "" = $LOANLEDGER_TOKEN
+  bool tls = false;
+  std::string tls_ca;  // implies tls
+};
+
+struct Flags {
+  ConnectionFlags connection;
+  std::string file;                                 // submit
+  size_t batch_size = kSubmitBatchEventsDefault;    // submit
+  std::string date;                                 // report
+  std::vector<std::string> categories;              // report
+  std::string category;                             // series
+  std::string from, to, step = "month";             // series
+  std::string by;                                   // report, series
+  std::string format = "table";                     // report, series, loan
+  std::string institution, loan_id;                 // loan
+  std::string role, token_institution, token_name;  // token new
+  std::string gen_scale = "1/10000";                // gen
+  uint64_t gen_seed = 1;                            // gen
+  std::string gen_out = "-";                        // gen
+};
+
+struct Commands {
+  CLI::App* submit;
+  CLI::App* report;
+  CLI::App* series;
+  CLI::App* loan;
+  CLI::App* token_new;
+  CLI::App* gen;
+};
+
+std::vector<std::string> CategoryNameList() {
+  std::vector<std::string> names;
+  for (const CategoryRule& rule : CategoryRules()) names.emplace_back(rule.name);
+  return names;
+}
+
+void AddConnectionOptions(CLI::App* cmd, ConnectionFlags& f) {
+  cmd->add_option("--server", f.server,
+                  "server address HOST:PORT (default $LOANLEDGER_SERVER, else 127.0.0.1:7700)");
+  cmd->add_option("--token", f.token, "bearer token (default $LOANLEDGER_TOKEN)");
+  cmd->add_flag("--tls", f.tls, "connect with TLS");
+  cmd->add_option("--tls-ca", f.tls_ca, "PEM CA file to verify the server (implies --tls)");
+}
+
+void AddFormatOption(CLI::App* cmd, Flags& f) {
+  cmd->add_option("--format", f.format, "output format: table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}))
+      ->capture_default_str();
+}
+
+void AddQueryCommands(CLI::App& app, Flags& f, Commands& c) {
+  c.report = app.add_subcommand("report",
+                                "figures as of a date, per category (and province or institution)");
+  AddConnectionOptions(c.report, f.connection);
+  c.report->add_option("--date", f.date, "as of this date, YYYY-MM-DD")->required();
+  c.report->add_option("--category", f.categories, "category (repeatable; default: all)")
+      ->delimiter(',')
+      ->check(CLI::IsMember(CategoryNameList()));
+  c.report->add_option("--by", f.by, "group rows by province or institution")
+      ->check(CLI::IsMember({"province", "institution"}));
+  AddFormatOption(c.report, f);
+
+  c.series = app.add_subcommand("series", "balances of one category at each period end from..to");
+  AddConnectionOptions(c.series, f.connection);
+  c.series->add_option("--category", f.category, "category")
+      ->required()
+      ->check(CLI::IsMember(CategoryNameList()));
+  c.series->add_option("--from", f.from, "first date, YYYY-MM-DD")->required();
+  c.series->add_option("--to", f.to, "last date, YYYY-MM-DD (the last period is clipped to it)")
+      ->required();
+  c.series->add_option("--step", f.step, "period: day, month, quarter or year")
+      ->check(CLI::IsMember({"day", "month", "quarter", "year"}))
+      ->capture_default_str();
+  c.series->add_option("--by", f.by, "one point per province or institution")
+      ->check(CLI::IsMember({"province", "institution"}));
+  AddFormatOption(c.series, f);
+
+  c.loan = app.add_subcommand("loan", "one loan: state, last seq, attributes, categories");
+  AddConnectionOptions(c.loan, f.connection);
+  c.loan->add_option("--institution", f.institution, "institution_id")->required();
+  c.loan->add_option("--loan-id", f.loan_id, "loan_id")->required();
+  AddFormatOption(c.loan, f);
+}
+
+void AddCommands(CLI::App& app, Flags& f, Commands& c) {
+  c.submit =
+      app.add_subcommand("submit", "submit loan events from a CSV file (SPEC section 2 form)");
+  AddConnectionOptions(c.submit, f.connection);
+  c.submit->add_option("file", f.file, "CSV file with the header line ('-' = stdin)")->required();
+  c.submit->add_option("--batch-size", f.batch_size, "events per batch")
+      ->check(CLI::Range(size_t{1}, kBatchEventsMax))
+      ->capture_default_str();
+
+  AddQueryCommands(app, f, c);
+
+  CLI::App* token = app.add_subcommand("token", "bearer tokens");
+  token->require_subcommand(1);
+  c.token_new = token->add_subcommand(
+      "new", "print a new token (line 1) and its tokens-file line (line 2); needs no server");
+  c.token_new->add_option("--role", f.role, "institution, regulator or admin")
+      ->required()
+      ->check(CLI::IsMember({"institution", "regulator", "admin"}));
+  c.token_new->add_option("--institution", f.token_institution,
+                          "institution_id (role institution only)");
+  c.token_new->add_option("--name", f.token_name, "a label for the tokens file (no spaces)");
+
+  c.gen = app.add_subcommand("gen",
+                             "generate the synthetic national portfolio as CSV (SPEC section 9)");
+  c.gen
+      ->add_option("--scale", f.gen_scale, "share of the national portfolio, e.g. 1/10000 or 0.001")
+      ->capture_default_str();
+  c.gen->add_option("--seed", f.gen_seed, "random seed")->capture_default_str();
+  c.gen->add_option("--out", f.gen_out, "output CSV file ('-' = stdout)")->capture_default_str();
+}
+
+// ---- Shared helpers -------------------------------------------------------
+
+int Usage(CliContext& ctx, std::string_view command, std::string_view message) {
+  ctx.err << "loanledger " << command << ": " << message
+          << "\nRun with --help for more information.\n";
+  return kExitUsage;
+}
+
+int Fail(CliContext& ctx, std::string_view command, const Status& status) {
+  ctx.err << "loanledger " << command << ": " << status.ToString() << '\n';
+  return ExitCodeFor(status);
+}
+
+// Fills options from the flags, then the environment, then the defaults.
+// Returns an exit code on a usage error.
+std::optional<int> ResolveConnection(const ConnectionFlags& f, std::string_view command,
+                                     CliContext& ctx, ClientOptions& options) {
+  std::string server = f.server;
+  if (server.empty())
+    server = ctx.getenv(std::string(kEnvServer)).value_or(std::string(kDefaultServer));
+  if (!ParseServerAddress(server, options)) {
+    return Usage(ctx, command, "bad server address \"" + server + "\": expected HOST:PORT");
+  }
+  options.token = f.token;
+  if (options.token.empty()) options.token = ctx.getenv(std::string(kEnvToken)).value_or("");
+  if (options.token.empty())
+    return Usage(ctx, command, "no token: pass --token or set LOANLEDGER_TOKEN");
+  options.tls = f.tls || !f.tls_ca.empty();
+  options.tls_ca_file = f.tls_ca;
+  options.client_name = "loanledger-cli";
+  return std::nullopt;
+}
+
+std::optional<Day> ParseQueryDate(std::string_view text) {
+  const std::optional<Day> day = ParseDate(text);
+  if (!day || *day < kDayMin || *day > kDayMax) return std::nullopt;
+  return day;
+}
+
+std::string BadDate(std::string_view flag, std::string_view text) {
+  return "bad " + std::string(flag) + " \"" + std::string(text) +
+         "\": expected YYYY-MM-DD within 1990-01-01..2199-12-31";
+}
+
+// ---- submit ---------------------------------------------------------------
+
+uint64_t FileBytes(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<uint64_t>(size);
+}
+
+int SubmitStream(const Flags& f, std::istream& in, const ClientOptions& options, CliContext& ctx) {
+  CsvReader reader(in);
+  if (!reader.ReadHeader()) {
+    const uint64_t line = std::max<uint64_t>(reader.line_number(), 1);
+    ctx.err << FormatRejectionLine(f.file, line, Reason::kMalformedRecord, reader.error()) << '\n';
+    ctx.out << FormatSubmitCounts({}) << '\n';
+    return kExitRejected;
+  }
+  Result<std::unique_ptr<Client>> client = ctx.connect(options);
+  if (!client.ok()) {
+    const int code = Fail(ctx, "submit", client.status());
+    ctx.out << FormatSubmitCounts({}) << '\n';
+    return code;
+  }
+  Progress progress(ctx.err, ctx.err_is_terminal, f.file == "-" ? 0 : FileBytes(f.file), ctx.now);
+  CsvSubmitter submitter(f.file, in, reader, f.batch_size, ctx.err, progress);
+  const SubmitResult result = submitter.Run(**client);
+  if (!result.status.ok()) Fail(ctx, "submit", result.status);
+  ctx.out << FormatSubmitCounts(result.counts) << '\n';
+  if (result.rejected) return kExitRejected;
+  return result.status.ok() ? kExitOk : ExitCodeFor(result.status);
+}
+
+int RunSubmit(const Flags& f, CliContext& ctx) {
+  ClientOptions options;
+  if (auto code = ResolveConnection(f.connection, "submit", ctx, options)) return *code;
+  if (f.file == "-") {
+    if (ctx.in == nullptr) return Usage(ctx, "submit", "reading from stdin is not available here");
+    return SubmitStream(f, *ctx.in, options, ctx);
+  }
+  std::ifstream file(f.file, std::ios::binary);
+  if (!file) {
+    return Usage(ctx, "submit", "cannot open " + f.file + ": " + std::strerror(errno));
+  }
+  return SubmitStream(f, file, options, ctx);
+}
+
+// ---- queries --------------------------------------------------------------
+
+GroupBy GroupByFlag(const std::string& by) {
+  return by.empty() ? GroupBy::kNone : ParseGroupBy(by).value_or(GroupBy::kNone);
+}
+
+int RunReport(const Flags& f, CliContext& ctx) {
+  ReportQuery query;
+  const std::optional<Day> date = ParseQueryDate(f.date);
+  if (!date) return Usage(ctx, "report", BadDate("--date", f.date));
+  query.date = *date;
+  for (const std::string& name : f.categories) {
+    const std::optional<Category> category = ParseCategory(name);
+    if (!category) return Usage(ctx, "report", "unknown category " + name);
+    if (std::find(query.categories.begin(), query.categories.end(), *category) ==
+        query.categories.end()) {
+      query.categories.push_back(*category);
+    }
+  }
+  query.by = GroupByFlag(f.by);
+  ClientOptions options;
+  if (auto code = ResolveConnection(f.connection, "report", ctx, options)) return *code;
+  Result<std::unique_ptr<Client>> client = ctx.connect(options);
+  if (!client.ok()) return Fail(ctx, "report", client.status());
+  Result<Report> report = (*client)->QueryReport(query);
+  if (!report.ok()) return Fail(ctx, "report", report.status());
+  report->date = query.date;  // the answer is for the date asked
+  ctx.out << FormatReport(*report, *ParseOutputFormat(f.format)) << std::flush;
+  return kExitOk;
+}
+
+int RunSeries(const Flags& f, CliContext& ctx) {
+  SeriesQuery query;
+  query.category = *ParseCategory(f.category);  // checked by CLI11
+  const std::optional<Day> from = ParseQueryDate(f.from);
+  if (!from) return Usage(ctx, "series", BadDate("--from", f.from));
+  const std::optional<Day> to = ParseQueryDate(f.to);
+  if (!to) return Usage(ctx, "series", BadDate("--to", f.to));
+  if (*from > *to) return Usage(ctx, "series", "--from " + f.from + " is after --to " + f.to);
+  query.from = *from;
+  query.to = *to;
+  query.step = *ParseStep(f.step);  // checked by CLI11
+  query.by = GroupByFlag(f.by);
+  if (SeriesDates(query.from, query.to, query.step).size() > kSeriesPointsMax) {
+    return Usage(ctx, "series", "too many points: use a larger --step or a shorter range");
+  }
+  ClientOptions options;
+  if (auto code = ResolveConnection(f.connection, "series", ctx, options)) return *code;
+  Result<std::unique_ptr<Client>> client = ctx.connect(options);
+  if (!client.ok()) return Fail(ctx, "series", client.status());
+  Result<Series> series = (*client)->QuerySeries(query);
+  if (!series.ok()) return Fail(ctx, "series", series.status());
+  // The shape names what was asked (SPEC §7: category, step, group_by).
+  series->category = query.category;
+  series->step = query.step;
+  series->by = query.by;
+  ctx.out << FormatSeries(*series, *ParseOutputFormat(f.format)) << std::flush;
+  return kExitOk;
+}
+
+int RunLoan(const Flags& f, CliContext& ctx) {
+  if (!IsValidInstitutionId(f.institution)) {
+    return Usage(ctx, "loan", "bad --institution \"" + f.institution + "\": 1-32 of A-Z 0-9 _ -");
+  }
+  if (!IsValidLoanId(f.loan_id)) {
+    return Usage(ctx, "loan", "bad --loan-id: 1-64 printable ASCII characters without comma");
+  }
+  ClientOptions options;
+  if (auto code = ResolveConnection(f.connection, "loan", ctx, options)) return *code;
+  Result<std::unique_ptr<Client>> client = ctx.connect(options);
+  if (!client.ok()) return Fail(ctx, "loan", client.status());
+  Result<LoanView> loan = (*client)->QueryLoan(f.institution, f.loan_id);
+  if (!loan.ok()) return Fail(ctx, "loan", loan.status());
+  ctx.out << FormatLoan(*loan, *ParseOutputFormat(f.format)) << std::flush;
+  return kExitOk;
+}
+
+// ---- token new, gen ---------------------------------------------------------
+
+bool IsValidTokenName(std::string_view name) {
+  if (name.size() > kTokenNameBytesMax) return false;
+  // '#' would start a comment in the tokens file and cut the line.
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return c > 0x20 && c < 0x7f && c != '#'; });
+}
+
+int RunTokenNew(const Flags& f, CliContext& ctx) {
+  const TokenRole role = *ParseTokenRole(f.role);  // checked by CLI11
+  if (role == TokenRole::kInstitution && !IsValidInstitutionId(f.token_institution)) {
+    return Usage(ctx, "token new", "role institution needs --institution I (1-32 of A-Z 0-9 _ -)");
+  }
+  if (role != TokenRole::kInstitution && !f.token_institution.empty()) {
+    return Usage(ctx, "token new", "--institution applies to role institution only");
+  }
+  if (!IsValidTokenName(f.token_name)) {
+    return Usage(ctx, "token new",
+                 "--name must be up to 64 printable characters without spaces or #");
+  }
+  Result<std::string> token = NewToken();
+  if (!token.ok()) return Fail(ctx, "token new", token.status());
+  ctx.out << *token << '\n'
+          << TokensFileLine(*token, role, f.token_institution, f.token_name) << '\n';
+  ctx.out.flush();
+  ctx.err << "loanledger token new: give line 1 to the client; append line 2 to the server's "
+             "tokens file\n";
+  return kExitOk;
+}
+
+// "1/10000", "0.0001" or "1e-4"; positive and finite (the generator checks its own bounds).
+std::optional<double> ParseScale(std::string_view text) {
+  auto number = [](std::string_view s) -> std::optional<double> {
+    double v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return v;
+  };
+  std::optional<double> scale;
+  if (const size_t slash = text.find('/'); slash != std::string_view::npos) {
+    const auto num = number(text.substr(0, slash));
+    const auto den = number(text.substr(slash + 1));
+    if (num && den && *den > 0) scale = *num / *den;
+  } else {
+    scale = number(text);
+  }
+  if (!scale || !(*scale > 0) || !std::isfinite(*scale)) return std::nullopt;
+  return scale;
+}
+
+int RunGen(const Flags& f, CliContext& ctx) {
+  const std::optional<double> scale = ParseScale(f.gen_scale);
+  if (!scale)
+    return Usage(ctx, "gen",
+                 "bad --scale \"" + f.gen_scale + "\": expected a positive share, e.g. 1/10000");
+  if (!ctx.gen) {
+    return Usage(ctx, "gen",
+                 "the portfolio generator (client/gen) is not built into this binary yet");
+  }
+  return ctx.gen(GenArgs{*scale, f.gen_seed, f.gen_out}, ctx);
+}
+
+int Dispatch(const Commands& c, const Flags& f, CliContext& ctx) {
+  if (c.submit->parsed()) return RunSubmit(f, ctx);
+  if (c.report->parsed()) return RunReport(f, ctx);
+  if (c.series->parsed()) return RunSeries(f, ctx);
+  if (c.loan->parsed()) return RunLoan(f, ctx);
+  if (c.token_new->parsed()) return RunTokenNew(f, ctx);
+  if (c.gen->parsed()) return RunGen(f, ctx);
+  LL_CHECK_MSG(false, "a parsed command line without a command");
+  return kExitUsage;
+}
+
+}  // namespace
+
+int ExitCodeFor(const Status& status) {
+  LL_CHECK(!status.ok());
+  switch (status.code()) {
+    case Status::Code::kInvalidArgument:
+      return kExitUsage;
+    case Status::Code::kPermissionDenied:
+      return kExitRejected;
+    case Status::Code::kNotFound:
+      return kExitNotFound;
+    case Status::Code::kUnavailable:
+    case Status::Code::kUnauthenticated:
+      return kExitUnavailable;
+    // The server could not answer (storage trouble, a bound, a bug): like an
+    // outage to the caller — nothing was produced; retry or call the operator.
+    case Status::Code::kIoError:
+    case Status::Code::kCorruption:
+    case Status::Code::kResourceExhausted:
+    case Status::Code::kInternal:
+    case Status::Code::kOk:
+      return kExitUnavailable;
+  }
+  return kExitUnavailable;
+}
+
+bool ParseServerAddress(std::string_view text, ClientOptions& options) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return false;
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return false;  // an IPv6 address needs brackets: [::1]:7700
+  }
+  uint32_t port = 0;
+  if (port_text.empty() || port_text[0] < '0' || port_text[0] > '9') return false;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 1 || port > 65535)
+    return false;
+  options.host = std::string(host);
+  options.port = static_cast<uint16_t>(port);
+  return true;
+}
+
+int RunCli(const std::vector<std::string>& args, CliContext& ctx) {
+  CLI::App app{"loanledger: submit loan events and query regulatory loan statistics", "loanledger"};
+  app.require_subcommand(1);
+  app.fallthrough();  // lets `token new` and `gen` accept (and ignore) --server/--token
+  Flags flags;
+  AddConnectionOptions(&app, flags.connection);
+  Commands commands{};
+  AddCommands(app, flags, commands);
+  try {
+    app.parse(std::vector<std::string>(args.rbegin(), args.rend()));  // CLI11 wants them reversed
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, ctx.out, ctx.err);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  return Dispatch(commands, flags, ctx);
+}
+
+}  // namespace loanledger::client::cli

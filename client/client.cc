@@ -1,0 +1,336 @@
+// The client library (client.h): request/reply, pipelined submission,
+// reconnect and resend. Transport in connection.cc.
+#include "client/client.h"
+
+#include <algorithm>
+#include <deque>
+#include <thread>
+
+#include "client/connection.h"
+#include "schema/check.h"
+#include "schema/limits.h"
+#include "schema/wire.h"
+
+namespace loanledger::client {
+namespace {
+
+using detail::Clock;
+using detail::Connection;
+
+// Reconnect backoff: 100 ms, doubling, at most 5 s between attempts.
+constexpr auto kBackoffFirst = std::chrono::milliseconds(100);
+constexpr auto kBackoffMax = std::chrono::milliseconds(5000);
+
+bool IsError(const wire::Message& m) { return m.body_type() == wire::Body::Error; }
+
+// Errors after which the same request may succeed on a new connection.
+bool Retryable(const Status& s) {
+  return s.code() == Status::Code::kUnavailable || s.code() == Status::Code::kResourceExhausted;
+}
+
+BatchOutcome OutcomeOf(const wire::Message& m) {
+  BatchOutcome o;
+  if (const wire::Ack* ack = m.body_as_Ack()) {
+    const wire::AckInfo info = wire::DecodeAck(*ack);
+    o.applied = true;
+    o.batch_no = info.batch_no;
+    o.events_applied = info.events_applied;
+    o.events_duplicate = info.events_duplicate;
+    return o;
+  }
+  const wire::Rejected* rejected = m.body_as_Rejected();
+  LL_CHECK(rejected != nullptr);
+  for (wire::RejectionEntry& r : wire::DecodeRejected(*rejected)) {
+    o.rejections.push_back(Rejection{r.index, r.reason, std::move(r.message)});
+  }
+  if (o.rejections.empty()) {
+    o.rejections.push_back(Rejection{0, Reason::kOk, "rejected without a reason"});
+  }
+  return o;
+}
+
+class ClientImpl final : public Client {
+ public:
+  explicit ClientImpl(ClientOptions options) : options_(std::move(options)) {}
+
+  Status Init() {
+    if (options_.tls) {
+      Result<std::unique_ptr<detail::TlsContext>> tls = detail::TlsContext::Make(options_);
+      if (!tls.ok()) return tls.status();
+      tls_ = std::move(*tls);
+    }
+    return ConnectOnce();
+  }
+
+  const Identity& identity() const override { return identity_; }
+
+  Result<BatchOutcome> Submit(const std::vector<LoanEvent>& events) override {
+    bool given = false;
+    std::optional<BatchOutcome> outcome;
+    Status s = SubmitStream(
+        [&](std::vector<LoanEvent>& batch) {
+          if (given) return false;
+          batch = events;
+          given = true;
+          return true;
+        },
+        [&](uint64_t, const BatchOutcome& o) {
+          outcome = o;
+          return true;
+        });
+    if (!s.ok()) return s;
+    LL_CHECK(outcome.has_value());
+    return *outcome;
+  }
+
+  Status SubmitStream(const std::function<bool(std::vector<LoanEvent>& batch)>& next,
+                      const std::function<bool(uint64_t batch_index, const BatchOutcome& outcome)>&
+                          on_outcome) override;
+
+  Result<Report> QueryReport(const ReportQuery& query) override {
+    Result<wire::OwnedMessage> r = Call(
+        [&](uint64_t id) { return wire::EncodeReportRequest(id, query); }, wire::Body::ReportReply);
+    if (!r.ok()) return r.status();
+    return wire::DecodeReportReply(*r->message->body_as_ReportReply());
+  }
+
+  Result<Series> QuerySeries(const SeriesQuery& query) override {
+    Result<wire::OwnedMessage> r = Call(
+        [&](uint64_t id) { return wire::EncodeSeriesRequest(id, query); }, wire::Body::SeriesReply);
+    if (!r.ok()) return r.status();
+    return wire::DecodeSeriesReply(*r->message->body_as_SeriesReply());
+  }
+
+  Result<LoanView> QueryLoan(const std::string& institution_id,
+                             const std::string& loan_id) override {
+    Result<wire::OwnedMessage> r =
+        Call([&](uint64_t id) { return wire::EncodeLoanRequest(id, institution_id, loan_id); },
+             wire::Body::LoanReply);
+    if (!r.ok()) return r.status();
+    return wire::DecodeLoanReply(*r->message->body_as_LoanReply());
+  }
+
+  Result<VerifyOutcome> Verify() override {
+    Result<wire::OwnedMessage> r =
+        Call([](uint64_t id) { return wire::EncodeVerifyRequest(id); }, wire::Body::VerifyReply);
+    if (!r.ok()) return r.status();
+    const wire::VerifySummary s = wire::DecodeVerifyReply(*r->message->body_as_VerifyReply());
+    VerifyOutcome out{s.batches_replayed, s.events_replayed, s.loans_checked, s.cells_checked, {}};
+    for (const wire::VerifyDiff& d : s.differences) {
+      out.differences.push_back(d.what + ": expected " + std::to_string(d.expected) + " actual " +
+                                std::to_string(d.actual));
+    }
+    return out;
+  }
+
+  Result<std::string> Stats() override {
+    Result<wire::OwnedMessage> r =
+        Call([](uint64_t id) { return wire::EncodeStatsRequest(id); }, wire::Body::StatsReply);
+    if (!r.ok()) return r.status();
+    return std::string(wire::View(r->message->body_as_StatsReply()->text()));
+  }
+
+ private:
+  struct Pending {
+    uint64_t index = 0;                        // batch index in the stream
+    std::shared_ptr<const wire::Frame> frame;  // encoded once, resent as is
+    uint64_t request_id = 0;                   // inside frame
+    Clock::time_point sent;                    // for the request timeout
+    std::optional<BatchOutcome> outcome;       // set when answered
+  };
+
+  Clock::time_point RequestDeadline(Clock::time_point from) const {
+    return from + std::chrono::milliseconds(options_.request_timeout_ms);
+  }
+
+  // Opens a connection and says Hello. kUnavailable, kUnauthenticated.
+  Status ConnectOnce() {
+    conn_.reset();
+    Result<std::unique_ptr<Connection>> conn = Connection::Open(options_, tls_.get());
+    if (!conn.ok()) return conn.status();
+    const uint64_t id = next_request_id_++;
+    (*conn)->Send(std::make_shared<const wire::Frame>(
+        wire::EncodeHello(id, options_.token, options_.client_name)));
+    const Clock::time_point deadline =
+        Clock::now() + std::chrono::milliseconds(options_.connect_timeout_ms);
+    Result<wire::OwnedMessage> reply = (*conn)->Receive(deadline);
+    if (!reply.ok()) return reply.status();
+    const wire::Message& m = *reply->message;
+    if (IsError(m)) return wire::StatusFromError(*m.body_as_Error());
+    if (m.body_type() != wire::Body::HelloOk) {
+      return Status::Internal("expected HelloOk, got " +
+                              std::string(wire::BodyName(m.body_type())));
+    }
+    const wire::HelloOkInfo info = wire::DecodeHelloOk(*m.body_as_HelloOk());
+    identity_.role = static_cast<Role>(info.role);
+    identity_.institution_id = info.institution_id;
+    identity_.server_version = info.server_version;
+    conn_ = std::move(*conn);
+    return Status::Ok();
+  }
+
+  // Reconnects when there is no connection: up to reconnect_attempts_max
+  // attempts with exponential backoff. A refused token ends it at once.
+  Status EnsureConnected() {
+    if (conn_) return Status::Ok();
+    Status last = Status::Unavailable("not connected");
+    auto backoff = kBackoffFirst;
+    for (uint32_t attempt = 0; attempt < std::max<uint32_t>(1, options_.reconnect_attempts_max);
+         ++attempt) {
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, kBackoffMax);
+      last = ConnectOnce();
+      if (last.ok() || last.code() == Status::Code::kUnauthenticated) return last;
+    }
+    return Status::Unavailable("cannot reconnect to " + options_.host + ":" +
+                               std::to_string(options_.port) + ": " + last.message());
+  }
+
+  // One request, one reply of type `expect`; resent on a new connection
+  // after a connection failure (queries are idempotent).
+  Result<wire::OwnedMessage> Call(const std::function<wire::Frame(uint64_t)>& make,
+                                  wire::Body expect) {
+    Status last = Status::Unavailable("not connected");
+    for (uint32_t attempt = 0; attempt <= options_.reconnect_attempts_max; ++attempt) {
+      if (Status s = EnsureConnected(); !s.ok()) return s;
+      const uint64_t id = next_request_id_++;
+      conn_->Send(std::make_shared<const wire::Frame>(make(id)));
+      const Clock::time_point deadline = RequestDeadline(Clock::now());
+      while (true) {
+        Result<wire::OwnedMessage> reply = conn_->Receive(deadline);
+        if (!reply.ok()) {
+          last = reply.status();
+          conn_.reset();
+          break;  // retry on a new connection
+        }
+        const wire::Message& m = *reply->message;
+        if (m.request_id() != id && m.request_id() != 0) continue;  // a stale reply
+        if (IsError(m)) {
+          Status s = wire::StatusFromError(*m.body_as_Error());
+          if (m.request_id() == 0 || Retryable(s)) {
+            conn_.reset();
+            if (!Retryable(s)) return s;
+            last = s;
+            break;
+          }
+          return s;
+        }
+        if (m.body_type() != expect) {
+          return Status::Internal("expected " + std::string(wire::BodyName(expect)) + ", got " +
+                                  std::string(wire::BodyName(m.body_type())));
+        }
+        return reply;
+      }
+    }
+    return Status::Unavailable("giving up after " +
+                               std::to_string(options_.reconnect_attempts_max) +
+                               " reconnects: " + last.message());
+  }
+
+  // After a lost connection: reconnect and resend every unanswered batch in
+  // order (a batch applied before the loss comes back as duplicates).
+  Status Resend(std::deque<Pending>& pending, uint32_t& failures, const Status& why) {
+    conn_.reset();
+    if (++failures > options_.reconnect_attempts_max) {
+      return Status::Unavailable("giving up after " + std::to_string(failures - 1) +
+                                 " reconnects: " + why.message());
+    }
+    if (Status s = EnsureConnected(); !s.ok()) return s;
+    const Clock::time_point now = Clock::now();
+    for (Pending& p : pending) {
+      if (p.outcome) continue;
+      p.sent = now;
+      conn_->Send(p.frame);
+    }
+    return Status::Ok();
+  }
+
+  ClientOptions options_;
+  std::unique_ptr<detail::TlsContext> tls_;  // null without TLS
+  std::unique_ptr<Connection> conn_;         // null after a failure until reconnected
+  Identity identity_;
+  uint64_t next_request_id_ = 1;  // never reused within this client
+};
+
+Status ClientImpl::SubmitStream(
+    const std::function<bool(std::vector<LoanEvent>& batch)>& next,
+    const std::function<bool(uint64_t batch_index, const BatchOutcome& outcome)>& on_outcome) {
+  const size_t in_flight_max = std::max<uint32_t>(1, options_.batches_in_flight_max);
+  std::deque<Pending> pending;
+  bool input_done = false;
+  bool stop = false;  // on_outcome said so, or a batch could not be sent
+  Status result;      // returned at the end (error for a batch we refused to send)
+  uint64_t next_index = 0;
+  uint32_t failures = 0;  // reconnects since the last reply
+  std::vector<LoanEvent> batch;
+  while (true) {
+    while (!input_done && !stop && pending.size() < in_flight_max) {
+      batch.clear();
+      if (!next(batch)) {
+        input_done = true;
+        break;
+      }
+      const uint64_t index = next_index++;
+      if (batch.empty() || batch.size() > kBatchEventsMax) {
+        result = Status::InvalidArgument("batch " + std::to_string(index) + " has " +
+                                         std::to_string(batch.size()) + " events; 1.." +
+                                         std::to_string(kBatchEventsMax) + " allowed");
+        stop = true;
+        break;
+      }
+      const uint64_t id = next_request_id_++;
+      auto frame = std::make_shared<const wire::Frame>(wire::EncodeSubmitBatch(id, batch));
+      if (frame->size() - wire::kFrameHeaderBytes > kFrameBytesMaxDefault) {
+        result = Status::InvalidArgument("batch " + std::to_string(index) + " encodes to " +
+                                         std::to_string(frame->size()) +
+                                         " bytes, above the frame limit; use smaller batches");
+        stop = true;
+        break;
+      }
+      if (Status s = EnsureConnected(); !s.ok()) return s;
+      pending.push_back(Pending{index, frame, id, Clock::now(), std::nullopt});
+      conn_->Send(frame);
+    }
+    if (pending.empty()) break;
+    if (Status s = EnsureConnected(); !s.ok()) return s;
+
+    Result<wire::OwnedMessage> reply = conn_->Receive(RequestDeadline(pending.front().sent));
+    if (!reply.ok()) {
+      if (Status s = Resend(pending, failures, reply.status()); !s.ok()) return s;
+      continue;
+    }
+    const wire::Message& m = *reply->message;
+    auto it = std::find_if(pending.begin(), pending.end(),
+                           [&](const Pending& p) { return p.request_id == m.request_id(); });
+    if (IsError(m)) {
+      Status s = wire::StatusFromError(*m.body_as_Error());
+      if (Retryable(s) || (m.request_id() == 0 && s.code() == Status::Code::kUnavailable)) {
+        if (Status r = Resend(pending, failures, s); !r.ok()) return r;
+        continue;
+      }
+      return s;  // permission, invalid batch, storage failure, bad frame: not ours to retry
+    }
+    if (it == pending.end() || it->outcome) continue;  // stale (an earlier connection's)
+    if (m.body_type() != wire::Body::Ack && m.body_type() != wire::Body::Rejected) {
+      return Status::Internal("expected Ack or Rejected, got " +
+                              std::string(wire::BodyName(m.body_type())));
+    }
+    it->outcome = OutcomeOf(m);
+    failures = 0;
+    while (!pending.empty() && pending.front().outcome) {
+      if (!on_outcome(pending.front().index, *pending.front().outcome)) stop = true;
+      pending.pop_front();
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  auto client = std::make_unique<ClientImpl>(options);
+  if (Status s = client->Init(); !s.ok()) return s;
+  return std::unique_ptr<Client>(std::move(client));
+}
+
+}  // namespace loanledger::client

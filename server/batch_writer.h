@@ -1,0 +1,60 @@
+// The single writer thread (SPEC §3 durability, STYLE.md "concurrent writers
+// grouped into one log write and one sync"). Sessions hand it batches through
+// a bounded queue; it takes every batch waiting (up to group_batches_max),
+// applies them with one Ledger::ApplyGroup (one WAL sync), and calls each
+// batch's `done` with its result. A result reaches `done` only after
+// ApplyGroup has returned, so an ack sent from it is durable.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "schema/status.h"
+#include "storage/ledger.h"
+
+namespace loanledger::server {
+
+class Metrics;
+
+class BatchWriter {
+ public:
+  struct Job {
+    storage::Batch batch;                                    // what to apply
+    std::function<void(Result<storage::ApplyResult>)> done;  // called once, on the writer thread
+  };
+  enum class Enqueue { kQueued, kFull, kStopped };
+
+  BatchWriter(storage::Ledger& ledger, Metrics& metrics, size_t queue_batches_max,
+              size_t group_batches_max);
+  ~BatchWriter();  // Stop()
+  BatchWriter(const BatchWriter&) = delete;
+  BatchWriter& operator=(const BatchWriter&) = delete;
+
+  void Start();
+  // Thread-safe. Moves from job only when it returns kQueued.
+  Enqueue TryEnqueue(Job& job);
+  // Refuses new jobs, applies those already queued, joins the thread.
+  void Stop();
+  size_t depth() const;
+
+ private:
+  void Loop();
+  void ApplyGroup(std::deque<Job>& group);
+
+  storage::Ledger& ledger_;
+  Metrics& metrics_;
+  const size_t queue_batches_max_;  // bound of queue_
+  const size_t group_batches_max_;  // batches per ApplyGroup call
+  mutable std::mutex mu_;           // guards queue_ and stopping_
+  std::condition_variable cv_;      // signalled on enqueue and on stop
+  std::deque<Job> queue_;           // FIFO: batches are applied in arrival order
+  bool stopping_ = false;           // no new jobs; drain and exit
+  std::thread thread_;
+};
+
+}  // namespace loanledger::server

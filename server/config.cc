@@ -1,0 +1,95 @@
+#include "server/config.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+namespace loanledger::server {
+
+Result<HostPort> ParseHostPort(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return Status::InvalidArgument("expected HOST:PORT, got '" + text + "'");
+  }
+  HostPort hp;
+  hp.host = text.substr(0, colon);
+  if (hp.host.size() >= 2 && hp.host.front() == '[' && hp.host.back() == ']') {
+    hp.host = hp.host.substr(1, hp.host.size() - 2);
+  }
+  const std::string port = text.substr(colon + 1);
+  uint32_t value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9' || value > 65535) {
+      return Status::InvalidArgument("bad port in '" + text + "'");
+    }
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (value > 65535 || port.size() > 5)
+    return Status::InvalidArgument("bad port in '" + text + "'");
+  hp.port = static_cast<uint16_t>(value);
+  return hp;
+}
+
+std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
+  CLI::App app{"loanledgerd: loan-ledger aggregation server (SPEC §7)", "loanledgerd"};
+  app.set_config("--config", "", "Read options from a TOML/INI file (same keys as the flags)");
+  app.add_option("--listen", c.listen, "HOST:PORT for clients (port 0: any)")
+      ->capture_default_str();
+  app.add_option("--metrics-listen", c.metrics_listen, "HOST:PORT for Prometheus /metrics")
+      ->capture_default_str();
+  app.add_option("--data", c.data_dir, "RocksDB data directory")->required();
+  app.add_option("--tokens", c.tokens_file,
+                 "Tokens file: '<sha256-hex> <role> <institution|-> [name]' per line");
+  auto* cert = app.add_option("--tls-cert", c.tls_cert, "PEM certificate chain (enables TLS)");
+  auto* key = app.add_option("--tls-key", c.tls_key, "PEM private key");
+  cert->needs(key);
+  key->needs(cert);
+  app.add_flag("--verify", c.verify,
+               "Recompute everything from the journal, print differences, exit 0 if none else 1");
+  app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
+
+  auto bound = [&](const char* name, auto& value, const char* help, auto lo, auto hi) {
+    app.add_option(name, value, help)->capture_default_str()->check(CLI::Range(lo, hi));
+  };
+  bound("--io-threads", c.io_threads, "Asio threads", 1u, 256u);
+  bound("--query-threads", c.query_threads, "Query threads", 1u, 256u);
+  bound("--frame-bytes-max", c.frame_bytes_max, "Largest request frame (bytes)", uint64_t{4096},
+        uint64_t{1} << 30);
+  bound("--connections-max", c.connections_max, "Open connections cap", 1u, 1'000'000u);
+  bound("--inflight-requests-max", c.inflight_requests_max,
+        "Unanswered requests per connection before it stops reading", 1u, 65536u);
+  bound("--inflight-bytes-max", c.inflight_bytes_max,
+        "Frame bytes in process per connection before it stops reading", uint64_t{4096},
+        uint64_t{1} << 40);
+  bound("--server-inflight-bytes-max", c.server_inflight_bytes_max,
+        "Frame bytes in process across all connections", uint64_t{4096}, uint64_t{1} << 42);
+  bound("--writer-queue-batches-max", c.writer_queue_batches_max, "Writer queue depth", 1u,
+        1'000'000u);
+  bound("--group-batches-max", c.group_batches_max, "Batches per group commit", 1u, 65536u);
+  bound("--hello-timeout-ms", c.hello_timeout_ms, "TLS handshake + Hello deadline", 1u,
+        86'400'000u);
+  bound("--read-timeout-ms", c.read_timeout_ms, "Frame body deadline", 1u, 86'400'000u);
+  bound("--idle-timeout-ms", c.idle_timeout_ms, "Idle connection deadline", 1u, 86'400'000u);
+  bound("--write-timeout-ms", c.write_timeout_ms, "Reply write deadline", 1u, 86'400'000u);
+  bound("--shutdown-grace-ms", c.shutdown_grace_ms, "SIGTERM grace period", 0u, 3'600'000u);
+  bound("--metrics-refresh-ms", c.metrics_refresh_ms, "Gauge refresh period", 10u, 3'600'000u);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 1;
+  }
+  if (!c.verify && c.tokens_file.empty()) {
+    std::fprintf(stderr, "loanledgerd: --tokens is required (except with --verify)\n");
+    return 1;
+  }
+  for (const std::string* address : {&c.listen, &c.metrics_listen}) {
+    if (Result<HostPort> hp = ParseHostPort(*address); !hp.ok()) {
+      std::fprintf(stderr, "loanledgerd: %s\n", hp.status().message().c_str());
+      return 1;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace loanledger::server

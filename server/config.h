@@ -1,0 +1,73 @@
+// loanledgerd's configuration (SPEC §7): command-line flags, or a config
+// file (--config FILE, TOML/INI `key = value`) with the same keys. Every
+// operational bound lives here with its default and the reason for it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "schema/limits.h"
+#include "schema/status.h"
+
+namespace loanledger::server {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:7700";  // HOST:PORT of the protocol listener; port 0 = any
+  std::string metrics_listen = "127.0.0.1:9464";  // HOST:PORT of /metrics; port 0 = any
+  std::string data_dir;                           // RocksDB directory (required)
+  std::string tokens_file;                        // token hashes (required to serve)
+  std::string tls_cert;                           // PEM certificate chain; with tls_key enables TLS
+  std::string tls_key;                            // PEM private key
+  bool verify = false;                            // run Ledger::Verify, print, exit 0/1
+  std::string log_level = "info";                 // trace|debug|info|warn|error
+
+  // Threads. Two cores is the smallest deployment: io and queries share them.
+  uint32_t io_threads = 2;     // Asio threads running sessions (framing, decoding, replies)
+  uint32_t query_threads = 2;  // report/series/loan/verify run here, off the io threads
+
+  // Bounds.
+  // A batch (16 MiB) plus envelope; larger frames get BAD_FRAME and a close.
+  uint64_t frame_bytes_max = kFrameBytesMaxDefault;
+  // Beyond this many open connections, new ones are closed at once; each
+  // can hold inflight_bytes_max, so this bounds memory with it.
+  uint32_t connections_max = 256;
+  // Requests read from one connection and not yet answered. At the bound
+  // the session stops reading (TCP pushes back on the client). 64 covers a
+  // client's pipeline (the library's default is 8 batches).
+  uint32_t inflight_requests_max = 64;
+  // Frame bytes of one connection being processed; at the bound it stops
+  // reading. Four full batches keep a fast client busy.
+  uint64_t inflight_bytes_max = uint64_t{4} * kBatchBytesMax;
+  // Frame bytes being processed across all connections (memory bound of the
+  // server, ~3x in decoded form); a frame is always admitted when nothing
+  // else is in flight.
+  uint64_t server_inflight_bytes_max = uint64_t{1} << 30;
+  // Batches queued for the writer thread; a full queue makes sessions wait
+  // (they stop reading meanwhile).
+  uint32_t writer_queue_batches_max = 256;
+  // Batches applied with one WAL sync (group commit); bounds the size of one
+  // RocksDB write batch.
+  uint32_t group_batches_max = 64;
+
+  // Timeouts.
+  uint32_t hello_timeout_ms = 10'000;   // TLS handshake + first frame (Hello) must arrive within
+  uint32_t read_timeout_ms = 30'000;    // a frame's body must arrive within, once its header has
+  uint32_t idle_timeout_ms = 300'000;   // no frame started and nothing in flight: close
+  uint32_t write_timeout_ms = 30'000;   // a reply must be taken by the client within (slow reader)
+  uint32_t shutdown_grace_ms = 10'000;  // SIGTERM: time for in-flight work before forced close
+  uint32_t metrics_refresh_ms = 1'000;  // RocksDB and category gauges refresh period
+};
+
+struct HostPort {
+  std::string host;   // name or address; IPv6 without brackets
+  uint16_t port = 0;  // 0 = any free port
+};
+// "127.0.0.1:7700", "[::1]:7700", "localhost:0".
+Result<HostPort> ParseHostPort(const std::string& text);
+
+// Parses argv (and the --config file it names). Returns the exit code when
+// the process should stop now (--help: 0, bad usage: 1), else nullopt.
+std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& config);
+
+}  // namespace loanledger::server

@@ -1,0 +1,379 @@
+#include "server/server.h"
+
+#include <prometheus/exposer.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "schema/check.h"
+#include "server/asio.h"
+#include "server/auth.h"
+#include "server/batch_writer.h"
+#include "server/metrics.h"
+#include "server/session.h"
+#include "storage/ledger.h"
+
+namespace loanledger::server {
+namespace {
+
+using asio::redirect_error;
+using asio::use_awaitable;
+using boost::system::error_code;
+
+// Pause after an accept error such as EMFILE, so that a full file table does
+// not turn the accept loop into a busy loop.
+constexpr auto kAcceptErrorPause = std::chrono::milliseconds(100);
+// How often shutdown checks whether every session has ended.
+constexpr auto kShutdownPoll = std::chrono::milliseconds(20);
+// After the grace period and a forced close, sessions only wait for the
+// writer and the query pool; past this something is stuck and we stop anyway.
+constexpr auto kForcedCloseWaitMax = std::chrono::seconds(30);
+
+std::string FormatEndpoint(const tcp::endpoint& ep) {
+  const std::string host = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(ep.port());
+}
+
+auto LogFailure(const char* what) {
+  return [what](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{}: {}", what, ex.what());
+    }
+  };
+}
+
+// Listener, session registry, signals, periodic metrics and shutdown. All
+// its coroutines run on one strand (strand_).
+class Server {
+ public:
+  Server(const ServerConfig& config, asio::io_context& ioc, SessionEnv env)
+      : config_(config),
+        ioc_(ioc),
+        env_(std::move(env)),
+        strand_(asio::make_strand(ioc)),
+        acceptor_(strand_),
+        signals_(strand_, SIGINT, SIGTERM),
+        refresh_timer_(strand_) {}
+
+  Status Bind(const HostPort& hp) {
+    error_code ec;
+    tcp::resolver resolver(ioc_);
+    const auto results =
+        resolver.resolve(hp.host, std::to_string(hp.port),
+                         tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+    if (ec || results.empty()) {
+      return Status::InvalidArgument("cannot resolve " + hp.host + ": " + ec.message());
+    }
+    const tcp::endpoint endpoint = results.begin()->endpoint();
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Status::Unavailable("cannot listen on " + FormatEndpoint(endpoint) + ": " +
+                                 ec.message());
+    bound_ = FormatEndpoint(acceptor_.local_endpoint());
+    return Status::Ok();
+  }
+
+  const std::string& bound() const { return bound_; }
+
+  void Start() {
+    asio::co_spawn(strand_, AcceptLoop(), LogFailure("accept loop"));
+    asio::co_spawn(strand_, RefreshMetrics(), LogFailure("metrics refresh"));
+    WaitForSignal();
+  }
+
+ private:
+  void WaitForSignal() {
+    signals_.async_wait([this](const error_code& ec, int signo) {
+      if (ec) return;  // cancelled at the end of shutdown
+      if (!stopping_) {
+        asio::co_spawn(strand_, Shutdown(signo), LogFailure("shutdown"));
+      } else {
+        spdlog::warn("signal {} again: closing every connection now", signo);
+        for (const auto& s : Snapshot()) s->ForceClose();
+      }
+      WaitForSignal();
+    });
+  }
+
+  asio::awaitable<void> AcceptLoop() {
+    while (!stopping_) {
+      error_code ec;
+      tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(ioc_),
+                                                           redirect_error(use_awaitable, ec));
+      if (stopping_ || ec == asio::error::operation_aborted) break;
+      if (ec) {
+        spdlog::warn("accept: {}", ec.message());
+        asio::steady_timer pause(strand_, kAcceptErrorPause);
+        co_await pause.async_wait(redirect_error(use_awaitable, ec));
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      if (SessionCount() >= config_.connections_max) {
+        Refuse(socket);
+        continue;
+      }
+      const uint64_t id = next_session_id_++;
+      auto session = std::make_shared<Session>(
+          env_, std::move(socket), id, [this](uint64_t closed) { OnSessionClosed(closed); });
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        sessions_.emplace(id, session);
+      }
+      env_.metrics->connections.Increment();
+      env_.metrics->connections_active.Increment();
+      session->Start();
+    }
+  }
+
+  void Refuse(tcp::socket& socket) {
+    env_.metrics->connections_refused.Increment();
+    spdlog::warn("connection cap ({}) reached: refusing a connection", config_.connections_max);
+    error_code ec;
+    if (env_.tls == nullptr) {
+      // Best effort: a fresh socket's send buffer takes one small frame.
+      const wire::Frame frame = wire::EncodeError(0, wire::ErrorCode::RESOURCE_EXHAUSTED,
+                                                  "too many connections; retry later");
+      socket.non_blocking(true, ec);
+      asio::write(socket, asio::buffer(frame.data(), frame.size()), ec);
+    }
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+  }
+
+  asio::awaitable<void> RefreshMetrics() {
+    while (!stopping_) {
+      if (!refresh_running_.exchange(true)) {
+        asio::post(*env_.query_pool, [this] {
+          env_.metrics->SetLedgerStats(env_.ledger->Stats());
+          const std::vector<storage::CategoryBalance> balances = env_.ledger->CategoryBalances();
+          env_.metrics->SetCategoryBalances(balances);
+          struct statvfs disk {};
+          if (statvfs(config_.data_dir.c_str(), &disk) == 0) {
+            env_.metrics->SetDataDisk(uint64_t{disk.f_bavail} * disk.f_frsize,
+                                      uint64_t{disk.f_blocks} * disk.f_frsize);
+          }
+          refresh_running_ = false;
+        });
+      }
+      error_code ec;
+      refresh_timer_.expires_after(std::chrono::milliseconds(config_.metrics_refresh_ms));
+      co_await refresh_timer_.async_wait(redirect_error(use_awaitable, ec));
+    }
+  }
+
+  asio::awaitable<void> Shutdown(int signo) {
+    stopping_ = true;
+    spdlog::info("signal {}: stopping; no new connections, finishing in-flight requests", signo);
+    error_code ec;
+    acceptor_.close(ec);
+    refresh_timer_.cancel();
+    for (const auto& s : Snapshot()) s->BeginShutdown();
+    co_await WaitForSessions(std::chrono::milliseconds(config_.shutdown_grace_ms));
+    if (const size_t left = SessionCount(); left > 0) {
+      spdlog::warn("shutdown grace period over: closing {} connections", left);
+      for (const auto& s : Snapshot()) s->ForceClose();
+      co_await WaitForSessions(kForcedCloseWaitMax);
+    }
+    // Batches still queued (of connections closed meanwhile) are applied:
+    // never acknowledged, so either outcome is allowed, and applying keeps
+    // the journal in arrival order.
+    env_.writer->Stop();
+    spdlog::info("writer drained");
+    signals_.cancel();
+    if (SessionCount() > 0) {
+      spdlog::error("{} sessions did not end; stopping the io threads", SessionCount());
+      ioc_.stop();
+    }
+  }
+
+  asio::awaitable<void> WaitForSessions(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    asio::steady_timer timer(strand_);
+    while (SessionCount() > 0 && std::chrono::steady_clock::now() < deadline) {
+      error_code ec;
+      timer.expires_after(kShutdownPoll);
+      co_await timer.async_wait(redirect_error(use_awaitable, ec));
+    }
+  }
+
+  void OnSessionClosed(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t erased = sessions_.erase(id);
+    LL_CHECK(erased == 1);
+    env_.metrics->connections_active.Decrement();
+  }
+
+  size_t SessionCount() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sessions_.size();
+  }
+
+  std::vector<std::shared_ptr<Session>> Snapshot() {
+    std::vector<std::shared_ptr<Session>> out;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, weak] : sessions_) {
+      if (auto s = weak.lock()) out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  const ServerConfig& config_;
+  asio::io_context& ioc_;
+  const SessionEnv env_;  // borrowed by every session
+  asio::strand<asio::io_context::executor_type> strand_;
+  tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer refresh_timer_;
+  std::string bound_;                          // "127.0.0.1:7700" once bound
+  std::atomic<bool> stopping_ = false;         // set once, by Shutdown
+  std::atomic<bool> refresh_running_ = false;  // a metrics refresh is on the query pool
+  uint64_t next_session_id_ = 1;               // strand only
+  std::mutex mu_;  // guards sessions_ (sessions end on their own strands)
+  std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions_;
+};
+
+std::unique_ptr<asio::ssl::context> MakeTlsContext(const ServerConfig& config) {
+  if (config.tls_cert.empty()) return nullptr;
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  ctx->use_certificate_chain_file(config.tls_cert);  // throws on error (start-up only)
+  ctx->use_private_key_file(config.tls_key, asio::ssl::context::pem);
+  return ctx;
+}
+
+int Serve(const ServerConfig& config, std::string_view version) {
+  Result<TokenTable> tokens = TokenTable::Load(config.tokens_file);
+  if (!tokens.ok()) {
+    spdlog::error("{}", tokens.status().ToString());
+    return 1;
+  }
+  spdlog::info("{} tokens loaded from {}", tokens->size(), config.tokens_file);
+  const std::unique_ptr<asio::ssl::context> tls = MakeTlsContext(config);
+
+  storage::LedgerOptions options;
+  options.path = config.data_dir;
+  options.sync = true;  // SPEC §3: an ack means the WAL is synced
+  Result<std::unique_ptr<storage::Ledger>> ledger = storage::Ledger::Open(options);
+  if (!ledger.ok()) {
+    spdlog::error("cannot open the ledger in {}: {}", config.data_dir, ledger.status().ToString());
+    return 1;
+  }
+
+  Metrics metrics(version);
+  Result<HostPort> metrics_at = ParseHostPort(config.metrics_listen);
+  LL_CHECK(metrics_at.ok());  // checked by ParseFlags
+  const std::string metrics_host = metrics_at->host.find(':') != std::string::npos
+                                       ? "[" + metrics_at->host + "]"
+                                       : metrics_at->host;
+  prometheus::Exposer exposer(metrics_host + ":" + std::to_string(metrics_at->port));
+  exposer.RegisterCollectable(metrics.registry());
+  const std::vector<int> metrics_ports = exposer.GetListeningPorts();
+  LL_CHECK(!metrics_ports.empty());
+  spdlog::info("metrics on {}:{}", metrics_host, metrics_ports.front());
+
+  BatchWriter writer(**ledger, metrics, config.writer_queue_batches_max, config.group_batches_max);
+  asio::thread_pool query_pool(config.query_threads);
+  std::atomic<uint64_t> server_inflight_bytes = 0;
+  asio::io_context ioc(static_cast<int>(config.io_threads));
+  {
+    SessionEnv env;
+    env.config = &config;
+    env.tokens = &*tokens;
+    env.ledger = ledger->get();
+    env.writer = &writer;
+    env.metrics = &metrics;
+    env.query_pool = &query_pool;
+    env.tls = tls.get();
+    env.server_inflight_bytes = &server_inflight_bytes;
+    env.server_version = std::string(version);
+    Server server(config, ioc, std::move(env));
+    Result<HostPort> listen_at = ParseHostPort(config.listen);
+    LL_CHECK(listen_at.ok());
+    if (Status s = server.Bind(*listen_at); !s.ok()) {
+      spdlog::error("{}", s.ToString());
+      return 1;
+    }
+    writer.Start();
+    server.Start();
+    spdlog::info("loanledgerd {} ready ({}, {} io threads, {} query threads)", version,
+                 tls ? "TLS" : "plain TCP", config.io_threads, config.query_threads);
+    spdlog::info("listening on {}", server.bound());
+
+    std::vector<std::thread> threads;
+    for (uint32_t i = 1; i < config.io_threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+    ioc.run();
+    for (std::thread& t : threads) t.join();
+    writer.Stop();      // normally done by Shutdown already
+    query_pool.join();  // before `server`: a metrics refresh may be running on it
+  }
+  if (const uint64_t left = server_inflight_bytes.load(); left != 0) {
+    spdlog::warn("{} request bytes still accounted at exit (sessions were stopped)", left);
+  }
+  ledger->reset();
+  spdlog::info("ledger closed; bye");
+  return 0;
+}
+
+}  // namespace
+
+int RunServer(const ServerConfig& config, std::string_view version) {
+  std::signal(SIGPIPE, SIG_IGN);  // a peer gone mid-write is an error code, not a signal
+  try {
+    return Serve(config, version);
+  } catch (const std::exception& e) {
+    spdlog::error("start-up failed: {}", e.what());
+    return 1;
+  }
+}
+
+int RunVerify(const ServerConfig& config) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(config.data_dir, ec)) {
+    std::fprintf(stderr, "verify: %s is not a data directory\n", config.data_dir.c_str());
+    return 2;
+  }
+  storage::LedgerOptions options;
+  options.path = config.data_dir;
+  Result<std::unique_ptr<storage::Ledger>> ledger = storage::Ledger::Open(options);
+  if (!ledger.ok()) {
+    std::fprintf(stderr, "verify: cannot open %s: %s\n", config.data_dir.c_str(),
+                 ledger.status().ToString().c_str());
+    return 2;
+  }
+  Result<storage::VerifyReport> report = (*ledger)->Verify();
+  if (!report.ok()) {
+    std::fprintf(stderr, "verify: %s\n", report.status().ToString().c_str());
+    return 2;
+  }
+  for (const storage::VerifyDifference& d : report->differences) {
+    std::printf("difference: %s expected=%lld actual=%lld\n", d.what.c_str(),
+                static_cast<long long>(d.expected), static_cast<long long>(d.actual));
+  }
+  std::printf(
+      "verify: batches_replayed=%llu events_replayed=%llu loans_checked=%llu "
+      "cells_checked=%llu differences=%zu\n",
+      static_cast<unsigned long long>(report->batches_replayed),
+      static_cast<unsigned long long>(report->events_replayed),
+      static_cast<unsigned long long>(report->loans_checked),
+      static_cast<unsigned long long>(report->cells_checked), report->differences.size());
+  return report->differences.empty() ? 0 : 1;
+}
+
+}  // namespace loanledger::server

@@ -1,0 +1,648 @@
+#include "server/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "schema/check.h"
+#include "server/batch_writer.h"
+#include "server/metrics.h"
+#include "storage/ledger.h"
+
+namespace loanledger::server {
+namespace {
+
+using asio::redirect_error;
+using asio::use_awaitable;
+using boost::system::error_code;
+using Clock = Session::Clock;
+
+// Poll period while the writer queue or the server-wide byte budget is full
+// (the session is not reading meanwhile; 2 ms is well below a WAL sync).
+constexpr auto kBusyPoll = std::chrono::milliseconds(2);
+// After a final error frame the session shuts its sending side and reads and
+// discards what the peer still sends, for at most this long and this much:
+// closing with unread input sends a RST that can destroy the error frame
+// before the peer reads it.
+constexpr uint32_t kLingerMs = 1000;
+constexpr size_t kLingerBytesMax = size_t{1} << 20;
+
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+auto LogException(uint64_t id) {
+  return [id](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("session {}: unexpected exception: {}", id, ex.what());
+    } catch (...) {
+      spdlog::error("session {}: unexpected exception", id);
+    }
+  };
+}
+
+wire::Frame ErrorFrame(uint64_t request_id, const Status& status) {
+  LL_CHECK(!status.ok());
+  return wire::EncodeError(request_id, wire::ErrorCodeFor(status.code()), status.message());
+}
+
+std::string StatsText(const storage::LedgerStats& s, size_t writer_queue, double connections) {
+  std::string text;
+  auto line = [&](const char* key, uint64_t value) {
+    text += key;
+    text += ' ';
+    text += std::to_string(value);
+    text += '\n';
+  };
+  line("batches_applied", s.batches_applied);
+  line("loans", s.loans);
+  line("rocksdb_memtable_bytes", s.memtable_bytes);
+  line("rocksdb_pending_compaction_bytes", s.pending_compaction_bytes);
+  line("rocksdb_live_sst_bytes", s.live_sst_bytes);
+  line("rocksdb_block_cache_usage_bytes", s.block_cache_usage_bytes);
+  line("rocksdb_write_stopped", s.write_stopped ? 1 : 0);
+  line("writer_queue_batches", writer_queue);
+  line("connections_active", static_cast<uint64_t>(connections));
+  return text;
+}
+
+}  // namespace
+
+Session::Session(const SessionEnv& env, tcp::socket socket, uint64_t id,
+                 std::function<void(uint64_t)> on_closed)
+    : env_(env),
+      id_(id),
+      on_closed_(std::move(on_closed)),
+      socket_(std::move(socket)),
+      executor_(socket_.get_executor()),
+      read_deadline_(executor_),
+      write_deadline_(executor_),
+      reader_wake_(executor_),
+      writer_wake_(executor_) {
+  error_code ec;
+  const tcp::endpoint peer = socket_.remote_endpoint(ec);
+  peer_ = ec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port());
+  if (env_.tls != nullptr) tls_.emplace(socket_, *env_.tls);
+  Disarm(read_deadline_);
+  Disarm(write_deadline_);
+}
+
+Session::~Session() = default;
+
+void Session::Start() { asio::co_spawn(executor_, Run(shared_from_this()), LogException(id_)); }
+
+void Session::BeginShutdown() {
+  asio::post(executor_, [self = shared_from_this()] {
+    self->stop_reading_ = true;
+    Wake(self->reader_wake_);
+    // A read waiting for the next header ends at once (EOF); a frame being
+    // received is finished and answered.
+    if (self->read_phase_ == ReadPhase::kHeader && !self->closed_) {
+      error_code ec;
+      self->socket_.shutdown(tcp::socket::shutdown_receive, ec);
+    }
+  });
+}
+
+void Session::ForceClose() {
+  asio::post(executor_, [self = shared_from_this()] { self->Close(); });
+}
+
+Session::Awaitable Session::Run(std::shared_ptr<Session> self) {
+  asio::co_spawn(executor_, Watchdog(self, read_deadline_), LogException(id_));
+  asio::co_spawn(executor_, Watchdog(self, write_deadline_), LogException(id_));
+  asio::co_spawn(executor_, WriteLoop(self), LogException(id_));
+  try {
+    bool ready = true;
+    if (tls_) {
+      error_code ec;
+      read_phase_ = ReadPhase::kHeader;
+      Arm(read_deadline_, env_.config->hello_timeout_ms);
+      co_await tls_->async_handshake(asio::ssl::stream_base::server,
+                                     redirect_error(use_awaitable, ec));
+      Disarm(read_deadline_);
+      read_phase_ = ReadPhase::kNone;
+      if (ec) {
+        spdlog::info("session {} {}: TLS handshake failed: {}", id_, peer_, ec.message());
+        ready = false;
+        Close();
+      }
+    }
+    if (ready) co_await ReadLoop();
+  } catch (const std::exception& e) {
+    spdlog::error("session {} {}: reader: {}", id_, peer_, e.what());
+    Close();
+  }
+  read_phase_ = ReadPhase::kNone;
+  reader_done_ = true;
+  Wake(writer_wake_);
+}
+
+Session::Awaitable Session::ReadLoop() {
+  const ServerConfig& cfg = *env_.config;
+  wire::FrameLimits limits = wire::kRequestLimits;
+  limits.frame_bytes_max = cfg.frame_bytes_max;
+  wire::FrameReader reader(limits);
+  while (!stop_reading_ && !closed_) {
+    // Backpressure: at the bound we stop reading; TCP pushes back.
+    while (in_flight_requests_ >= cfg.inflight_requests_max && !stop_reading_ && !closed_) {
+      co_await WaitFor(reader_wake_);
+    }
+    if (stop_reading_ || closed_) break;
+    error_code ec;
+    read_phase_ = ReadPhase::kHeader;
+    Arm(read_deadline_, principal_ ? cfg.idle_timeout_ms : cfg.hello_timeout_ms);
+    co_await ReadExactly(asio::buffer(reader.header(), wire::kFrameHeaderBytes), ec);
+    Disarm(read_deadline_);
+    read_phase_ = ReadPhase::kNone;
+    if (ec) {
+      if (ec != asio::error::eof)
+        spdlog::debug("session {} {}: read: {}", id_, peer_, ec.message());
+      break;
+    }
+    if (Status s = reader.OnHeader(); !s.ok()) {
+      env_.metrics->bad_frames.Increment();
+      spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, s.message());
+      Finish(wire::EncodeError(0, wire::ErrorCode::BAD_FRAME, s.message()));
+      break;
+    }
+    const uint64_t n = reader.body_size();
+    while (in_flight_bytes_ > 0 && in_flight_bytes_ + n > cfg.inflight_bytes_max && !closed_) {
+      co_await WaitFor(reader_wake_);
+    }
+    while (!closed_ && !ReserveServerBytes(n)) {
+      asio::steady_timer pause(executor_, kBusyPoll);
+      co_await pause.async_wait(redirect_error(use_awaitable, ec));
+    }
+    if (closed_) break;
+    in_flight_bytes_ += n;
+    read_phase_ = ReadPhase::kBody;
+    Arm(read_deadline_, cfg.read_timeout_ms);
+    co_await ReadExactly(asio::buffer(reader.body(), n), ec);
+    Disarm(read_deadline_);
+    read_phase_ = ReadPhase::kNone;
+    if (ec) {
+      // A truncated frame: the peer stopped sending (read timeout) or
+      // closed inside it. Nothing of it is applied; say why, then close.
+      ReleaseBytes(n);
+      if (!closed_) {
+        env_.metrics->bad_frames.Increment();
+        const std::string why = body_timed_out_
+                                    ? "frame body incomplete after the read timeout"
+                                    : "connection ended inside a frame (" + ec.message() + ")";
+        spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, why);
+        Finish(wire::EncodeError(0, wire::ErrorCode::BAD_FRAME, why));
+      }
+      break;
+    }
+    const Clock::time_point received = Clock::now();
+    Result<const wire::Message*> message = reader.OnBody();
+    if (!message.ok()) {
+      ReleaseBytes(n);
+      env_.metrics->bad_frames.Increment();
+      spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, message.status().message());
+      Finish(wire::EncodeError(0, wire::ErrorCode::BAD_FRAME, message.status().message()));
+      break;
+    }
+    ++in_flight_requests_;
+    co_await Dispatch(**message, n, received);
+    reader.Shrink();
+  }
+}
+
+Session::Awaitable Session::WriteLoop(std::shared_ptr<Session> self) {
+  try {
+    while (true) {
+      while (replies_.empty() && !(reader_done_ && in_flight_requests_ == 0)) {
+        co_await WaitFor(writer_wake_);
+      }
+      if (replies_.empty()) break;  // the reader is done and every request answered
+      Reply reply = std::move(replies_.front());
+      replies_.pop_front();
+      if (!closed_) {
+        error_code ec;
+        Arm(write_deadline_, env_.config->write_timeout_ms);
+        co_await WriteAll(asio::buffer(reply.frame.data(), reply.frame.size()), ec);
+        Disarm(write_deadline_);
+        if (ec) {
+          spdlog::debug("session {} {}: write: {}", id_, peer_, ec.message());
+          Close();
+        }
+      }
+      if (reply.counted) {
+        LL_CHECK(in_flight_requests_ > 0);
+        --in_flight_requests_;
+        Wake(reader_wake_);
+      }
+    }
+    if (final_frame_ && !closed_) {
+      error_code ec;
+      Arm(write_deadline_, env_.config->write_timeout_ms);
+      co_await WriteAll(asio::buffer(final_frame_->data(), final_frame_->size()), ec);
+      Disarm(write_deadline_);
+      if (!ec) co_await Linger();
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("session {} {}: writer: {}", id_, peer_, e.what());
+  }
+  Close();
+  LL_CHECK(closed_);
+  spdlog::debug("session {} {}: closed", id_, peer_);
+  if (on_closed_) {
+    auto on_closed = std::move(on_closed_);
+    on_closed_ = nullptr;
+    on_closed(id_);
+  }
+  (void)self;  // kept the session alive until here
+}
+
+Session::Awaitable Session::Watchdog(std::shared_ptr<Session> self, asio::steady_timer& deadline) {
+  while (!closed_) {
+    error_code ec;
+    co_await deadline.async_wait(redirect_error(use_awaitable, ec));
+    if (closed_) break;
+    if (deadline.expiry() > Clock::now()) continue;  // re-armed or disarmed meanwhile
+    const bool reading = &deadline == &read_deadline_;
+    if (reading && read_phase_ == ReadPhase::kHeader && principal_ && in_flight_requests_ > 0) {
+      // Waiting for the next request while earlier ones are being worked
+      // on is not idleness.
+      Arm(read_deadline_, env_.config->idle_timeout_ms);
+      continue;
+    }
+    if (reading && read_phase_ == ReadPhase::kBody && !body_timed_out_) {
+      // End the body read (EOF) so that the reader answers BAD_FRAME; close
+      // for good if even that does not happen within the linger time.
+      body_timed_out_ = true;
+      env_.metrics->timeouts.Increment();
+      spdlog::info("session {} {}: read timeout inside a frame", id_, peer_);
+      error_code shutdown_ec;
+      socket_.shutdown(tcp::socket::shutdown_receive, shutdown_ec);
+      Arm(read_deadline_, kLingerMs);
+      continue;
+    }
+    if (!(reading && read_phase_ == ReadPhase::kLinger)) {
+      env_.metrics->timeouts.Increment();
+      spdlog::info("session {} {}: {} timeout; closing", id_, peer_,
+                   !reading                            ? "write"
+                   : !principal_                       ? "hello"
+                   : read_phase_ == ReadPhase::kHeader ? "idle"
+                                                       : "read");
+    }
+    Close();
+  }
+  (void)self;
+}
+
+Session::Awaitable Session::Dispatch(const wire::Message& message, uint64_t frame_bytes,
+                                     Clock::time_point received) {
+  const uint64_t id = message.request_id();
+  const wire::Body type = message.body_type();
+  if (!principal_) {
+    if (type == wire::Body::Hello) {
+      HandleHello(message, frame_bytes);
+    } else {
+      --in_flight_requests_;
+      ReleaseBytes(frame_bytes);
+      spdlog::warn("session {} {}: {} before Hello; closing", id_, peer_, wire::BodyName(type));
+      Finish(wire::EncodeError(id, wire::ErrorCode::UNAUTHENTICATED,
+                               "the first frame must be Hello with a token"));
+    }
+    co_return;
+  }
+  switch (type) {
+    case wire::Body::Hello:
+      CompleteError(id, frame_bytes, Status::Code::kInvalidArgument, "already authenticated");
+      break;
+    case wire::Body::SubmitBatch:
+      co_await HandleSubmit(message, frame_bytes, received);
+      break;
+    case wire::Body::ReportRequest:
+    case wire::Body::SeriesRequest:
+    case wire::Body::LoanRequest:
+      HandleQuery(message, frame_bytes);
+      break;
+    case wire::Body::VerifyRequest:
+    case wire::Body::StatsRequest:
+      HandleAdmin(message, frame_bytes);
+      break;
+    default: {
+      --in_flight_requests_;
+      ReleaseBytes(frame_bytes);
+      env_.metrics->bad_frames.Increment();
+      const std::string why =
+          "message type " + std::string(wire::BodyName(type)) + " is not a request";
+      spdlog::warn("session {} {}: {}; closing", id_, peer_, why);
+      Finish(wire::EncodeError(id, wire::ErrorCode::BAD_FRAME, why));
+      break;
+    }
+  }
+}
+
+void Session::HandleHello(const wire::Message& message, uint64_t frame_bytes) {
+  const wire::Hello* hello = message.body_as_Hello();
+  LL_CHECK(hello != nullptr);  // the frame verifier refuses a message without body
+  const Principal* principal = env_.tokens->Authenticate(wire::View(hello->token()));
+  if (principal == nullptr) {
+    env_.metrics->auth_failures.Increment();
+    --in_flight_requests_;
+    ReleaseBytes(frame_bytes);
+    spdlog::warn("session {} {}: token refused (client '{}'); closing", id_, peer_,
+                 wire::View(hello->client_name()));
+    Finish(
+        wire::EncodeError(message.request_id(), wire::ErrorCode::UNAUTHENTICATED, "token refused"));
+    return;
+  }
+  principal_ = *principal;
+  spdlog::info("session {} {}: authenticated {} as {}{}{} (client '{}')", id_, peer_,
+               principal->name, RoleName(principal->role),
+               principal->institution_id.empty() ? "" : " of ", principal->institution_id,
+               wire::View(hello->client_name()));
+  Complete(frame_bytes,
+           wire::EncodeHelloOk(
+               message.request_id(),
+               wire::HelloOkInfo{principal->role, principal->institution_id, env_.server_version}));
+}
+
+Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t frame_bytes,
+                                         Clock::time_point received) {
+  const uint64_t id = message.request_id();
+  if (principal_->role != wire::Role::INSTITUTION) {
+    CompleteError(id, frame_bytes, Status::Code::kPermissionDenied,
+                  "role " + std::string(RoleName(principal_->role)) + " may not submit batches");
+    co_return;
+  }
+  Result<std::vector<LoanEvent>> events = wire::DecodeSubmitBatch(*message.body_as_SubmitBatch());
+  if (!events.ok()) {
+    CompleteError(id, frame_bytes, events.status().code(), events.status().message());
+    co_return;
+  }
+  BatchWriter::Job job;
+  job.batch.submitter = principal_->name;
+  job.batch.caller_institution = principal_->institution_id;
+  job.batch.events = std::move(*events);
+  job.done = [self = shared_from_this(), id, frame_bytes,
+              received](Result<storage::ApplyResult> result) {
+    // Writer thread: hand the result to the session's strand.
+    asio::post(self->executor_, [self, id, frame_bytes, received, result = std::move(result)]() {
+      self->OnBatchDone(id, frame_bytes, received, result);
+    });
+  };
+  env_.metrics->inflight_batches.Increment();
+  while (true) {
+    switch (env_.writer->TryEnqueue(job)) {
+      case BatchWriter::Enqueue::kQueued:
+        co_return;
+      case BatchWriter::Enqueue::kStopped:
+        env_.metrics->inflight_batches.Decrement();
+        CompleteError(id, frame_bytes, Status::Code::kUnavailable,
+                      "server is shutting down; resend the batch");
+        co_return;
+      case BatchWriter::Enqueue::kFull:
+        break;
+    }
+    if (closed_) {
+      // Nobody to answer; the batch was never acknowledged, so dropping it
+      // is allowed (the client resends it).
+      env_.metrics->inflight_batches.Decrement();
+      CompleteError(id, frame_bytes, Status::Code::kUnavailable, "connection closed");
+      co_return;
+    }
+    error_code ec;
+    asio::steady_timer pause(executor_, kBusyPoll);
+    co_await pause.async_wait(redirect_error(use_awaitable, ec));
+  }
+}
+
+void Session::OnBatchDone(uint64_t request_id, uint64_t frame_bytes, Clock::time_point received,
+                          Result<storage::ApplyResult> result) {
+  env_.metrics->inflight_batches.Decrement();
+  if (!result.ok()) {
+    CompleteError(request_id, frame_bytes, result.status().code(), result.status().message());
+    return;
+  }
+  env_.metrics->ack_latency.Observe(SecondsSince(received));
+  const storage::ApplyResult& r = *result;
+  if (r.applied) {
+    Complete(frame_bytes, wire::EncodeAck(request_id, wire::AckInfo{r.batch_no, r.events_applied,
+                                                                    r.events_duplicate}));
+    return;
+  }
+  std::vector<wire::RejectionEntry> entries;
+  entries.reserve(r.rejections.size());
+  for (const storage::EventRejection& e : r.rejections) {
+    entries.push_back(wire::RejectionEntry{e.index, e.reason, e.message});
+  }
+  Complete(frame_bytes, wire::EncodeRejected(request_id, entries));
+}
+
+template <typename F>
+void Session::RunOnQueryPool(uint64_t request_id, uint64_t frame_bytes,
+                             std::optional<QueryKind> kind, F run) {
+  asio::post(*env_.query_pool, [self = shared_from_this(), request_id, frame_bytes, kind,
+                                run = std::move(run)]() mutable {
+    const Clock::time_point start = Clock::now();
+    auto frame = std::make_shared<wire::Frame>();
+    try {
+      *frame = run();
+    } catch (const std::exception& e) {
+      *frame = wire::EncodeError(request_id, wire::ErrorCode::INTERNAL, e.what());
+    }
+    if (kind) self->env_.metrics->ObserveQuery(*kind, SecondsSince(start));
+    if (frame->size() > wire::kFrameHeaderBytes + wire::kReplyFrameBytesMax) {
+      *frame =
+          wire::EncodeError(request_id, wire::ErrorCode::RESOURCE_EXHAUSTED,
+                            "the reply would exceed " + std::to_string(wire::kReplyFrameBytesMax) +
+                                " bytes; narrow the query");
+    }
+    asio::post(self->executor_,
+               [self, frame_bytes, frame] { self->Complete(frame_bytes, std::move(*frame)); });
+  });
+}
+
+void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
+  const uint64_t id = message.request_id();
+  const Principal& p = *principal_;
+  if (p.role != wire::Role::INSTITUTION && p.role != wire::Role::REGULATOR) {
+    CompleteError(id, frame_bytes, Status::Code::kPermissionDenied,
+                  "role " + std::string(RoleName(p.role)) + " may not read figures");
+    return;
+  }
+  std::optional<std::string> scope;
+  if (p.role == wire::Role::INSTITUTION) scope = p.institution_id;
+  storage::Ledger* ledger = env_.ledger;
+  switch (message.body_type()) {
+    case wire::Body::ReportRequest: {
+      Result<ReportQuery> q = wire::DecodeReportRequest(*message.body_as_ReportRequest());
+      if (!q.ok()) return CompleteError(id, frame_bytes, q.status().code(), q.status().message());
+      q->scope_institution = scope;
+      RunOnQueryPool(id, frame_bytes, QueryKind::kReport, [ledger, id, query = std::move(*q)] {
+        Result<Report> r = ledger->QueryReport(query);
+        return r.ok() ? wire::EncodeReportReply(id, *r) : ErrorFrame(id, r.status());
+      });
+      return;
+    }
+    case wire::Body::SeriesRequest: {
+      Result<SeriesQuery> q = wire::DecodeSeriesRequest(*message.body_as_SeriesRequest());
+      if (!q.ok()) return CompleteError(id, frame_bytes, q.status().code(), q.status().message());
+      q->scope_institution = scope;
+      RunOnQueryPool(id, frame_bytes, QueryKind::kSeries, [ledger, id, query = std::move(*q)] {
+        Result<Series> r = ledger->QuerySeries(query);
+        return r.ok() ? wire::EncodeSeriesReply(id, *r) : ErrorFrame(id, r.status());
+      });
+      return;
+    }
+    case wire::Body::LoanRequest: {
+      const wire::LoanRequest* req = message.body_as_LoanRequest();
+      std::string institution(wire::View(req->institution_id()));
+      std::string loan(wire::View(req->loan_id()));
+      if (scope && institution != *scope) {
+        return CompleteError(id, frame_bytes, Status::Code::kPermissionDenied,
+                             "an institution may read only its own loans");
+      }
+      RunOnQueryPool(id, frame_bytes, QueryKind::kLoan,
+                     [ledger, id, institution = std::move(institution), loan = std::move(loan)] {
+                       Result<LoanView> r = ledger->QueryLoan(institution, loan);
+                       return r.ok() ? wire::EncodeLoanReply(id, *r) : ErrorFrame(id, r.status());
+                     });
+      return;
+    }
+    default:
+      LL_CHECK(false);
+  }
+}
+
+void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
+  const uint64_t id = message.request_id();
+  if (principal_->role != wire::Role::ADMIN) {
+    return CompleteError(
+        id, frame_bytes, Status::Code::kPermissionDenied,
+        "only an admin token may ask for " + std::string(wire::BodyName(message.body_type())));
+  }
+  storage::Ledger* ledger = env_.ledger;
+  if (message.body_type() == wire::Body::VerifyRequest) {
+    spdlog::info("session {} {}: verify requested by {}", id_, peer_, principal_->name);
+    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id] {
+      Result<storage::VerifyReport> r = ledger->Verify();
+      if (!r.ok()) return ErrorFrame(id, r.status());
+      wire::VerifySummary s{
+          r->batches_replayed, r->events_replayed, r->loans_checked, r->cells_checked, {}};
+      for (const storage::VerifyDifference& d : r->differences) {
+        s.differences.push_back(wire::VerifyDiff{d.what, d.expected, d.actual});
+      }
+      return wire::EncodeVerifyReply(id, s);
+    });
+    return;
+  }
+  LL_CHECK(message.body_type() == wire::Body::StatsRequest);
+  BatchWriter* writer = env_.writer;
+  Metrics* metrics = env_.metrics;
+  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, writer, metrics, id] {
+    return wire::EncodeStatsReply(
+        id, StatsText(ledger->Stats(), writer->depth(), metrics->connections_active.Value()));
+  });
+}
+
+void Session::Complete(uint64_t frame_bytes, wire::Frame reply) {
+  ReleaseBytes(frame_bytes);
+  replies_.push_back(Reply{std::move(reply), true});
+  LL_CHECK(replies_.size() <= in_flight_requests_);
+  Wake(writer_wake_);
+}
+
+void Session::CompleteError(uint64_t request_id, uint64_t frame_bytes, Status::Code code,
+                            std::string_view message) {
+  LL_CHECK(code != Status::Code::kOk);
+  Complete(frame_bytes, wire::EncodeError(request_id, wire::ErrorCodeFor(code), message));
+}
+
+void Session::Finish(wire::Frame final_frame) {
+  if (!final_frame_) final_frame_ = std::move(final_frame);
+  stop_reading_ = true;
+  Wake(reader_wake_);
+  Wake(writer_wake_);
+}
+
+bool Session::ReserveServerBytes(uint64_t n) {
+  std::atomic<uint64_t>& budget = *env_.server_inflight_bytes;
+  uint64_t current = budget.load();
+  do {
+    // A frame is always admitted when nothing else is in flight.
+    if (current > 0 && current + n > env_.config->server_inflight_bytes_max) return false;
+  } while (!budget.compare_exchange_weak(current, current + n));
+  return true;
+}
+
+void Session::ReleaseBytes(uint64_t n) {
+  LL_CHECK(in_flight_bytes_ >= n);
+  in_flight_bytes_ -= n;
+  const uint64_t before = env_.server_inflight_bytes->fetch_sub(n);
+  LL_CHECK(before >= n);
+  Wake(reader_wake_);
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = true;
+  error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  read_deadline_.cancel();
+  write_deadline_.cancel();
+  Wake(reader_wake_);
+  Wake(writer_wake_);
+}
+
+Session::Awaitable Session::WaitFor(asio::steady_timer& event) {
+  event.expires_at(asio::steady_timer::time_point::max());
+  error_code ec;
+  co_await event.async_wait(redirect_error(use_awaitable, ec));
+}
+
+void Session::Arm(asio::steady_timer& deadline, uint32_t ms) {
+  deadline.expires_after(std::chrono::milliseconds(ms));
+}
+
+void Session::Disarm(asio::steady_timer& deadline) {
+  deadline.expires_at(asio::steady_timer::time_point::max());
+}
+
+Session::Awaitable Session::ReadExactly(asio::mutable_buffer buffer, error_code& ec) {
+  if (tls_) {
+    co_await asio::async_read(*tls_, buffer, redirect_error(use_awaitable, ec));
+  } else {
+    co_await asio::async_read(socket_, buffer, redirect_error(use_awaitable, ec));
+  }
+}
+
+Session::Awaitable Session::WriteAll(asio::const_buffer buffer, error_code& ec) {
+  if (tls_) {
+    co_await asio::async_write(*tls_, buffer, redirect_error(use_awaitable, ec));
+  } else {
+    co_await asio::async_write(socket_, buffer, redirect_error(use_awaitable, ec));
+  }
+}
+
+Session::Awaitable Session::Linger() {
+  error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  read_phase_ = ReadPhase::kLinger;
+  Arm(read_deadline_, kLingerMs);
+  std::array<char, 4096> scratch;
+  size_t discarded = 0;
+  while (!closed_ && discarded < kLingerBytesMax) {
+    const size_t k =
+        co_await socket_.async_read_some(asio::buffer(scratch), redirect_error(use_awaitable, ec));
+    if (ec) break;
+    discarded += k;
+  }
+  Disarm(read_deadline_);
+  read_phase_ = ReadPhase::kNone;
+}
+
+}  // namespace loanledger::server

@@ -1,0 +1,131 @@
+// One client connection (SPEC §6): a coroutine that reads frames, one that
+// writes replies, two watchdogs for deadlines, all on the connection's
+// strand. Internal to server/; see server/README.md for the life of a
+// request.
+//
+// Bounds: a session stops reading when it has inflight_requests_max
+// requests unanswered or inflight_bytes_max frame bytes in process, or when
+// the server-wide byte budget is used up (backpressure through TCP); replies
+// are at most one per request, so the reply queue is bounded by the same.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "schema/wire.h"
+#include "server/asio.h"
+#include "server/auth.h"
+#include "server/config.h"
+#include "storage/ledger.h"
+
+namespace loanledger::server {
+
+class BatchWriter;
+class Metrics;
+enum class QueryKind : uint8_t;  // server/metrics.h
+
+// What every session borrows; outlives all sessions.
+struct SessionEnv {
+  const ServerConfig* config = nullptr;
+  const TokenTable* tokens = nullptr;
+  storage::Ledger* ledger = nullptr;
+  BatchWriter* writer = nullptr;
+  Metrics* metrics = nullptr;
+  asio::thread_pool* query_pool = nullptr;
+  asio::ssl::context* tls = nullptr;                       // null: plain TCP
+  std::atomic<uint64_t>* server_inflight_bytes = nullptr;  // budget in use, all sessions
+  std::string server_version;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // socket's executor must be a strand: every member below runs on it.
+  Session(const SessionEnv& env, tcp::socket socket, uint64_t id,
+          std::function<void(uint64_t id)> on_closed);
+  ~Session();
+
+  void Start();
+  // Thread-safe. Stop reading new requests, answer those in flight, close.
+  void BeginShutdown();
+  // Thread-safe. Close the socket now (after the shutdown grace period).
+  void ForceClose();
+
+ private:
+  enum class ReadPhase { kNone, kHeader, kBody, kLinger };
+  struct Reply {
+    wire::Frame frame;    // complete frame
+    bool counted = true;  // answers a request counted in in_flight_requests_
+  };
+  using Awaitable = asio::awaitable<void>;
+
+  Awaitable Run(std::shared_ptr<Session> self);
+  Awaitable ReadLoop();
+  Awaitable WriteLoop(std::shared_ptr<Session> self);
+  Awaitable Watchdog(std::shared_ptr<Session> self, asio::steady_timer& deadline);
+  Awaitable Dispatch(const wire::Message& message, uint64_t frame_bytes,
+                     Clock::time_point received);
+  Awaitable HandleSubmit(const wire::Message& message, uint64_t frame_bytes,
+                         Clock::time_point received);
+  void HandleHello(const wire::Message& message, uint64_t frame_bytes);
+  void HandleQuery(const wire::Message& message, uint64_t frame_bytes);
+  void HandleAdmin(const wire::Message& message, uint64_t frame_bytes);
+  // Runs `run` (returning the reply frame) on the query pool, times it,
+  // and completes the request on the strand.
+  template <typename F>
+  void RunOnQueryPool(uint64_t request_id, uint64_t frame_bytes, std::optional<QueryKind> kind,
+                      F run);
+  void OnBatchDone(uint64_t request_id, uint64_t frame_bytes, Clock::time_point received,
+                   Result<storage::ApplyResult> result);
+
+  // Answers a request: releases its bytes, queues its reply.
+  void Complete(uint64_t frame_bytes, wire::Frame reply);
+  void CompleteError(uint64_t request_id, uint64_t frame_bytes, Status::Code code,
+                     std::string_view message);
+  // Ends the connection after in-flight replies with this frame (BAD_FRAME,
+  // UNAUTHENTICATED).
+  void Finish(wire::Frame final_frame);
+  bool ReserveServerBytes(uint64_t n);
+  void ReleaseBytes(uint64_t n);
+  void Close();
+  Awaitable WaitFor(asio::steady_timer& event);
+  static void Wake(asio::steady_timer& event) { event.cancel(); }
+  void Arm(asio::steady_timer& deadline, uint32_t ms);
+  static void Disarm(asio::steady_timer& deadline);
+  Awaitable ReadExactly(asio::mutable_buffer buffer, boost::system::error_code& ec);
+  Awaitable WriteAll(asio::const_buffer buffer, boost::system::error_code& ec);
+  Awaitable Linger();
+
+  const SessionEnv& env_;
+  const uint64_t id_;                        // for logs
+  std::function<void(uint64_t)> on_closed_;  // told once, when the session is over
+  tcp::socket socket_;
+  asio::any_io_executor executor_;                      // the strand
+  std::optional<asio::ssl::stream<tcp::socket&>> tls_;  // set when TLS is on
+  std::string peer_;                                    // "ip:port" for logs
+
+  asio::steady_timer read_deadline_;   // hello/idle/read deadline; max = none
+  asio::steady_timer write_deadline_;  // write deadline; max = none
+  asio::steady_timer reader_wake_;     // event: in-flight bound may have room
+  asio::steady_timer writer_wake_;     // event: a reply is queued or the reader ended
+
+  std::optional<Principal> principal_;  // set by a successful Hello
+  ReadPhase read_phase_ = ReadPhase::kNone;
+  uint32_t in_flight_requests_ = 0;         // read, reply not yet written
+  uint64_t in_flight_bytes_ = 0;            // frame bytes reserved, not yet released
+  std::deque<Reply> replies_;               // bounded by in_flight_requests_
+  std::optional<wire::Frame> final_frame_;  // written last, then close
+  bool stop_reading_ = false;               // no new requests (shutdown, bad frame, auth failure)
+  bool reader_done_ = false;                // ReadLoop has returned
+  bool closed_ = false;                     // socket closed
+  bool body_timed_out_ = false;             // the read timeout hit inside a frame body
+};
+
+}  // namespace loanledger::server

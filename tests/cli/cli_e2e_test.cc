@@ -1,0 +1,317 @@
+// End to end: the real `loanledgerd` on 127.0.0.1 (port 0, a fresh data
+// directory and tokens made by `loanledger token new`) and the real
+// `loanledger` binary, run as separate processes. Checks the SPEC §7
+// contract from the outside: figures, FILE:LINE diagnostics, exit codes.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+constexpr auto kServerStartTimeout = std::chrono::seconds(30);
+constexpr auto kServerStopTimeout = std::chrono::seconds(20);
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Starts argv with stdout and stderr sent to files; returns the pid.
+pid_t Spawn(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+int WaitExit(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+struct ProcessResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+class CliE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("loanledger_cli_e2e_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "data");
+    institution_token_ =
+        NewToken({"--role", "institution", "--institution", "B0001", "--name", "bank-b0001"});
+    regulator_token_ = NewToken({"--role", "regulator", "--name", "analyst"});
+    std::ofstream(dir_ / "tokens") << "# made by the e2e test\n" << tokens_lines_;
+    StartServer();
+  }
+
+  static void TearDownTestSuite() {
+    if (server_pid_ > 0) {
+      kill(server_pid_, SIGTERM);
+      const auto deadline = std::chrono::steady_clock::now() + kServerStopTimeout;
+      int status = 0;
+      while (waitpid(server_pid_, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          kill(server_pid_, SIGKILL);
+          waitpid(server_pid_, &status, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      server_pid_ = -1;
+    }
+    fs::remove_all(dir_);
+  }
+
+  // `loanledger token new ...`: keeps line 2 for the tokens file, returns line 1.
+  static std::string NewToken(std::vector<std::string> args) {
+    args.insert(args.begin(), {"token", "new"});
+    const ProcessResult r = Cli(args);
+    const auto lines = Lines(r.out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    if (lines.size() != 2) {
+      ADD_FAILURE() << "token new printed: " << r.out;
+      return "";
+    }
+    tokens_lines_ += lines[1] + "\n";
+    return lines[0];
+  }
+
+  static void StartServer() {
+    const fs::path err = dir_ / "server.err";
+    server_pid_ =
+        Spawn({LOANLEDGERD_PATH, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+               "--data", (dir_ / "data").string(), "--tokens", (dir_ / "tokens").string()},
+              dir_ / "server.out", err);
+    ASSERT_GT(server_pid_, 0);
+    const auto deadline = std::chrono::steady_clock::now() + kServerStartTimeout;
+    const std::string marker = "listening on 127.0.0.1:";
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const std::string& line : Lines(ReadFile(err))) {
+        const size_t at = line.find(marker);
+        if (at == std::string::npos || line.find("metrics") != std::string::npos) continue;
+        const std::string port = line.substr(at + marker.size());
+        server_ = "127.0.0.1:" + port.substr(0, port.find_first_not_of("0123456789"));
+        return;
+      }
+      int status = 0;
+      if (waitpid(server_pid_, &status, WNOHANG) == server_pid_) {
+        server_pid_ = -1;
+        FAIL() << "loanledgerd exited during start-up:\n" << ReadFile(err);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    FAIL() << "loanledgerd did not report its port:\n" << ReadFile(err);
+  }
+
+  static ProcessResult Cli(const std::vector<std::string>& args) {
+    static int n = 0;
+    const fs::path out = dir_ / ("cli." + std::to_string(++n) + ".out");
+    const fs::path err = dir_ / ("cli." + std::to_string(n) + ".err");
+    std::vector<std::string> argv = {LOANLEDGER_CLI_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ProcessResult r;
+    const pid_t pid = Spawn(argv, out, err);
+    if (pid <= 0) return r;
+    r.code = WaitExit(pid);
+    r.out = ReadFile(out);
+    r.err = ReadFile(err);
+    return r;
+  }
+
+  // A command against the test server with a token.
+  static ProcessResult Ask(std::vector<std::string> args, const std::string& token) {
+    args.insert(args.end(), {"--server", server_, "--token", token});
+    return Cli(args);
+  }
+
+  static std::string WriteCsv(const std::string& name, const std::vector<std::string>& lines) {
+    const fs::path path = dir_ / name;
+    std::ofstream out(path, std::ios::binary);
+    out << "institution_id,loan_id,seq,business_date,event,amount_fen,borrower_type,enterprise_"
+           "size,"
+           "industry_code,region_code,term_months,credit_line_fen,srdi,tech_enterprise,green,"
+           "elderly_care,digital_economy\n";
+    for (const std::string& line : lines) out << line << "\n";
+    return path.string();
+  }
+
+  static inline fs::path dir_;
+  static inline pid_t server_pid_ = -1;
+  static inline std::string server_;
+  static inline std::string tokens_lines_;
+  static inline std::string institution_token_;
+  static inline std::string regulator_token_;
+};
+
+// The figures below follow SPEC §5 by hand:
+//   L1 (Shanghai, green, manufacturing): +1,000,000 on 2023-06-01, -200,000 on 2024-03-01.
+//   L2 (Guangdong, household):           +500,000 on 2024-02-01.
+TEST_F(CliE2eTest, SubmitThenReportShowsTheExpectedFigures) {
+  const std::string csv = WriteCsv(
+      "portfolio.csv",
+      {"B0001,L1,1,2023-06-01,DISBURSE,1000000,ENTERPRISE,SMALL,C3911,310115,36,800000000,0,0,1,0,"
+       "0",
+       "B0001,L1,2,2024-03-01,REPAY,200000,ENTERPRISE,SMALL,C3911,310115,36,800000000,0,0,1,0,0",
+       "B0001,L2,1,2024-02-01,DISBURSE,500000,INDIVIDUAL,NA,,440300,12,0,0,0,0,0,0"});
+  const ProcessResult submit = Ask({"submit", csv}, institution_token_);
+  ASSERT_EQ(submit.code, 0) << submit.err;
+  EXPECT_EQ(Lines(submit.out).back(), "applied=3 duplicates=0 batches=1 rejected=0");
+
+  const ProcessResult again = Ask({"submit", csv, "--batch-size", "2"}, institution_token_);
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(Lines(again.out).back(), "applied=0 duplicates=3 batches=2 rejected=0");
+
+  const ProcessResult report = Ask({"report", "--date", "2024-09-30", "--category", "TOTAL",
+                                    "--category", "GREEN", "--format", "json"},
+                                   regulator_token_);
+  ASSERT_EQ(report.code, 0) << report.err;
+  const Json j = Json::parse(report.out);
+  const Json expected = Json::parse(R"({"date":"2024-09-30","rows":[
+    {"category":"TOTAL","group":null,"balance_fen":1300000,"loan_count":2,
+     "balance_year_ago_fen":1000000,"yoy_growth_pct":30.0,"ytd_increase_fen":300000,
+     "disbursed_ytd_fen":500000,"repaid_ytd_fen":200000,"written_off_ytd_fen":0},
+    {"category":"GREEN","group":null,"balance_fen":800000,"loan_count":1,
+     "balance_year_ago_fen":1000000,"yoy_growth_pct":-20.0,"ytd_increase_fen":-200000,
+     "disbursed_ytd_fen":0,"repaid_ytd_fen":200000,"written_off_ytd_fen":0}]})");
+  // yoy is a double ((1.3M - 1M) / 1M * 100 is 30.000000000000004): compare it
+  // with a tolerance, everything else exactly, keys in order.
+  ASSERT_EQ(j["rows"].size(), 2u) << report.out;
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_NEAR(j["rows"][i]["yoy_growth_pct"].get<double>(),
+                expected["rows"][i]["yoy_growth_pct"].get<double>(), 1e-9);
+  }
+  Json exact = j;
+  Json exact_expected = expected;
+  for (size_t i = 0; i < 2; ++i)
+    exact["rows"][i]["yoy_growth_pct"] = exact_expected["rows"][i]["yoy_growth_pct"] = 0;
+  EXPECT_EQ(exact.dump(), exact_expected.dump());
+
+  const ProcessResult by = Ask({"report", "--date", "2024-09-30", "--category", "TOTAL", "--by",
+                                "province", "--format", "json"},
+                               institution_token_);
+  ASSERT_EQ(by.code, 0) << by.err;
+  const Json rows = Json::parse(by.out)["rows"];
+  ASSERT_EQ(rows.size(), 2u) << by.out;
+  EXPECT_EQ(rows[0]["group"], "31");
+  EXPECT_EQ(rows[0]["balance_fen"], 800000);
+  EXPECT_EQ(rows[1]["group"], "44");
+  EXPECT_EQ(rows[1]["balance_fen"], 500000);
+  EXPECT_TRUE(rows[1]["yoy_growth_pct"].is_null());
+
+  const ProcessResult loan =
+      Ask({"loan", "--institution", "B0001", "--loan-id", "L1", "--format", "json"},
+          institution_token_);
+  ASSERT_EQ(loan.code, 0) << loan.err;
+  const Json l = Json::parse(loan.out);
+  EXPECT_EQ(l["last_seq"], 2);
+  EXPECT_EQ(l["last_business_date"], "2024-03-01");
+  EXPECT_EQ(l["balance_fen"], 800000);
+  EXPECT_EQ(l["attributes"]["green"], true);
+
+  const ProcessResult series = Ask({"series", "--category", "TOTAL", "--from", "2024-01-01", "--to",
+                                    "2024-03-15", "--format", "json"},
+                                   regulator_token_);
+  ASSERT_EQ(series.code, 0) << series.err;
+  const Json s = Json::parse(series.out);
+  EXPECT_EQ(s["step"], "month");
+  ASSERT_EQ(s["points"].size(), 3u) << series.out;
+  EXPECT_EQ(s["points"][0]["date"], "2024-01-31");
+  EXPECT_EQ(s["points"][0]["balance_fen"], 1000000);
+  EXPECT_EQ(s["points"][1]["balance_fen"], 1500000);
+  EXPECT_EQ(s["points"][2]["date"], "2024-03-15");
+  EXPECT_EQ(s["points"][2]["balance_fen"], 1300000);
+}
+
+TEST_F(CliE2eTest, BadCsvLineReportsFileAndLineAndExitsTwo) {
+  const std::string csv =
+      WriteCsv("bad.csv",
+               {"B0001,B1,1,2024-01-02,DISBURSE,100,ENTERPRISE,LARGE,C27,110000,6,0,0,0,0,0,0", "",
+                "B0001,B2,1,2024-01-02,DISBURSE,100,ENTERPRISE,LARGE,C27,110000,6,0,0,0,7,0,0"});
+  const ProcessResult r = Ask({"submit", csv, "--batch-size", "1"}, institution_token_);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(csv + ":4: BAD_FLAG:"), std::string::npos) << r.err;
+  EXPECT_EQ(Lines(r.out).back(), "applied=1 duplicates=0 batches=1 rejected=1");
+}
+
+TEST_F(CliE2eTest, ServerRejectionReportsFileAndLineAndExitsTwo) {
+  const std::string csv = WriteCsv(
+      "gap.csv", {"B0001,G1,1,2024-01-02,DISBURSE,100,ENTERPRISE,LARGE,C27,110000,6,0,0,0,0,0,0",
+                  "B0001,G2,3,2024-01-02,DISBURSE,100,ENTERPRISE,LARGE,C27,110000,6,0,0,0,0,0,0",
+                  "B0001,G3,1,2024-01-02,REPAY,100,ENTERPRISE,LARGE,C27,110000,6,0,0,0,0,0,0"});
+  const ProcessResult r = Ask({"submit", csv}, institution_token_);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(csv + ":3: SEQ_GAP"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(csv + ":4: "), std::string::npos) << r.err;  // a REPAY as first event
+  EXPECT_EQ(r.err.find(csv + ":2: "), std::string::npos) << r.err;
+  EXPECT_EQ(Lines(r.out).back(), "applied=0 duplicates=0 batches=0 rejected=2");
+  // The batch was rejected whole: G1 was not applied.
+  EXPECT_EQ(Ask({"loan", "--institution", "B0001", "--loan-id", "G1"}, institution_token_).code, 4);
+}
+
+TEST_F(CliE2eTest, WrongTokenExitsThree) {
+  const ProcessResult r = Ask({"report", "--date", "2024-09-30"}, "llt_" + std::string(64, '0'));
+  EXPECT_EQ(r.code, 3) << r.err;
+}
+
+TEST_F(CliE2eTest, NoServerExitsThree) {
+  const ProcessResult r = Cli(
+      {"report", "--date", "2024-09-30", "--server", "127.0.0.1:1", "--token", institution_token_});
+  EXPECT_EQ(r.code, 3) << r.err;
+}
+
+TEST_F(CliE2eTest, UnknownLoanExitsFour) {
+  const ProcessResult r =
+      Ask({"loan", "--institution", "B0001", "--loan-id", "NOSUCHLOAN"}, institution_token_);
+  EXPECT_EQ(r.code, 4) << r.err;
+}
+
+TEST_F(CliE2eTest, RegulatorCannotSubmit) {
+  const std::string csv = WriteCsv(
+      "reg.csv", {"B0001,R1,1,2024-01-02,DISBURSE,100,ENTERPRISE,LARGE,C27,110000,6,0,0,0,0,0,0"});
+  const ProcessResult r = Ask({"submit", csv}, regulator_token_);
+  EXPECT_EQ(r.code, 2) << r.err;
+}
+
+}  // namespace

@@ -1,0 +1,105 @@
+// A Client without a network, for the CLI tests: a tiny model of the
+// ledger's exactly-once rule (per-loan last seq), pipelined SubmitStream,
+// scripted rejections and scripted query answers or failures.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "client/client.h"
+
+namespace loanledger::client::testing {
+
+struct FakeLedger {
+  std::map<std::pair<std::string, std::string>, uint64_t> last_seq;  // (institution, loan) -> seq
+  std::vector<std::vector<LoanEvent>> batches_received;              // every batch sent, in order
+  std::set<std::string> reject_loan_ids;  // events of these loans are rejected
+  Reason reject_reason = Reason::kSeqGap;
+  uint32_t in_flight_max = 3;  // pipelining depth
+  Status submit_failure;       // returned by SubmitStream when set
+  Status connect_failure;      // returned by Connect when set
+  Result<Report> report = Report{};
+  Result<Series> series = Series{};
+  Result<LoanView> loan = Status::NotFound("no such loan");
+  ReportQuery last_report_query;
+  SeriesQuery last_series_query;
+  ClientOptions last_options;
+};
+
+class FakeClient final : public Client {
+ public:
+  explicit FakeClient(FakeLedger& ledger) : ledger_(ledger) {}
+
+  const Identity& identity() const override { return identity_; }
+
+  Result<BatchOutcome> Submit(const std::vector<LoanEvent>& events) override {
+    return Apply(events);
+  }
+
+  Status SubmitStream(
+      const std::function<bool(std::vector<LoanEvent>&)>& next,
+      const std::function<bool(uint64_t, const BatchOutcome&)>& on_outcome) override {
+    if (!ledger_.submit_failure.ok()) return ledger_.submit_failure;
+    std::deque<std::pair<uint64_t, std::vector<LoanEvent>>> in_flight;
+    uint64_t index = 0;
+    bool more = true;
+    while (true) {
+      while (more && in_flight.size() < ledger_.in_flight_max) {
+        std::vector<LoanEvent> batch;
+        more = next(batch);
+        if (more) in_flight.emplace_back(index++, std::move(batch));
+      }
+      if (in_flight.empty()) return Status::Ok();
+      auto [i, batch] = std::move(in_flight.front());
+      in_flight.pop_front();
+      const BatchOutcome outcome = Apply(batch);
+      if (!on_outcome(i, outcome)) more = false;  // in-flight ones are still answered
+    }
+  }
+
+  Result<Report> QueryReport(const ReportQuery& query) override {
+    ledger_.last_report_query = query;
+    return ledger_.report;
+  }
+  Result<Series> QuerySeries(const SeriesQuery& query) override {
+    ledger_.last_series_query = query;
+    return ledger_.series;
+  }
+  Result<LoanView> QueryLoan(const std::string&, const std::string&) override {
+    return ledger_.loan;
+  }
+  Result<VerifyOutcome> Verify() override { return Status::PermissionDenied("not admin"); }
+  Result<std::string> Stats() override { return Status::PermissionDenied("not admin"); }
+
+ private:
+  BatchOutcome Apply(const std::vector<LoanEvent>& events) {
+    ledger_.batches_received.push_back(events);
+    BatchOutcome outcome;
+    for (uint32_t i = 0; i < events.size(); ++i) {
+      if (ledger_.reject_loan_ids.count(events[i].loan_id)) {
+        outcome.rejections.push_back(Rejection{i, ledger_.reject_reason, "scripted rejection"});
+      }
+    }
+    if (!outcome.rejections.empty()) return outcome;
+    outcome.applied = true;
+    for (const LoanEvent& e : events) {
+      uint64_t& last = ledger_.last_seq[{e.institution_id, e.loan_id}];
+      if (e.seq <= last) {
+        ++outcome.events_duplicate;
+      } else {
+        last = e.seq;
+        ++outcome.events_applied;
+      }
+    }
+    return outcome;
+  }
+
+  FakeLedger& ledger_;
+  Identity identity_{Role::kInstitution, "B0001", "fake"};
+};
+
+}  // namespace loanledger::client::testing

@@ -1,0 +1,123 @@
+// /metrics over HTTP on the metrics port (SPEC §8): every family exists
+// from start-up, values follow activity, and deploy/'s checker passes.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <regex>
+#include <thread>
+
+#include "schema/date.h"
+#include "tests/integration/server_harness.h"
+
+namespace loanledger::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ServerMetrics : public ServerTest {};
+
+// Value of the first sample line starting with `series` ("name{labels}").
+double Sample(const std::string& metrics, const std::string& series) {
+  const size_t at = metrics.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::strtod(metrics.c_str() + at + series.size() + 2, nullptr);
+}
+
+TEST_F(ServerMetrics, EverySpecFamilyIsExportedFromStartUp) {
+  StartServer();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string metrics = FetchMetrics(server_->metrics_port());
+  ASSERT_NE(metrics.find("200 OK"), std::string::npos) << metrics.substr(0, 200);
+  const std::vector<std::pair<std::string, std::string>> families = {
+      {"loanledger_events_applied_total", "counter"},
+      {"loanledger_events_duplicate_total", "counter"},
+      {"loanledger_events_rejected_total", "counter"},
+      {"loanledger_batches_total", "counter"},
+      {"loanledger_auth_failures_total", "counter"},
+      {"loanledger_connections_total", "counter"},
+      {"loanledger_connections_active", "gauge"},
+      {"loanledger_inflight_batches", "gauge"},
+      {"loanledger_batch_apply_seconds", "histogram"},
+      {"loanledger_ack_latency_seconds", "histogram"},
+      {"loanledger_query_seconds", "histogram"},
+      {"loanledger_category_balance_yuan", "gauge"},
+      {"loanledger_category_loans", "gauge"},
+      {"loanledger_rocksdb_memtable_bytes", "gauge"},
+      {"loanledger_rocksdb_pending_compaction_bytes", "gauge"},
+      {"loanledger_rocksdb_live_sst_bytes", "gauge"},
+      {"loanledger_rocksdb_block_cache_usage_bytes", "gauge"},
+      {"loanledger_rocksdb_write_stall", "gauge"},
+      {"loanledger_build_info", "gauge"},
+  };
+  for (const auto& [name, type] : families) {
+    EXPECT_NE(metrics.find("# TYPE " + name + " " + type + "\n"), std::string::npos)
+        << name << " missing or not a " << type;
+  }
+  for (const char* label :
+       {"result=\"applied\"", "result=\"rejected\"", "result=\"failed\"", "reason=\"SEQ_GAP\"",
+        "reason=\"OVERDRAW\"", "kind=\"report\"", "kind=\"series\"", "kind=\"loan\"",
+        "category=\"MANUFACTURING_MLT\",province=\"31\""}) {
+    EXPECT_NE(metrics.find(label), std::string::npos) << label;
+  }
+  EXPECT_TRUE(
+      std::regex_search(metrics, std::regex(R"(loanledger_build_info\{version="[^"]+"\} 1)")));
+}
+
+TEST_F(ServerMetrics, ValuesFollowActivity) {
+  StartServer({"--metrics-refresh-ms", "100"});
+  ASSERT_FALSE(HasFatalFailure());
+  auto bank = Connect(kTokenB1);
+  ASSERT_NE(bank, nullptr);
+  ASSERT_TRUE(
+      bank->Submit({MakeEvent("B0001", "M1", 1, "2024-01-05", EventKind::kDisburse, 12345600),
+                    MakeEvent("B0001", "M2", 1, "2024-01-05", EventKind::kDisburse, 100)})
+          ->applied);
+  ASSERT_TRUE(
+      bank->Submit({MakeEvent("B0001", "M1", 1, "2024-01-05", EventKind::kDisburse, 1)})->applied);
+  ASSERT_FALSE(
+      bank->Submit({MakeEvent("B0001", "M1", 9, "2024-01-05", EventKind::kRepay, 1)})->applied);
+  ReportQuery q;
+  q.date = *ParseDate("2024-12-31");
+  ASSERT_TRUE(bank->QueryReport(q).ok());
+
+  std::string metrics;
+  for (int i = 0; i < 40; ++i) {  // gauges refresh every 100 ms here
+    metrics = FetchMetrics(server_->metrics_port());
+    if (Sample(metrics, "loanledger_category_loans{category=\"TOTAL\",province=\"31\"}") == 2)
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(Sample(metrics, "loanledger_events_applied_total"), 2);
+  EXPECT_EQ(Sample(metrics, "loanledger_events_duplicate_total"), 1);
+  EXPECT_EQ(Sample(metrics, "loanledger_events_rejected_total{reason=\"SEQ_GAP\"}"), 1);
+  EXPECT_EQ(Sample(metrics, "loanledger_batches_total{result=\"applied\"}"), 2);
+  EXPECT_EQ(Sample(metrics, "loanledger_batches_total{result=\"rejected\"}"), 1);
+  EXPECT_EQ(Sample(metrics, "loanledger_connections_total"), 1);
+  EXPECT_EQ(Sample(metrics, "loanledger_connections_active"), 1);
+  EXPECT_EQ(Sample(metrics, "loanledger_inflight_batches"), 0);
+  EXPECT_EQ(Sample(metrics, "loanledger_ack_latency_seconds_count"), 3);
+  EXPECT_EQ(Sample(metrics, "loanledger_batch_apply_seconds_count"), 3);
+  EXPECT_EQ(Sample(metrics, "loanledger_query_seconds_count{kind=\"report\"}"), 1);
+  EXPECT_EQ(Sample(metrics, "loanledger_category_loans{category=\"TOTAL\",province=\"31\"}"), 2);
+  EXPECT_DOUBLE_EQ(
+      Sample(metrics, "loanledger_category_balance_yuan{category=\"TOTAL\",province=\"31\"}"),
+      123457.0);
+  EXPECT_GT(Sample(metrics, "loanledger_data_disk_size_bytes"), 0);
+}
+
+TEST_F(ServerMetrics, DeployCheckerFindsEveryFamilyDeployNeeds) {
+  if (std::system("python3 --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
+  StartServer();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string script = SourceDir() + "/tests/deploy/check_metrics_exported.py";
+  if (std::system(("test -f " + script).c_str()) != 0) GTEST_SKIP() << "no " << script;
+  const std::string out = dir_.Sub("check.out");
+  const std::string cmd = "python3 " + script +
+                          " http://127.0.0.1:" + std::to_string(server_->metrics_port()) +
+                          "/metrics --wait 5 > " + out + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(out);
+}
+
+}  // namespace
+}  // namespace loanledger::testing

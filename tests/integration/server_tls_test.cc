@@ -1,0 +1,107 @@
+// TLS (SPEC §6): a self-signed certificate made at test time; round trip
+// with verification; a plain client or an untrusted certificate fails.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "schema/category.h"
+#include "schema/date.h"
+#include "tests/integration/server_harness.h"
+
+namespace loanledger::testing {
+namespace {
+
+class ServerTls : public ServerTest {
+ protected:
+  void SetUp() override {
+    cert_ = dir_.Sub("cert.pem");
+    key_ = dir_.Sub("key.pem");
+    const std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
+        " -addext subjectAltName=IP:127.0.0.1 -keyout " +
+        key_ + " -out " + cert_ + " > " + dir_.Sub("openssl.log") + " 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << ReadFile(dir_.Sub("openssl.log"));
+    StartServer({"--tls-cert", cert_, "--tls-key", key_});
+    ASSERT_FALSE(HasFatalFailure());
+  }
+  client::ClientOptions TlsOptions(std::string_view token) {
+    client::ClientOptions o = ClientOptionsFor(*server_, token);
+    o.tls = true;
+    o.tls_ca_file = cert_;
+    o.reconnect_attempts_max = 1;
+    return o;
+  }
+  std::string cert_, key_;
+};
+
+TEST_F(ServerTls, RoundTripWithAVerifiedCertificate) {
+  auto bank = client::Client::Connect(TlsOptions(kTokenB1));
+  ASSERT_TRUE(bank.ok()) << bank.status().ToString();
+  Result<client::BatchOutcome> r =
+      (*bank)->Submit({MakeEvent("B0001", "T1", 1, "2024-01-05", EventKind::kDisburse, 4242)});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->applied);
+  ReportQuery q;
+  q.date = *ParseDate("2024-12-31");
+  q.categories = {Category::kTotal};
+  Result<Report> report = (*bank)->QueryReport(q);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->rows.at(0).balance_fen, 4242);
+  // Pipelined over TLS too.
+  int made = 0;
+  Status s = (*bank)->SubmitStream(
+      [&](std::vector<LoanEvent>& batch) {
+        if (made == 20) return false;
+        for (int i = 0; i < 100; ++i) {
+          batch.push_back(MakeEvent("B0001", "TP" + std::to_string(made * 100 + i), 1, "2024-01-05",
+                                    EventKind::kDisburse, 1));
+        }
+        ++made;
+        return true;
+      },
+      [](uint64_t, const client::BatchOutcome& o) { return o.applied; });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ((*bank)->QueryReport(q)->rows.at(0).balance_fen, 4242 + 2000);
+}
+
+TEST_F(ServerTls, WithoutVerificationItAlsoWorks) {
+  client::ClientOptions o = TlsOptions(kTokenRegulator);
+  o.tls_ca_file.clear();
+  auto regulator = client::Client::Connect(o);
+  ASSERT_TRUE(regulator.ok()) << regulator.status().ToString();
+  EXPECT_EQ((*regulator)->identity().role, client::Role::kRegulator);
+}
+
+TEST_F(ServerTls, WrongTokenOverTlsIsUnauthenticated) {
+  auto c = client::Client::Connect(TlsOptions("wrong-token"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Status::Code::kUnauthenticated) << c.status().ToString();
+}
+
+TEST_F(ServerTls, PlainClientOrUntrustedCertificateFails) {
+  client::ClientOptions plain = ClientOptionsFor(*server_, kTokenB1);
+  plain.tls = false;
+  plain.connect_timeout_ms = 3000;
+  auto c = client::Client::Connect(plain);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Status::Code::kUnavailable) << c.status().ToString();
+
+  // A CA that did not sign the server's certificate.
+  const std::string other_cert = dir_.Sub("other.pem");
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
+      " -addext subjectAltName=IP:127.0.0.1 -keyout " +
+      dir_.Sub("other.key") + " -out " + other_cert + " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  client::ClientOptions untrusted = TlsOptions(kTokenB1);
+  untrusted.tls_ca_file = other_cert;
+  auto u = client::Client::Connect(untrusted);
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.status().code(), Status::Code::kUnavailable) << u.status().ToString();
+
+  // The server keeps serving.
+  EXPECT_TRUE(client::Client::Connect(TlsOptions(kTokenB1)).ok());
+}
+
+}  // namespace
+}  // namespace loanledger::testing
