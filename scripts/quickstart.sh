@@ -10,6 +10,8 @@
 #   LOANLEDGER_HOME  where data, tokens, logs and the CSV go (default ./run)
 #   LOANLEDGER_PORT  client port (default 7700), LOANLEDGER_METRICS_PORT (default 9464)
 #   LOANLEDGER_SCALE portfolio scale (default 0.0001), LOANLEDGER_SEED (default 1)
+#   LOANLEDGER_BIN_DIR  use already-built binaries from this build dir and skip
+#                       installing and building (the end-to-end test does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,13 +24,15 @@ REPORT_DATE=2024-09-30
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
-step "1/6 installing packages"
-scripts/install-deps.sh
-
-step "2/6 building (Release)"
-scripts/build.sh loanledgerd loanledger
-LL=$ROOT/build/client/loanledger
-LLD=$ROOT/build/server/loanledgerd
+if [ -z "${LOANLEDGER_BIN_DIR:-}" ]; then
+  step "1/6 installing packages"
+  scripts/install-deps.sh
+  step "2/6 building (Release)"
+  scripts/build.sh loanledgerd loanledger
+fi
+BIN_DIR=${LOANLEDGER_BIN_DIR:-$ROOT/build}
+LL=$BIN_DIR/client/loanledger
+LLD=$BIN_DIR/server/loanledgerd
 
 # A server left running by an earlier quick start is stopped first.
 if [ -f "$HOME_DIR/loanledgerd.pid" ]; then
