@@ -61,11 +61,11 @@ TOKENS=$HOME_DIR/tokens
 chmod 600 "$TOKENS"
 declare -A TOKEN_OF
 for inst in $institutions; do
-  out=$("$LL" token new --role institution --institution "$inst")
+  out=$("$LL" token new --role institution --institution "$inst" 2>/dev/null)
   TOKEN_OF[$inst]=$(sed -n 1p <<<"$out")
   sed -n 2p <<<"$out" >> "$TOKENS"
 done
-out=$("$LL" token new --role regulator)
+out=$("$LL" token new --role regulator 2>/dev/null)
 REGULATOR_TOKEN=$(sed -n 1p <<<"$out")
 sed -n 2p <<<"$out" >> "$TOKENS"
 echo "$REGULATOR_TOKEN" > "$HOME_DIR/regulator.token"
@@ -83,10 +83,19 @@ done
 
 step "5/6 submitting the portfolio through the CLI"
 export LOANLEDGER_SERVER=127.0.0.1:$PORT
+total_applied=0; total_duplicates=0; total_batches=0; n=0; count=$(echo "$institutions" | wc -l)
 for inst in $institutions; do
-  printf '%-8s ' "$inst" >&2
-  LOANLEDGER_TOKEN=${TOKEN_OF[$inst]} "$LL" submit "$HOME_DIR/csv/$inst.csv"
+  n=$((n + 1))
+  summary=$(LOANLEDGER_TOKEN=${TOKEN_OF[$inst]} "$LL" submit "$HOME_DIR/csv/$inst.csv" 2>>"$HOME_DIR/submit.log" | tail -n 1)
+  # A live line on a terminal; one line per institution otherwise.
+  if [ -t 2 ]; then eol='\r'; else eol='\n'; fi
+  printf "  [%3d/%3d] %-8s %s$eol" "$n" "$count" "$inst" "$summary" >&2
+  eval "$(sed -E 's/([a-z]+)=([0-9]+)/s_\1=\2;/g' <<<"$summary")"
+  total_applied=$((total_applied + s_applied)); total_duplicates=$((total_duplicates + s_duplicates))
+  total_batches=$((total_batches + s_batches))
 done
+printf '\n' >&2
+echo "submitted: applied=$total_applied duplicates=$total_duplicates batches=$total_batches institutions=$count"
 
 step "6/6 the report for $REPORT_DATE, next to the published figures (SPEC §9)"
 LOANLEDGER_TOKEN=$REGULATOR_TOKEN "$LL" report --date "$REPORT_DATE" > "$HOME_DIR/report.txt"
