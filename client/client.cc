@@ -17,6 +17,10 @@ namespace {
 using detail::Clock;
 using detail::Connection;
 
+// Verify recomputes the whole ledger from the journal: minutes for a national
+// portfolio, so it gets at least this long instead of request_timeout_ms.
+constexpr uint32_t kVerifyTimeoutMs = 3'600'000;
+
 // Reconnect backoff: 100 ms, doubling, at most 5 s between attempts.
 constexpr auto kBackoffFirst = std::chrono::milliseconds(100);
 constexpr auto kBackoffMax = std::chrono::milliseconds(5000);
@@ -112,7 +116,8 @@ class ClientImpl final : public Client {
 
   Result<VerifyOutcome> Verify() override {
     Result<wire::OwnedMessage> r =
-        Call([](uint64_t id) { return wire::EncodeVerifyRequest(id); }, wire::Body::VerifyReply);
+        Call([](uint64_t id) { return wire::EncodeVerifyRequest(id); }, wire::Body::VerifyReply,
+             std::max(options_.request_timeout_ms, kVerifyTimeoutMs));
     if (!r.ok()) return r.status();
     const wire::VerifySummary s = wire::DecodeVerifyReply(*r->message->body_as_VerifyReply());
     VerifyOutcome out{s.batches_replayed, s.events_replayed, s.loans_checked, s.cells_checked, {}};
@@ -189,13 +194,14 @@ class ClientImpl final : public Client {
   // One request, one reply of type `expect`; resent on a new connection
   // after a connection failure (queries are idempotent).
   Result<wire::OwnedMessage> Call(const std::function<wire::Frame(uint64_t)>& make,
-                                  wire::Body expect) {
+                                  wire::Body expect, uint32_t timeout_ms = 0) {
+    if (timeout_ms == 0) timeout_ms = options_.request_timeout_ms;
     Status last = Status::Unavailable("not connected");
     for (uint32_t attempt = 0; attempt <= options_.reconnect_attempts_max; ++attempt) {
       if (Status s = EnsureConnected(); !s.ok()) return s;
       const uint64_t id = next_request_id_++;
       conn_->Send(std::make_shared<const wire::Frame>(make(id)));
-      const Clock::time_point deadline = RequestDeadline(Clock::now());
+      const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
       while (true) {
         Result<wire::OwnedMessage> reply = conn_->Receive(deadline);
         if (!reply.ok()) {

@@ -82,6 +82,13 @@ class Client {
   // called once per batch in submission order with its index (0-based) and
   // outcome; return false from it to stop submitting (e.g. on a rejection).
   // After a lost connection, unacknowledged batches are resent on a new one.
+  // Once on_outcome returns false, `next` is not called again, but batches
+  // already in flight still get their on_outcome call (they may have been
+  // applied). A batch that `next` returns empty or above kBatchEventsMax ends
+  // the stream with kInvalidArgument. Returns OK when every batch given was
+  // answered; otherwise the error (kUnavailable after reconnect_attempts_max
+  // failed reconnects, kPermissionDenied, kInvalidArgument, kIoError, ...),
+  // and batches not yet answered are each wholly applied or wholly absent.
   virtual Status SubmitStream(
       const std::function<bool(std::vector<LoanEvent>& batch)>& next,
       const std::function<bool(uint64_t batch_index, const BatchOutcome& outcome)>& on_outcome) = 0;
