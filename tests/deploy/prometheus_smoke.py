@@ -113,7 +113,12 @@ def api(base: str, path: str, **params) -> dict:
         with urllib.request.urlopen(url, timeout=10) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as e:  # 400/422 carry the PromQL error as JSON
-        return json.load(e)
+        body = e.read()
+        try:
+            return json.loads(body)
+        except ValueError:
+            # While Prometheus starts it answers 503 with plain text: not ready yet.
+            return {"status": "error", "error": f"HTTP {e.code}: {body[:200]!r}"}
 
 
 def wait_for(what: str, seconds: float, probe):
@@ -171,7 +176,7 @@ def main(argv: list[str]) -> int:
             wait_for("loanledger target up", STARTUP_S_MAX, target_up)
 
             def rules_ok():
-                groups = api(base, "/api/v1/rules")["data"]["groups"]
+                groups = api(base, "/api/v1/rules").get("data", {}).get("groups", [])
                 rules = [r for g in groups for r in g["rules"]]
                 pending = [r["name"] for r in rules if r.get("health") != "ok"]
                 return True if rules and not pending else pending
@@ -195,7 +200,7 @@ def main(argv: list[str]) -> int:
                             r = api(base, "/api/v1/query_range", query=expr, start=now - 30, end=now, step=1)
                             if r.get("status") != "success":
                                 errors.append(f"{where} (range): {r.get('error')}: {expr}")
-            groups = api(base, "/api/v1/rules")["data"]["groups"]
+            groups = api(base, "/api/v1/rules").get("data", {}).get("groups", [])
             n_rules = sum(len(g["rules"]) for g in groups)
             print(f"Prometheus {base} scraped {target}; {n_rules} rules healthy")
             if empty:
