@@ -144,8 +144,7 @@ Status LedgerImpl::Load() {
     slot.exists = true;
     slot.mask = Classify(slot.state.attributes);
     slot.province = ProvinceOf(slot.state.attributes.region_code);
-    slot.key_copy = it->key().ToString();
-    loans_.emplace(slot.key_copy, std::move(slot));
+    loans_.emplace(it->key().ToString(), std::move(slot));
   }
   if (!it->status().ok()) return FromRocks(it->status(), "read loans");
   if (loans_.size() != loan_count_) {
@@ -166,7 +165,7 @@ Status LedgerImpl::Load() {
   return FromRocks(it->status(), "read cells");
 }
 
-EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, LoanSlot* before) {
+EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
   EventStep step;
   const uint64_t last = slot->exists ? slot->state.last_seq : 0;
   auto reject = [&](Reason r, std::string detail) {
@@ -209,14 +208,17 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, LoanSlot* before) {
     case EventKind::kReclassify:
       break;
   }
-  *before = *slot;
+  *before = SlotBefore{slot->exists, balance, slot->mask, slot->province};
+  // Most events repeat the loan's attributes: then its classification stands.
+  if (!slot->exists || !(slot->state.attributes == e.attributes)) {
+    slot->state.attributes = e.attributes;
+    slot->mask = Classify(e.attributes);
+    slot->province = ProvinceOf(e.attributes.region_code);
+  }
   slot->exists = true;
   slot->state.last_seq = e.seq;
   slot->state.last_date = e.business_date;
   slot->state.balance_fen = next;
-  slot->state.attributes = e.attributes;
-  slot->mask = Classify(e.attributes);
-  slot->province = ProvinceOf(e.attributes.region_code);
   step.kind = EventStep::Kind::kApplied;
   LL_CHECK(next >= 0 && next <= kLoanBalanceFenMax);
   return step;
@@ -227,7 +229,8 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, LoanSlot* before) {
 // a rejected batch unwinds its own entries, a failed write unwinds all.
 struct LedgerImpl::Group {
   struct Undo {
-    LoanSlot* slot;          // in loans_ (node-based map: stable address)
+    const std::string* key;  // the loan key in loans_ (node-based map: stable address)
+    LoanSlot* slot;          // its slot in loans_
     LoanSlot before;         // its value before the batch first touched it
     bool inserted;           // the slot was created by this batch: erase on unwind
   };
@@ -262,8 +265,8 @@ void LedgerImpl::Unwind(Group* g, size_t to) {
   while (g->undo.size() > to) {
     Group::Undo& u = g->undo.back();
     if (u.inserted) {
-      // The node's key is the loan key; erase by iterator-free lookup of it.
-      const size_t erased = loans_.erase(u.slot->key_copy);
+      const std::string key = *u.key;  // erase destroys the node that holds *u.key
+      const size_t erased = loans_.erase(key);
       LL_CHECK(erased == 1);
     } else {
       *u.slot = std::move(u.before);
@@ -310,22 +313,24 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     auto [it, inserted] = loans_.try_emplace(key);
     LoanSlot& slot = it->second;
     if (inserted) {
-      slot.key_copy = key;
-      g->undo.push_back(Group::Undo{&slot, LoanSlot{}, true});
+      g->undo.push_back(Group::Undo{&it->first, &slot, LoanSlot{}, true});
       slot.stamp = stamp;
     } else if (slot.stamp != stamp) {
-      g->undo.push_back(Group::Undo{&slot, slot, false});
+      g->undo.push_back(Group::Undo{&it->first, &slot, slot, false});
       slot.stamp = stamp;
     }
-    LoanSlot before;
+    // Past the ledger's capacity (rare): keep a full copy to put back.
+    const bool over_capacity = e.kind == EventKind::kDisburse && e.amount_fen > kLedgerDisbursedFenMax - disbursed;
+    std::optional<LoanSlot> restore;
+    if (over_capacity) restore = slot;
+    SlotBefore before;
     EventStep step = StepLoan(e, &slot, &before);
     if (step.kind == EventStep::Kind::kDuplicate) {
       ++result.events_duplicate;
       continue;
     }
-    if (step.kind == EventStep::Kind::kApplied && e.kind == EventKind::kDisburse &&
-        e.amount_fen > kLedgerDisbursedFenMax - disbursed) {
-      slot = std::move(before);
+    if (step.kind == EventStep::Kind::kApplied && over_capacity) {
+      slot = std::move(*restore);
       step.kind = EventStep::Kind::kRejected;
       step.reason = Reason::kLedgerCapacity;
       step.message = std::string(ReasonDescription(Reason::kLedgerCapacity));
@@ -381,7 +386,7 @@ Status LedgerImpl::Commit(Group* g) {
     slot.dirty = false;
     if (u.inserted) ++new_loans;
     EncodeLoanState(slot.state, &value);
-    wb.Put(cf_loans_, slot.key_copy, value);
+    wb.Put(cf_loans_, *u.key, value);
   }
   for (const auto& [batch_no, record] : g->journal) wb.Put(cf_journal_, EncodeJournalKey(batch_no), record);
   for (const auto& [packed, delta] : g->deltas) {

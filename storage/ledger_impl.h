@@ -25,10 +25,18 @@ struct LoanSlot {
   bool exists = false;       // the loan has at least one applied event
   bool dirty = false;        // changed by an applied event of the current group, not yet written
   uint64_t stamp = 0;        // the batch that last took an undo copy of it (writer only)
-  std::string key_copy;      // its loan key (LoanKey), for writing and unwinding
   LoanState state;
   CategoryMask mask = 0;     // Classify(state.attributes), when exists
   uint8_t province = 0;      // ProvinceOf(state.attributes.region_code), when exists
+};
+
+// What EmitDeltas needs of a loan before an event (a copy of LoanSlot would
+// copy its strings for every event).
+struct SlotBefore {
+  bool exists = false;
+  int64_t balance_fen = 0;
+  CategoryMask mask = 0;
+  uint8_t province = 0;
 };
 
 // The outcome of applying one event to a loan: rejected, a duplicate, or
@@ -41,15 +49,16 @@ struct EventStep {
 
 // Applies e to `slot` (SPEC §3 exactly-once and state rules, not the field
 // rules of ValidateEvent, which the caller has checked). On kApplied, slot
-// holds the new state and *before is the state before. Pure.
-EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, LoanSlot* before);
+// holds the new state and *before sums up the state before; otherwise slot
+// is unchanged. Pure.
+EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before);
 
 // Emits the cell changes of one applied event: the old state's balance
 // leaves the old categories/province, the new state's enters the new ones,
 // and the event's flow counts under the new attributes (SPEC §4). `add` is
 // called with (category, province, day, change).
 template <typename AddFn>
-void EmitDeltas(const LoanSlot& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add);
+void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add);
 
 // Sums of int64 cell values per packed cell key.
 using DeltaMap = std::unordered_map<uint64_t, Measures>;
@@ -110,7 +119,7 @@ class LedgerImpl final : public Ledger {
 };
 
 template <typename AddFn>
-void EmitDeltas(const LoanSlot& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add) {
+void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add) {
   Measures flow;
   switch (e.kind) {
     case EventKind::kDisburse: flow.disbursed_fen = e.amount_fen; break;
@@ -118,7 +127,7 @@ void EmitDeltas(const LoanSlot& before, const LoanSlot& after, const LoanEvent& 
     case EventKind::kWriteOff: flow.written_off_fen = e.amount_fen; break;
     case EventKind::kReclassify: break;
   }
-  const int64_t b0 = before.exists ? before.state.balance_fen : 0;
+  const int64_t b0 = before.exists ? before.balance_fen : 0;
   const int64_t b1 = after.state.balance_fen;
   const int64_t n0 = b0 > 0 ? 1 : 0;
   const int64_t n1 = b1 > 0 ? 1 : 0;

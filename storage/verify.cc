@@ -80,7 +80,7 @@ Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal, c
         continue;
       }
       LoanSlot& slot = out->loans[LoanKey(e.institution_id, e.loan_id)];
-      LoanSlot before;
+      SlotBefore before;
       EventStep step = StepLoan(e, &slot, &before);
       if (step.kind == EventStep::Kind::kRejected) {
         diff->Add(where + " does not apply: " + step.message, 0, 1);
