@@ -5,6 +5,7 @@
 // Env LOANLEDGER_BENCH_DIR picks the data directory (default /tmp).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -45,6 +46,20 @@ LoanEvent MakeEvent(uint64_t loan, uint64_t seq, EventKind kind, int64_t amount_
   a.tech_enterprise = loan % 7 == 0;
   a.green = loan % 3 == 0;
   return e;
+}
+
+// Resident memory of this process (the ledger's loan table and aggregates
+// plus RocksDB's memtables and block cache), MiB.
+double RssMib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  double kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "VmRSS: %lf kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib / 1024;
 }
 
 std::string BenchDir() {
@@ -101,6 +116,7 @@ void BM_ApplyBatchSynced(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(kBatchEvents));
   state.counters["loans_in_store"] = static_cast<double>(kPreloadedLoans);
+  state.counters["rss_mib"] = RssMib();
 }
 BENCHMARK(BM_ApplyBatchSynced)->Unit(benchmark::kMillisecond)->UseRealTime();
 

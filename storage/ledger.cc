@@ -137,14 +137,12 @@ Status LedgerImpl::Load() {
 
   it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf_loans_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    LoanSlot slot;
-    if (!DecodeLoanState(std::string_view(it->value().data(), it->value().size()), &slot.state)) {
+    LoanState state;
+    if (!DecodeLoanState(std::string_view(it->value().data(), it->value().size()), &state) ||
+        ValidateEvent(LoanEvent{"X", "X", 1, kDayMin, EventKind::kDisburse, 1, state.attributes})) {
       return Status::Corruption("undecodable loan state " + it->key().ToString(true));
     }
-    slot.exists = true;
-    slot.mask = Classify(slot.state.attributes);
-    slot.province = ProvinceOf(slot.state.attributes.region_code);
-    loans_.emplace(it->key().ToString(), std::move(slot));
+    loans_.emplace(it->key().ToString(), LoanSlot::FromState(state));
   }
   if (!it->status().ok()) return FromRocks(it->status(), "read loans");
   if (loans_.size() != loan_count_) {
@@ -167,7 +165,7 @@ Status LedgerImpl::Load() {
 
 EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
   EventStep step;
-  const uint64_t last = slot->exists ? slot->state.last_seq : 0;
+  const uint64_t last = slot->exists ? slot->last_seq : 0;
   auto reject = [&](Reason r, std::string detail) {
     step.kind = EventStep::Kind::kRejected;
     step.reason = r;
@@ -184,11 +182,11 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
   if (!slot->exists && e.kind != EventKind::kDisburse) {
     return reject(Reason::kFirstEventNotDisburse, std::string(EventKindName(e.kind)));
   }
-  if (slot->exists && e.business_date < slot->state.last_date) {
+  if (slot->exists && e.business_date < slot->last_date) {
     return reject(Reason::kDateBeforePrevious,
-                  FormatDate(e.business_date) + " before " + FormatDate(slot->state.last_date));
+                  FormatDate(e.business_date) + " before " + FormatDate(slot->last_date));
   }
-  const int64_t balance = slot->exists ? slot->state.balance_fen : 0;
+  const int64_t balance = slot->exists ? slot->balance_fen : 0;
   int64_t next = balance;
   switch (e.kind) {
     case EventKind::kDisburse:
@@ -208,17 +206,17 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
     case EventKind::kReclassify:
       break;
   }
-  *before = SlotBefore{slot->exists, balance, slot->mask, slot->province};
+  *before = SlotBefore{slot->exists, balance, slot->mask, slot->province()};
   // Most events repeat the loan's attributes: then its classification stands.
-  if (!slot->exists || !(slot->state.attributes == e.attributes)) {
-    slot->state.attributes = e.attributes;
+  const PackedAttributes packed = PackedAttributes::From(e.attributes);
+  if (!slot->exists || !(slot->attributes == packed)) {
+    slot->attributes = packed;
     slot->mask = Classify(e.attributes);
-    slot->province = ProvinceOf(e.attributes.region_code);
   }
   slot->exists = true;
-  slot->state.last_seq = e.seq;
-  slot->state.last_date = e.business_date;
-  slot->state.balance_fen = next;
+  slot->last_seq = e.seq;
+  slot->last_date = e.business_date;
+  slot->balance_fen = next;
   step.kind = EventStep::Kind::kApplied;
   LL_CHECK(next >= 0 && next <= kLoanBalanceFenMax);
   return step;
@@ -385,7 +383,7 @@ Status LedgerImpl::Commit(Group* g) {
     if (!slot.dirty) continue;  // touched only by duplicates, or already written (touched twice)
     slot.dirty = false;
     if (u.inserted) ++new_loans;
-    EncodeLoanState(slot.state, &value);
+    EncodeLoanState(slot.ToState(), &value);
     wb.Put(cf_loans_, *u.key, value);
   }
   for (const auto& [batch_no, record] : g->journal) wb.Put(cf_journal_, EncodeJournalKey(batch_no), record);

@@ -17,18 +17,9 @@
 #include "storage/aggregator.h"
 #include "storage/codec.h"
 #include "storage/ledger.h"
+#include "storage/loan_slot.h"
 
 namespace loanledger::storage {
-
-// A loan as the writer sees it while validating a group of batches.
-struct LoanSlot {
-  bool exists = false;       // the loan has at least one applied event
-  bool dirty = false;        // changed by an applied event of the current group, not yet written
-  uint64_t stamp = 0;        // the batch that last took an undo copy of it (writer only)
-  LoanState state;
-  CategoryMask mask = 0;     // Classify(state.attributes), when exists
-  uint8_t province = 0;      // ProvinceOf(state.attributes.region_code), when exists
-};
 
 // What EmitDeltas needs of a loan before an event (a copy of LoanSlot would
 // copy its strings for every event).
@@ -128,17 +119,17 @@ void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent
     case EventKind::kReclassify: break;
   }
   const int64_t b0 = before.exists ? before.balance_fen : 0;
-  const int64_t b1 = after.state.balance_fen;
+  const int64_t b1 = after.balance_fen;
   const int64_t n0 = b0 > 0 ? 1 : 0;
   const int64_t n1 = b1 > 0 ? 1 : 0;
   const Day day = e.business_date;
-  if (before.exists && before.mask == after.mask && before.province == after.province) {
+  if (before.exists && before.mask == after.mask && before.province == after.province()) {
     // Same cells before and after: one combined change per category.
     Measures m = flow;
     m.balance_fen = b1 - b0;
     m.loan_count = n1 - n0;
     for (const CategoryRule& r : CategoryRules()) {
-      if (after.mask & Bit(r.category)) add(r.category, after.province, day, m);
+      if (after.mask & Bit(r.category)) add(r.category, after.province(), day, m);
     }
     return;
   }
@@ -152,7 +143,7 @@ void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent
   in.balance_fen = b1;
   in.loan_count = n1;
   for (const CategoryRule& r : CategoryRules()) {
-    if (after.mask & Bit(r.category)) add(r.category, after.province, day, in);
+    if (after.mask & Bit(r.category)) add(r.category, after.province(), day, in);
   }
 }
 

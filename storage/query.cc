@@ -145,7 +145,7 @@ Result<LoanView> LedgerImpl::QueryLoan(std::string_view institution_id, std::str
   if (it == loans_.end()) {
     return Status::NotFound("no loan " + std::string(loan_id) + " at " + std::string(institution_id));
   }
-  const LoanState& state = it->second.state;
+  const LoanState state = it->second.ToState();
   LoanView view;
   view.institution_id = institution_id;
   view.loan_id = loan_id;

@@ -178,7 +178,7 @@ Result<VerifyReport> LedgerImpl::Verify() {
         diff.Add(what + " stored but not in the journal", 0, 1);
         continue;
       }
-      const LoanState& expected = r->second.state;
+      const LoanState expected = r->second.ToState();
       if (expected.balance_fen != state.balance_fen) diff.Add(what + " balance_fen", expected.balance_fen, state.balance_fen);
       if (expected.last_seq != state.last_seq) {
         diff.Add(what + " last_seq", static_cast<int64_t>(expected.last_seq), static_cast<int64_t>(state.last_seq));
@@ -279,7 +279,7 @@ Result<uint64_t> LedgerImpl::RebuildAggregates() {
   std::unique_lock loans_lock(loans_mu_);
   std::unique_lock agg_lock(agg_mu_);
   agg_ = std::move(rebuilt);
-  for (auto& [key, slot] : loans_) slot.mask = Classify(slot.state.attributes);
+  for (auto& [key, slot] : loans_) slot.mask = Classify(slot.attributes.Unpack());
   return stored;
 }
 
