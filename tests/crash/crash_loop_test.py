@@ -18,7 +18,11 @@ reports (several dates, no grouping / by province / by institution) equal
 those of a reference server that was fed the same file once without any
 crash: an independent recomputation of every figure.
 
-usage: crash_loop_test.py BUILD_DIR [ROUNDS]   (env CRASH_ROUNDS, CRASH_SEED)
+usage: crash_loop_test.py BUILD_DIR [ROUNDS]   (env CRASH_ROUNDS, CRASH_SEED, CRASH_SCALE)
+CRASH_SCALE (default 1e-3) sizes the file; once it is all acknowledged the
+next epoch renames every loan and streams it again into the same store, so
+kills keep landing mid-submission. CRASH_KILL_MAX_S (default 0.4) bounds the
+delay before each kill.
 """
 import json
 import os
@@ -88,7 +92,8 @@ def make_tokens(build, work):
 def make_csv(build, work, seed):
     """One institution's slice of the generated portfolio (valid, realistic)."""
     full = os.path.join(work, "all.csv")
-    subprocess.run([os.path.join(build, "client/loanledger"), "gen", "--scale", "1e-3", "--seed", str(seed),
+    scale = os.environ.get("CRASH_SCALE", "1e-3")
+    subprocess.run([os.path.join(build, "client/loanledger"), "gen", "--scale", scale, "--seed", str(seed),
                     "--out", full], check=True, capture_output=True)
     path = os.path.join(work, "b0001.csv")
     with open(full) as src, open(path, "w") as dst:
@@ -119,6 +124,7 @@ def main():
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else int(os.environ.get("CRASH_ROUNDS", "30"))
     seed = int(os.environ.get("CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
     rng = random.Random(seed)
+    kill_max_s = float(os.environ.get("CRASH_KILL_MAX_S", "0.4"))  # a kill lands within this after the start
     print(f"crash loop: {rounds} rounds, seed {seed} (CRASH_SEED={seed} replays the kill timings)")
     failures = []
     with tempfile.TemporaryDirectory(prefix="loanledger-crash-") as work:
@@ -128,23 +134,42 @@ def main():
         data = os.path.join(work, "data")
         acked_prefix = 0   # events acknowledged in earlier rounds (a prefix of the file)
         kills = 0
+        kills_mid_submit = 0  # the kill cut a submission short (the CLI did not finish)
         lines = open(csv).read().splitlines(keepends=True)
-        header, body = lines[0], lines[1:]
+        header, base = lines[0], lines[1:]
+
+        def epoch_lines(epoch):
+            # Epoch k > 0 renames every loan (suffix "~k"): a fresh stream for the same store,
+            # so that every round's kill can land in the middle of a submission.
+            if epoch == 0:
+                return base
+            out = []
+            for line in base:
+                f = line.split(",", 2)
+                out.append(f"{f[0]},{f[1]}~{epoch},{f[2]}")
+            return out
+
+        epoch, body = 0, base
         for r in range(rounds):
+            if acked_prefix >= len(body):
+                epoch += 1
+                body = epoch_lines(epoch)
+                acked_prefix = 0
             # Resume a little before the acknowledged prefix: the overlap must come back as duplicates.
             start = max(0, acked_prefix - rng.randrange(0, 3000))
             part = os.path.join(work, "part.csv")
             with open(part, "w") as f:
                 f.write(header)
                 f.writelines(body[start:])
-            server = Server(build, data, tokens, os.path.join(work, f"server{r}.log"))
+            server = Server(build, data, tokens, os.path.join(work, "server.log"))
             sub = subprocess.Popen([os.path.join(build, "client/loanledger"), "submit", part, "--batch-size",
                                     str(rng.choice([10, 20, 50])), "--server", f"127.0.0.1:{server.port}",
                                     "--token", inst], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            time.sleep(rng.uniform(0.0, 0.4))
+            time.sleep(rng.uniform(0.0, kill_max_s))
             server.kill9()
             kills += 1
             out, _ = sub.communicate(timeout=300)
+            kills_mid_submit += 1 if sub.returncode != 0 else 0
             m = SUMMARY.findall(out)
             if not m:
                 failures.append(f"round {r}: no summary line from submit (exit {sub.returncode})")
@@ -158,8 +183,15 @@ def main():
                 failures.append(f"round {r}: acknowledged prefix {acked_prefix}, resumed at {start}, but only "
                                 f"{dups} duplicates of {acked} acknowledged: an acknowledged batch was lost")
             acked_prefix = max(acked_prefix, start + acked)
-            print(f"round {r:3d}: from {start:6d} acknowledged {acked:6d} (applied {applied}, duplicates {dups}), "
-                  f"prefix {acked_prefix}, submit exit {sub.returncode}")
+            print(f"round {r:3d}: epoch {epoch} from {start:6d} acknowledged {acked:6d} (applied {applied}, "
+                  f"duplicates {dups}), prefix {acked_prefix}, submit exit {sub.returncode}")
+        # Everything of every epoch, in order: what the store must hold in the end.
+        full = os.path.join(work, "all_epochs.csv")
+        with open(full, "w") as f:
+            f.write(header)
+            for k in range(epoch + 1):
+                f.writelines(epoch_lines(k))
+        csv, events = full, len(base) * (epoch + 1)
         # The last, uninterrupted submit completes the file.
         server = Server(build, data, tokens, os.path.join(work, "final.log"))
         done = cli(build, server.port, inst, "submit", csv)
@@ -183,7 +215,8 @@ def main():
         for key in want:
             if got[key] != want[key]:
                 failures.append(f"report {key} differs from the crash-free reference")
-        print(f"kills survived: {kills}; reports compared: {len(want)}")
+        print(f"kills survived: {kills} ({kills_mid_submit} during a submission); "
+              f"events acknowledged: {acked_prefix} of {events}; reports compared: {len(want)}")
     for f in failures:
         print("FAIL:", f)
     print(f"crash loop (seed {seed}): {'FAILED' if failures else 'passed'}")
