@@ -31,9 +31,9 @@ Profile ProfileOf(Quantity q) {
     case Quantity::kSrdi:
       return {10e6, true, kEnterpriseUnitFen};
     case Quantity::kInclusiveExShanghai:
-      return {0.8e6, true, kIndividualUnitFen};
+      return {2e6, true, kIndividualUnitFen};
     case Quantity::kShanghaiInclusive:
-      return {0.8e6, true, kIndividualUnitFen};
+      return {2e6, true, kIndividualUnitFen};
     case Quantity::kShanghaiTech:
       return {15e6, true, kEnterpriseUnitFen};
     case Quantity::kShanghaiGreen:

@@ -38,8 +38,8 @@ constexpr double kOwnerManufacturingShare = .25;
 constexpr double kOwnerMltShare = .40;
 constexpr double kIndividualInclusiveLineShare = .985;
 constexpr double kOwnerInclusiveLineShare = .97;
-constexpr double kMortgageBalance = 25;
-constexpr double kConsumerBalance = 2;
+constexpr double kMortgageBalance = 20;
+constexpr double kConsumerBalance = 1.5;
 // Shanghai's manufacturing loans: technology and green shares (the cells fix
 // those flags there because Shanghai's figures are calibrated).
 constexpr double kShanghaiMfgTechShareHighTech = .5;

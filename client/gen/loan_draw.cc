@@ -78,24 +78,24 @@ PrincipalLaw PrincipalLawOf(const CellSpec& c) {
   switch (c.family) {
     case Family::kManufacturingEnterprise:
       if (c.inclusive_line)
-        return small ? PrincipalLaw{3.5e6, .6, 1e7} : PrincipalLaw{1.5e6, .7, 1e7};
+        return small ? PrincipalLaw{5e6, .5, 1e7} : PrincipalLaw{2.6e6, .6, 1e7};
       if (c.size == EnterpriseSize::kLarge) return {60e6, 1.0, 2e9};
       if (c.size == EnterpriseSize::kMedium) return {15e6, .9, 5e8};
-      return small ? PrincipalLaw{8e6, .7, 2e8} : PrincipalLaw{4e6, .6, 1e8};
+      return small ? PrincipalLaw{10e6, .7, 2e8} : PrincipalLaw{6e6, .6, 1e8};
     case Family::kOtherEnterprise:
       if (c.inclusive_line)
-        return small ? PrincipalLaw{3e6, .6, 1e7} : PrincipalLaw{1.3e6, .7, 1e7};
+        return small ? PrincipalLaw{4.5e6, .5, 1e7} : PrincipalLaw{2.4e6, .6, 1e7};
       if (c.size == EnterpriseSize::kLarge) return {120e6, 1.0, 2e9};
       if (c.size == EnterpriseSize::kMedium) return {20e6, 1.0, 5e8};
-      return small ? PrincipalLaw{8e6, .7, 2e8} : PrincipalLaw{4e6, .6, 1e8};
+      return small ? PrincipalLaw{10e6, .7, 2e8} : PrincipalLaw{6e6, .6, 1e8};
     case Family::kIndividualBusiness:
-      return c.inclusive_line ? PrincipalLaw{1.0e6, .7, 1e7} : PrincipalLaw{3e6, .6, 5e7};
+      return c.inclusive_line ? PrincipalLaw{2.6e6, .7, 1e7} : PrincipalLaw{4e6, .6, 5e7};
     case Family::kSmallMicroOwner:
-      return c.inclusive_line ? PrincipalLaw{1.5e6, .7, 1e7} : PrincipalLaw{4e6, .6, 5e7};
+      return c.inclusive_line ? PrincipalLaw{3e6, .6, 1e7} : PrincipalLaw{5e6, .6, 5e7};
     case Family::kMortgage:
-      return {1.8e6, .45, 2e7};
+      return {3.8e6, .45, 3e7};
     case Family::kConsumer:
-      return {.4e6, .5, 2e6};
+      return {.9e6, .5, 5e6};
   }
   return {1e6, 1, 1e7};
 }
@@ -212,8 +212,11 @@ void DrawRepayment(const CellSpec& c, LoanDraw& d, Rng& rng) {
     }
     return;
   }
+  // Small borrowers' medium-term loans: monthly annuity (25 %), interest
+  // only with the principal at maturity (35 %), or equal principal every
+  // quarter (40 %).
   d.repayment =
-      u < .4 ? Repayment::kAnnuity : (u < .8 ? Repayment::kBullet : Repayment::kEqualPrincipal);
+      u < .25 ? Repayment::kAnnuity : (u < .6 ? Repayment::kBullet : Repayment::kEqualPrincipal);
   d.period_months = 3;
   d.annual_rate = rng.Uniform(.035, .06);
 }

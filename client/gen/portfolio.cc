@@ -118,8 +118,14 @@ bool Planner::TryCell(CellState& cell, PlannedLoan& loan) {
   bool first = true;
   for (int attempt = 0; attempt < kAttemptsMax && relevant < kCandidatesMax; ++attempt) {
     Candidate& c = candidates_[static_cast<size_t>(relevant)];
-    if (!MakeCandidate(cell, c)) {
+    const Draw draw = MakeCandidate(cell, c);
+    if (draw != Draw::kCandidate) {
       ++redraws_;
+      // A rejected draw was a loan open on a reference date: it decides the
+      // kind of loan as well as an accepted one would. Otherwise a cell held
+      // back by a cap would turn out history-only loans well above their
+      // natural rate (every open draw rejected, the next history one taken).
+      if (draw == Draw::kRejected) first = false;
       continue;
     }
     const bool history_only = c.outcome.balance_fen[0] == 0 && c.outcome.balance_fen[1] == 0;
@@ -147,25 +153,25 @@ bool Planner::TryCell(CellState& cell, PlannedLoan& loan) {
   return true;
 }
 
-bool Planner::MakeCandidate(const CellState& cell, Candidate& c) {
+Planner::Draw Planner::MakeCandidate(const CellState& cell, Candidate& c) {
   c.draw = DrawLoan(cell.spec, rng_);
-  if (!BuildEvents(c.draw, c.events, c.outcome)) return false;
+  if (!BuildEvents(c.draw, c.events, c.outcome)) return Draw::kNoLoan;
   const int64_t remaining = cell.budget_fen[1] - cell.filled_fen[1];
   const int64_t b1 = c.outcome.balance_fen[1];
   if (b1 > remaining) {
     // The cell's last loan: granted smaller when the rest is still a fair
     // share of a loan, else drawn again.
-    if (remaining < b1 * kCellMinLoanShare) return false;
+    if (remaining < b1 * kCellMinLoanShare) return Draw::kRejected;
     const double yuan = static_cast<double>(c.draw.principal_fen) / 100.0 * remaining / b1;
     const int64_t principal = RoundPrincipalFen(yuan);
-    if (principal >= c.draw.principal_fen) return false;
+    if (principal >= c.draw.principal_fen) return Draw::kRejected;
     c.draw.principal_fen = principal;
-    if (!BuildEvents(c.draw, c.events, c.outcome)) return false;
+    if (!BuildEvents(c.draw, c.events, c.outcome)) return Draw::kRejected;
   }
   const LoanAttributes attributes[2] = {
       c.draw.attributes, c.draw.reclassified ? c.draw.attributes_after : c.draw.attributes};
   Contribute(attributes, c.outcome, c.contribution);
-  return !ExceedsCaps(c);
+  return ExceedsCaps(c) ? Draw::kRejected : Draw::kCandidate;
 }
 
 void Planner::Contribute(const LoanAttributes (&attributes)[2], const LoanOutcome& outcome,
@@ -214,7 +220,7 @@ void Planner::Accept(CellState& cell, Candidate& c, PlannedLoan& loan) {
     cell.positive_b1_sum_fen += static_cast<double>(b1);
     ++cell.positive_loans;
   }
-  cell.failures = 0;
+  if (c.outcome.balance_fen[0] > 0 || b1 > 0) cell.failures = 0;
   const int64_t remaining = cell.budget_fen[1] - cell.filled_fen[1];
   const double mean_positive =
       cell.positive_loans > 0 ? cell.positive_b1_sum_fen / static_cast<double>(cell.positive_loans)

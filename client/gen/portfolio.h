@@ -65,8 +65,9 @@ class Planner {
   static constexpr int kCandidatesMax = 4;
   // Draws per attempt at a loan (history-only draws after the first are skipped).
   static constexpr int kAttemptsMax = 12;
-  // A cell that fails this many times in a row (every draw too big or over
-  // a cap) is closed.
+  // A cell that fails this many times without a loan open on a reference
+  // date (every such draw too big or over a cap) is closed; history-only
+  // loans in between do not count as progress.
   static constexpr uint32_t kCellFailuresMax = 8;
 
  private:
@@ -78,7 +79,7 @@ class Planner {
     uint64_t loans = 0;
     double positive_b1_sum_fen = 0;  // over loans open at D1
     uint64_t positive_loans = 0;
-    uint32_t failures = 0;  // consecutive
+    uint32_t failures = 0;  // attempts without a loan open on a reference date, since the last one
     bool open = true;
   };
   struct Candidate {
@@ -99,7 +100,11 @@ class Planner {
   int PickCell();
   static double CellWeight(const CellState& cell);
   bool TryCell(CellState& cell, PlannedLoan& loan);
-  bool MakeCandidate(const CellState& cell, Candidate& c);
+  // What became of a draw: a candidate, no loan at all (repaid before the
+  // history), or a loan open on a reference date that cannot be taken (too
+  // big for the cell's rest, or over a cap).
+  enum class Draw : uint8_t { kCandidate, kNoLoan, kRejected };
+  Draw MakeCandidate(const CellState& cell, Candidate& c);
   void Contribute(const LoanAttributes (&attributes)[2], const LoanOutcome& outcome,
                   std::array<std::array<int64_t, kQuantityCount>, 2>& out) const;
   bool ExceedsCaps(const Candidate& c) const;

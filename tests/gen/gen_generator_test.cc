@@ -241,6 +241,37 @@ TEST(Generator, DefaultScaleCoversTheCountryAndEveryKindOfLoanAndEvent) {
               f.institutions.size());
 }
 
+// SPEC §9: "at scale 1 it is tens of millions of loans". The loans of the
+// default scale (1e-4), counted from the stream and divided by the scale,
+// must extrapolate to that (a few seeds, so that no lucky draw passes it).
+// Small scales slightly overstate the count per unit of scale (each cell
+// ends with a partial loan), so this bound is also one on scale 1.
+TEST(Generator, DefaultScaleExtrapolatesToTensOfMillionsOfLoans) {
+  constexpr double kLoansAtScale1Min = 10e6;
+  constexpr double kLoansAtScale1Max = 99e6;
+  for (uint64_t seed : {1ull, 2ull, 3ull}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    GenOptions o;
+    o.seed = seed;
+    ASSERT_DOUBLE_EQ(o.scale, 1e-4);  // the default scale
+    PortfolioGenerator g(o);
+    std::set<std::pair<std::string, std::string>> loans;
+    uint64_t events = 0;
+    LoanEvent e;
+    while (g.Next(e)) {
+      loans.emplace(e.institution_id, e.loan_id);
+      ++events;
+    }
+    const double at_scale_1 = static_cast<double>(loans.size()) / o.scale;
+    std::printf("seed %llu: %zu loans, %llu events at 1e-4 -> %.1f million loans at scale 1\n",
+                static_cast<unsigned long long>(seed), loans.size(),
+                static_cast<unsigned long long>(events), at_scale_1 / 1e6);
+    EXPECT_EQ(g.stats().loans, loans.size());
+    EXPECT_GE(at_scale_1, kLoansAtScale1Min);
+    EXPECT_LE(at_scale_1, kLoansAtScale1Max);
+  }
+}
+
 TEST(Generator, RegionalBanksLendOnlyInTheirHomeProvince) {
   std::map<std::string, const Institution*> by_id;
   for (const Institution& i : Institutions()) by_id[i.id] = &i;
