@@ -42,6 +42,7 @@ struct Options {
   uint32_t batch = 10'000;
   uint64_t events = 1'000'000;           // in total, over all connections
   uint64_t loans_per_connection = 100'000;
+  uint64_t skip_per_connection = 0;      // events of each stream already in the store
   uint32_t in_flight = 8;
   uint32_t report_interval_ms = 50;
   bool by_province = false;
@@ -52,8 +53,12 @@ struct Options {
 // over the loans, each with the loan's next seq.
 class Stream {
  public:
-  Stream(std::string institution, uint64_t loans, uint64_t events)
-      : institution_(std::move(institution)), loans_(loans), events_(events), seq_(loans, 0) {}
+  // skip: the first events of the stream are generated but not sent (a
+  // store already holds them from an earlier run with the same options).
+  Stream(std::string institution, uint64_t loans, uint64_t events, uint64_t skip)
+      : institution_(std::move(institution)), loans_(loans), events_(events + skip), seq_(loans, 0) {
+    for (; produced_ < skip; ++produced_) ++seq_[produced_ % loans_];
+  }
 
   bool Fill(std::vector<LoanEvent>& batch, size_t n) {
     while (batch.size() < n && produced_ < events_) {
@@ -127,6 +132,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", opt.batch, "events per batch")->check(CLI::Range(1, 65536));
   app.add_option("--events", opt.events, "events in total");
   app.add_option("--loans-per-connection", opt.loans_per_connection)->check(CLI::Range(1, 100'000'000));
+  app.add_option("--skip-per-connection", opt.skip_per_connection,
+                 "events of each connection's stream already applied by an earlier run");
   app.add_option("--in-flight", opt.in_flight, "batches in flight per connection")->check(CLI::Range(1, 256));
   app.add_option("--report-interval-ms", opt.report_interval_ms, "0 = no report queries");
   app.add_flag("--by-province", opt.by_province, "report queries grouped by province");
@@ -166,7 +173,8 @@ int main(int argc, char** argv) {
         failure = "connect: " + conn.status().ToString();
         return;
       }
-      Stream stream((*conn)->identity().institution_id, opt.loans_per_connection, per_connection);
+      Stream stream((*conn)->identity().institution_id, opt.loans_per_connection, per_connection,
+                    opt.skip_per_connection);
       std::vector<Clock::time_point> sent;
       std::vector<double> local;
       loanledger::Status s = (*conn)->SubmitStream(
