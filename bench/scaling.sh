@@ -33,7 +33,7 @@ start_server() {  # $1 data dir; sets PID, PORT and STARTUP_S (seconds to "liste
   "$LLD" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$1" --tokens "$WORK/tokens" \
     > /dev/null 2> "$WORK/server.log" &
   PID=$!
-  until grep -q "listening on" "$WORK/server.log"; do
+  until grep -q "listening on" "$WORK/server.log" 2>/dev/null; do
     kill -0 "$PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
     sleep 0.02
   done

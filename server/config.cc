@@ -55,6 +55,19 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
   bound("--frame-bytes-max", c.frame_bytes_max, "Largest request frame (bytes)", uint64_t{4096},
         uint64_t{1} << 30);
   bound("--connections-max", c.connections_max, "Open connections cap", 1u, 1'000'000u);
+  bound("--unauthenticated-per-peer-max", c.unauthenticated_per_peer_max,
+        "Connections from one IP address waiting for their Hello", 1u, 1'000'000u);
+  bound("--hello-frame-bytes-max", c.hello_frame_bytes_max,
+        "Largest frame before a successful Hello (bytes)", uint64_t{1024}, uint64_t{1} << 24);
+  bound("--auth-failures-free", c.auth_failures_free,
+        "Failed Hellos per IP address and window answered without delay", 0u, 1'000'000u);
+  bound("--auth-failure-window-ms", c.auth_failure_window_ms, "Window of --auth-failures-free", 1u,
+        86'400'000u);
+  bound("--auth-failure-delay-ms", c.auth_failure_delay_ms,
+        "First delay before answering a throttled failed Hello (doubles each time)", 0u,
+        3'600'000u);
+  bound("--auth-failure-delay-max-ms", c.auth_failure_delay_max_ms,
+        "Longest delay before answering a failed Hello", 0u, 3'600'000u);
   bound("--inflight-requests-max", c.inflight_requests_max,
         "Unanswered requests per connection before it stops reading", 1u, 65536u);
   bound("--inflight-bytes-max", c.inflight_bytes_max,

@@ -32,6 +32,16 @@ struct ServerConfig {
   // Beyond this many open connections, new ones are closed at once; each
   // can hold inflight_bytes_max, so this bounds memory with it.
   uint32_t connections_max = 256;
+  // Connections from one IP address still waiting for their Hello; beyond
+  // it, new ones from that address are refused like at connections_max, so
+  // that one address cannot fill the cap with silent sockets (a bank opens
+  // a few and authenticates within milliseconds). server/peer_guard.h.
+  uint32_t unauthenticated_per_peer_max = 32;
+  // Largest frame accepted before a successful Hello. A Hello is a token
+  // and a client name (well under 1 KiB); without this bound an
+  // unauthenticated peer could make the server allocate a batch-sized
+  // buffer per connection by declaring a length.
+  uint64_t hello_frame_bytes_max = uint64_t{64} << 10;
   // Requests read from one connection and not yet answered. At the bound
   // the session stops reading (TCP pushes back on the client). 64 covers a
   // client's pipeline (the library's default is 8 batches).
@@ -43,6 +53,15 @@ struct ServerConfig {
   // server, ~3x in decoded form); a frame is always admitted when nothing
   // else is in flight.
   uint64_t server_inflight_bytes_max = uint64_t{1} << 30;
+  // Failed Hellos (wrong token) from one IP address within
+  // auth_failure_window_ms that are answered at once; each further one is
+  // answered only after a delay doubling from auth_failure_delay_ms up to
+  // auth_failure_delay_max_ms. Slows token guessing to a few tries a second
+  // per connection slot; a valid token is never delayed. server/peer_guard.h.
+  uint32_t auth_failures_free = 5;
+  uint32_t auth_failure_window_ms = 60'000;
+  uint32_t auth_failure_delay_ms = 250;
+  uint32_t auth_failure_delay_max_ms = 5'000;
   // Batches queued for the writer thread; a full queue makes sessions wait
   // (they stop reading meanwhile).
   uint32_t writer_queue_batches_max = 256;

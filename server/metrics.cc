@@ -77,7 +77,8 @@ Metrics::Metrics(std::string_view version)
                                "Frames refused (oversize, unverifiable, unexpected type)")
                      .Add({})),
       connections_refused(CounterFamily(*registry_, "loanledger_connections_refused_total",
-                                        "Connections closed at accept: connection cap reached")
+                                        "Connections closed at accept: connection cap reached, or "
+                                        "too many unauthenticated ones from one address")
                               .Add({})),
       timeouts(CounterFamily(*registry_, "loanledger_connection_timeouts_total",
                              "Connections closed by a read, idle, hello or write timeout")
@@ -88,7 +89,11 @@ Metrics::Metrics(std::string_view version)
       group_commit(
           SingleHistogram(*registry_, "loanledger_group_commit_batches",
                           "Batches applied per group commit (one WAL sync)",
-                          pm::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256})) {
+                          pm::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256})),
+      auth_throttled(CounterFamily(*registry_, "loanledger_auth_throttled_total",
+                                   "Failed Hellos answered only after a delay (per-address "
+                                   "backoff, server/peer_guard.h)")
+                         .Add({})) {
   auto& rejected = CounterFamily(*registry_, "loanledger_events_rejected_total",
                                  "Events named in batch rejections, by reason");
   for (size_t v = 1; v < kReasonSlots; ++v) {

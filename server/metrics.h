@@ -70,6 +70,7 @@ class Metrics {
   prometheus::Counter& timeouts;             // loanledger_connection_timeouts_total
   prometheus::Gauge& writer_queue;           // loanledger_writer_queue_batches
   prometheus::Histogram& group_commit;       // loanledger_group_commit_batches (batches per sync)
+  prometheus::Counter& auth_throttled;       // loanledger_auth_throttled_total (answered late)
 
  private:
   // loanledger_events_rejected_total{reason}, indexed by the Reason value.

@@ -19,6 +19,7 @@
 #include "server/auth.h"
 #include "server/batch_writer.h"
 #include "server/metrics.h"
+#include "server/peer_guard.h"
 #include "server/session.h"
 #include "storage/ledger.h"
 
@@ -37,6 +38,9 @@ constexpr auto kShutdownPoll = std::chrono::milliseconds(20);
 // After the grace period and a forced close, sessions only wait for the
 // writer and the query pool; past this something is stuck and we stop anyway.
 constexpr auto kForcedCloseWaitMax = std::chrono::seconds(30);
+// Refused connections are logged at most once per this period, with a count:
+// a connection flood must not become a log flood.
+constexpr auto kRefusedLogPeriod = std::chrono::seconds(1);
 
 std::string FormatEndpoint(const tcp::endpoint& ep) {
   const std::string host = ep.address().to_string();
@@ -124,12 +128,20 @@ class Server {
       }
       socket.set_option(tcp::no_delay(true), ec);
       if (SessionCount() >= config_.connections_max) {
-        Refuse(socket);
+        Refuse(socket, "connection cap reached", "too many connections; retry later");
+        continue;
+      }
+      const tcp::endpoint peer = socket.remote_endpoint(ec);
+      std::string address = ec ? std::string("?") : peer.address().to_string();
+      if (!env_.peers->AdmitUnauthenticated(address)) {
+        Refuse(socket, "too many unauthenticated connections from " + address,
+               "too many connections from your address are waiting to authenticate; retry later");
         continue;
       }
       const uint64_t id = next_session_id_++;
-      auto session = std::make_shared<Session>(
-          env_, std::move(socket), id, [this](uint64_t closed) { OnSessionClosed(closed); });
+      auto session =
+          std::make_shared<Session>(env_, std::move(socket), id, std::move(address),
+                                    [this](uint64_t closed) { OnSessionClosed(closed); });
       {
         std::lock_guard<std::mutex> lock(mu_);
         sessions_.emplace(id, session);
@@ -140,14 +152,21 @@ class Server {
     }
   }
 
-  void Refuse(tcp::socket& socket) {
+  // why: for the log; message: for the client.
+  void Refuse(tcp::socket& socket, const std::string& why, std::string_view message) {
     env_.metrics->connections_refused.Increment();
-    spdlog::warn("connection cap ({}) reached: refusing a connection", config_.connections_max);
+    ++refused_unlogged_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - refused_logged_at_ >= kRefusedLogPeriod) {
+      spdlog::warn("refusing connections ({}; cap {}): {} refused since the last such line", why,
+                   config_.connections_max, refused_unlogged_);
+      refused_logged_at_ = now;
+      refused_unlogged_ = 0;
+    }
     error_code ec;
     if (env_.tls == nullptr) {
       // Best effort: a fresh socket's send buffer takes one small frame.
-      const wire::Frame frame = wire::EncodeError(0, wire::ErrorCode::RESOURCE_EXHAUSTED,
-                                                  "too many connections; retry later");
+      const wire::Frame frame = wire::EncodeError(0, wire::ErrorCode::RESOURCE_EXHAUSTED, message);
       socket.non_blocking(true, ec);
       asio::write(socket, asio::buffer(frame.data(), frame.size()), ec);
     }
@@ -243,6 +262,8 @@ class Server {
   std::atomic<bool> stopping_ = false;         // set once, by Shutdown
   std::atomic<bool> refresh_running_ = false;  // a metrics refresh is on the query pool
   uint64_t next_session_id_ = 1;               // strand only
+  std::chrono::steady_clock::time_point refused_logged_at_;  // strand only: last refusal logged
+  uint64_t refused_unlogged_ = 0;                            // strand only: refusals since then
   std::mutex mu_;  // guards sessions_ (sessions end on their own strands)
   std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions_;
 };
@@ -291,6 +312,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
   BatchWriter writer(**ledger, metrics, config.writer_queue_batches_max, config.group_batches_max);
   asio::thread_pool query_pool(config.query_threads);
   std::atomic<uint64_t> server_inflight_bytes = 0;
+  PeerGuard peers(config);
   asio::io_context ioc(static_cast<int>(config.io_threads));
   {
     SessionEnv env;
@@ -302,6 +324,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
     env.query_pool = &query_pool;
     env.tls = tls.get();
     env.server_inflight_bytes = &server_inflight_bytes;
+    env.peers = &peers;
     env.server_version = std::string(version);
     Server server(config, ioc, std::move(env));
     Result<HostPort> listen_at = ParseHostPort(config.listen);
@@ -335,6 +358,9 @@ int Serve(const ServerConfig& config, std::string_view version) {
 
 int RunServer(const ServerConfig& config, std::string_view version) {
   std::signal(SIGPIPE, SIG_IGN);  // a peer gone mid-write is an error code, not a signal
+  // A file-size limit (RLIMIT_FSIZE) reached by RocksDB is then an EFBIG
+  // write error (the batch fails, reads go on) instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return Serve(config, version);
   } catch (const std::exception& e) {

@@ -10,6 +10,7 @@
 #include "schema/check.h"
 #include "server/batch_writer.h"
 #include "server/metrics.h"
+#include "server/peer_guard.h"
 #include "storage/ledger.h"
 
 namespace loanledger::server {
@@ -29,6 +30,15 @@ constexpr auto kBusyPoll = std::chrono::milliseconds(2);
 // before the peer reads it.
 constexpr uint32_t kLingerMs = 1000;
 constexpr size_t kLingerBytesMax = size_t{1} << 20;
+// A frame up to this size (a Hello, a query, a small batch) is admitted
+// whatever the server-wide budget: the per-connection bound still holds, and
+// this times connections_max is small (16 MiB at the defaults), so clients
+// that stall large frames cannot starve everyone else's small requests.
+constexpr uint64_t kSmallFrameBytes = uint64_t{64} << 10;
+// A throttled address's failed Hellos are logged once when the throttling
+// starts and then every this many failures (the rest at debug level): a
+// guessing burst must not flood the log.
+constexpr uint32_t kAuthFailureLogEvery = 100;
 
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -74,13 +84,14 @@ std::string StatsText(const storage::LedgerStats& s, size_t writer_queue, double
 
 }  // namespace
 
-Session::Session(const SessionEnv& env, tcp::socket socket, uint64_t id,
+Session::Session(const SessionEnv& env, tcp::socket socket, uint64_t id, std::string peer_address,
                  std::function<void(uint64_t)> on_closed)
     : env_(env),
       id_(id),
       on_closed_(std::move(on_closed)),
       socket_(std::move(socket)),
       executor_(socket_.get_executor()),
+      peer_address_(std::move(peer_address)),
       read_deadline_(executor_),
       write_deadline_(executor_),
       reader_wake_(executor_),
@@ -93,7 +104,16 @@ Session::Session(const SessionEnv& env, tcp::socket socket, uint64_t id,
   Disarm(write_deadline_);
 }
 
+// The unauthenticated slot is released at the Hello or at the end of
+// WriteLoop, which every started session reaches (it holds the session);
+// not here: env_ may be gone when an io_context is destroyed with sessions.
 Session::~Session() = default;
+
+void Session::ReleasePeerSlot() {
+  if (!holds_peer_slot_) return;
+  holds_peer_slot_ = false;
+  if (env_.peers != nullptr) env_.peers->ReleaseUnauthenticated(peer_address_);
+}
 
 void Session::Start() { asio::co_spawn(executor_, Run(shared_from_this()), LogException(id_)); }
 
@@ -118,12 +138,15 @@ Session::Awaitable Session::Run(std::shared_ptr<Session> self) {
   asio::co_spawn(executor_, Watchdog(self, read_deadline_), LogException(id_));
   asio::co_spawn(executor_, Watchdog(self, write_deadline_), LogException(id_));
   asio::co_spawn(executor_, WriteLoop(self), LogException(id_));
+  // One deadline for the TLS handshake and the whole first frame: trickling
+  // it a byte at a time does not earn a fresh read timeout for its body.
+  hello_deadline_ = Clock::now() + std::chrono::milliseconds(env_.config->hello_timeout_ms);
   try {
     bool ready = true;
     if (tls_) {
       error_code ec;
       read_phase_ = ReadPhase::kHeader;
-      Arm(read_deadline_, env_.config->hello_timeout_ms);
+      ArmRead(env_.config->hello_timeout_ms);
       co_await tls_->async_handshake(asio::ssl::stream_base::server,
                                      redirect_error(use_awaitable, ec));
       Disarm(read_deadline_);
@@ -148,8 +171,17 @@ Session::Awaitable Session::ReadLoop() {
   const ServerConfig& cfg = *env_.config;
   wire::FrameLimits limits = wire::kRequestLimits;
   limits.frame_bytes_max = cfg.frame_bytes_max;
-  wire::FrameReader reader(limits);
+  // Until the Hello succeeds only a Hello-sized frame is accepted: an
+  // unauthenticated peer cannot make us allocate a batch-sized buffer.
+  wire::FrameLimits hello_limits = limits;
+  hello_limits.frame_bytes_max = std::min(cfg.hello_frame_bytes_max, cfg.frame_bytes_max);
+  wire::FrameReader reader(hello_limits);
+  bool full_limits = false;  // reader has `limits` (after the Hello)
   while (!stop_reading_ && !closed_) {
+    if (principal_ && !full_limits) {
+      reader = wire::FrameReader(limits);
+      full_limits = true;
+    }
     // Backpressure: at the bound we stop reading; TCP pushes back.
     while (in_flight_requests_ >= cfg.inflight_requests_max && !stop_reading_ && !closed_) {
       co_await WaitFor(reader_wake_);
@@ -157,7 +189,7 @@ Session::Awaitable Session::ReadLoop() {
     if (stop_reading_ || closed_) break;
     error_code ec;
     read_phase_ = ReadPhase::kHeader;
-    Arm(read_deadline_, principal_ ? cfg.idle_timeout_ms : cfg.hello_timeout_ms);
+    ArmRead(principal_ ? cfg.idle_timeout_ms : cfg.hello_timeout_ms);
     co_await ReadExactly(asio::buffer(reader.header(), wire::kFrameHeaderBytes), ec);
     Disarm(read_deadline_);
     read_phase_ = ReadPhase::kNone;
@@ -166,24 +198,27 @@ Session::Awaitable Session::ReadLoop() {
         spdlog::debug("session {} {}: read: {}", id_, peer_, ec.message());
       break;
     }
+    // Reserve the budgets before OnHeader allocates the body buffer, so that
+    // a connection waiting for room holds no buffer. A length OnHeader will
+    // refuse is not waited for.
+    const uint64_t declared = wire::DecodeFrameLength(reader.header());
+    bool reserved = false;
+    if (declared >= wire::kFrameBodyBytesMin && declared <= reader.limits().frame_bytes_max) {
+      reserved = co_await ReserveFrame(declared);
+      if (!reserved) break;  // closed while waiting
+    }
     if (Status s = reader.OnHeader(); !s.ok()) {
+      if (reserved) ReleaseBytes(declared);
       env_.metrics->bad_frames.Increment();
-      spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, s.message());
-      Finish(wire::EncodeError(0, wire::ErrorCode::BAD_FRAME, s.message()));
+      const std::string why = principal_ ? s.message() : s.message() + " before a Hello";
+      spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, why);
+      Finish(wire::EncodeError(0, wire::ErrorCode::BAD_FRAME, why));
       break;
     }
     const uint64_t n = reader.body_size();
-    while (in_flight_bytes_ > 0 && in_flight_bytes_ + n > cfg.inflight_bytes_max && !closed_) {
-      co_await WaitFor(reader_wake_);
-    }
-    while (!closed_ && !ReserveServerBytes(n)) {
-      asio::steady_timer pause(executor_, kBusyPoll);
-      co_await pause.async_wait(redirect_error(use_awaitable, ec));
-    }
-    if (closed_) break;
-    in_flight_bytes_ += n;
+    LL_CHECK(reserved && n == declared);
     read_phase_ = ReadPhase::kBody;
-    Arm(read_deadline_, cfg.read_timeout_ms);
+    ArmRead(cfg.read_timeout_ms);
     co_await ReadExactly(asio::buffer(reader.body(), n), ec);
     Disarm(read_deadline_);
     read_phase_ = ReadPhase::kNone;
@@ -193,9 +228,11 @@ Session::Awaitable Session::ReadLoop() {
       ReleaseBytes(n);
       if (!closed_) {
         env_.metrics->bad_frames.Increment();
-        const std::string why = body_timed_out_
-                                    ? "frame body incomplete after the read timeout"
-                                    : "connection ended inside a frame (" + ec.message() + ")";
+        std::string why = "connection ended inside a frame (" + ec.message() + ")";
+        if (body_timed_out_) {
+          why = principal_ ? "frame body incomplete after the read timeout"
+                           : "Hello incomplete after the hello timeout";
+        }
         spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, why);
         Finish(wire::EncodeError(0, wire::ErrorCode::BAD_FRAME, why));
       }
@@ -235,6 +272,9 @@ Session::Awaitable Session::WriteLoop(std::shared_ptr<Session> self) {
           Close();
         }
       }
+      LL_CHECK(reply_bytes_ >= reply.frame.size());
+      reply_bytes_ -= reply.frame.size();
+      Wake(reader_wake_);  // the byte bound may have room again
       if (reply.counted) {
         LL_CHECK(in_flight_requests_ > 0);
         --in_flight_requests_;
@@ -253,6 +293,7 @@ Session::Awaitable Session::WriteLoop(std::shared_ptr<Session> self) {
   }
   Close();
   LL_CHECK(closed_);
+  ReleasePeerSlot();
   spdlog::debug("session {} {}: closed", id_, peer_);
   if (on_closed_) {
     auto on_closed = std::move(on_closed_);
@@ -305,7 +346,7 @@ Session::Awaitable Session::Dispatch(const wire::Message& message, uint64_t fram
   const wire::Body type = message.body_type();
   if (!principal_) {
     if (type == wire::Body::Hello) {
-      HandleHello(message, frame_bytes);
+      co_await HandleHello(message, frame_bytes);
     } else {
       --in_flight_requests_;
       ReleaseBytes(frame_bytes);
@@ -344,21 +385,40 @@ Session::Awaitable Session::Dispatch(const wire::Message& message, uint64_t fram
   }
 }
 
-void Session::HandleHello(const wire::Message& message, uint64_t frame_bytes) {
+Session::Awaitable Session::HandleHello(const wire::Message& message, uint64_t frame_bytes) {
   const wire::Hello* hello = message.body_as_Hello();
   LL_CHECK(hello != nullptr);  // the frame verifier refuses a message without body
   const Principal* principal = env_.tokens->Authenticate(wire::View(hello->token()));
   if (principal == nullptr) {
     env_.metrics->auth_failures.Increment();
+    const uint64_t request_id = message.request_id();
+    const PeerGuard::Verdict verdict = env_.peers->OnAuthFailure(peer_address_, Clock::now());
+    if (verdict.delay.count() == 0) {
+      spdlog::warn("session {} {}: token refused (client '{}'); closing", id_, peer_,
+                   wire::View(hello->client_name()));
+    } else {
+      env_.metrics->auth_throttled.Increment();
+      const bool first = verdict.failures == env_.config->auth_failures_free + 1;
+      spdlog::log(first || verdict.failures % kAuthFailureLogEvery == 0 ? spdlog::level::warn
+                                                                        : spdlog::level::debug,
+                  "session {} {}: token refused (client '{}'); {} failed Hellos from {} within "
+                  "{} ms: answering after {} ms, then closing",
+                  id_, peer_, wire::View(hello->client_name()), verdict.failures, peer_address_,
+                  env_.config->auth_failure_window_ms, verdict.delay.count());
+      // Not reading meanwhile (this is the reader). `message` points into
+      // the reader's buffer, untouched until we return; a shutdown or a
+      // close wakes the timer early.
+      reader_wake_.expires_after(verdict.delay);
+      error_code ec;
+      co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
+    }
     --in_flight_requests_;
     ReleaseBytes(frame_bytes);
-    spdlog::warn("session {} {}: token refused (client '{}'); closing", id_, peer_,
-                 wire::View(hello->client_name()));
-    Finish(
-        wire::EncodeError(message.request_id(), wire::ErrorCode::UNAUTHENTICATED, "token refused"));
-    return;
+    Finish(wire::EncodeError(request_id, wire::ErrorCode::UNAUTHENTICATED, "token refused"));
+    co_return;
   }
   principal_ = *principal;
+  ReleasePeerSlot();
   spdlog::info("session {} {}: authenticated {} as {}{}{} (client '{}')", id_, peer_,
                principal->name, RoleName(principal->role),
                principal->institution_id.empty() ? "" : " of ", principal->institution_id,
@@ -550,6 +610,7 @@ void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
 
 void Session::Complete(uint64_t frame_bytes, wire::Frame reply) {
   ReleaseBytes(frame_bytes);
+  reply_bytes_ += reply.size();
   replies_.push_back(Reply{std::move(reply), true});
   LL_CHECK(replies_.size() <= in_flight_requests_);
   Wake(writer_wake_);
@@ -568,8 +629,34 @@ void Session::Finish(wire::Frame final_frame) {
   Wake(writer_wake_);
 }
 
+asio::awaitable<bool> Session::ReserveFrame(uint64_t n) {
+  const uint64_t bound = env_.config->inflight_bytes_max;
+  // The connection's bound: request bytes in process plus reply bytes the
+  // client has not taken yet (a client that pipelines and never reads stops
+  // being read once its unread replies reach the bound). A frame is always
+  // admitted when the connection holds nothing.
+  while (!closed_ && in_flight_bytes_ + reply_bytes_ > 0 &&
+         in_flight_bytes_ + reply_bytes_ + n > bound) {
+    co_await WaitFor(reader_wake_);
+  }
+  while (!closed_) {
+    if (ReserveServerBytes(n)) {
+      in_flight_bytes_ += n;
+      co_return true;
+    }
+    error_code ec;
+    asio::steady_timer pause(executor_, kBusyPoll);
+    co_await pause.async_wait(redirect_error(use_awaitable, ec));
+  }
+  co_return false;
+}
+
 bool Session::ReserveServerBytes(uint64_t n) {
   std::atomic<uint64_t>& budget = *env_.server_inflight_bytes;
+  if (n <= kSmallFrameBytes) {
+    budget.fetch_add(n);
+    return true;
+  }
   uint64_t current = budget.load();
   do {
     // A frame is always admitted when nothing else is in flight.
@@ -606,6 +693,11 @@ Session::Awaitable Session::WaitFor(asio::steady_timer& event) {
 
 void Session::Arm(asio::steady_timer& deadline, uint32_t ms) {
   deadline.expires_after(std::chrono::milliseconds(ms));
+}
+
+void Session::ArmRead(uint32_t ms) {
+  const Clock::time_point at = Clock::now() + std::chrono::milliseconds(ms);
+  read_deadline_.expires_at(principal_ ? at : std::min(at, hello_deadline_));
 }
 
 void Session::Disarm(asio::steady_timer& deadline) {

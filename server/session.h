@@ -4,9 +4,12 @@
 // request.
 //
 // Bounds: a session stops reading when it has inflight_requests_max
-// requests unanswered or inflight_bytes_max frame bytes in process, or when
-// the server-wide byte budget is used up (backpressure through TCP); replies
-// are at most one per request, so the reply queue is bounded by the same.
+// requests unanswered or inflight_bytes_max bytes in process (request frames
+// being worked on plus reply frames not yet taken by the client), or when
+// the server-wide byte budget is used up (backpressure through TCP). The
+// budgets are reserved before a frame's body buffer is allocated. Before a
+// successful Hello a frame may be at most hello_frame_bytes_max, and the
+// hello deadline covers the whole first frame.
 #pragma once
 
 #include <atomic>
@@ -28,6 +31,7 @@ namespace loanledger::server {
 
 class BatchWriter;
 class Metrics;
+class PeerGuard;
 enum class QueryKind : uint8_t;  // server/metrics.h
 
 // What every session borrows; outlives all sessions.
@@ -40,6 +44,7 @@ struct SessionEnv {
   asio::thread_pool* query_pool = nullptr;
   asio::ssl::context* tls = nullptr;                       // null: plain TCP
   std::atomic<uint64_t>* server_inflight_bytes = nullptr;  // budget in use, all sessions
+  PeerGuard* peers = nullptr;  // per-address defences (unauthenticated slots, auth backoff)
   std::string server_version;
 };
 
@@ -48,7 +53,9 @@ class Session : public std::enable_shared_from_this<Session> {
   using Clock = std::chrono::steady_clock;
 
   // socket's executor must be a strand: every member below runs on it.
-  Session(const SessionEnv& env, tcp::socket socket, uint64_t id,
+  // REQUIRES: env.peers->AdmitUnauthenticated(peer_address) returned true;
+  // the session releases that slot (at its Hello, or when it ends).
+  Session(const SessionEnv& env, tcp::socket socket, uint64_t id, std::string peer_address,
           std::function<void(uint64_t id)> on_closed);
   ~Session();
 
@@ -74,7 +81,11 @@ class Session : public std::enable_shared_from_this<Session> {
                      Clock::time_point received);
   Awaitable HandleSubmit(const wire::Message& message, uint64_t frame_bytes,
                          Clock::time_point received);
-  void HandleHello(const wire::Message& message, uint64_t frame_bytes);
+  Awaitable HandleHello(const wire::Message& message, uint64_t frame_bytes);
+  // Waits (not reading) until a frame of n body bytes fits the connection's
+  // and the server's budgets, and reserves it. False when the session closed.
+  asio::awaitable<bool> ReserveFrame(uint64_t n);
+  void ReleasePeerSlot();
   void HandleQuery(const wire::Message& message, uint64_t frame_bytes);
   void HandleAdmin(const wire::Message& message, uint64_t frame_bytes);
   // Runs `run` (returning the reply frame) on the query pool, times it,
@@ -98,6 +109,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Awaitable WaitFor(asio::steady_timer& event);
   static void Wake(asio::steady_timer& event) { event.cancel(); }
   void Arm(asio::steady_timer& deadline, uint32_t ms);
+  // Before the Hello: the read deadline is the hello deadline (or sooner).
+  void ArmRead(uint32_t ms);
   static void Disarm(asio::steady_timer& deadline);
   Awaitable ReadExactly(asio::mutable_buffer buffer, boost::system::error_code& ec);
   Awaitable WriteAll(asio::const_buffer buffer, boost::system::error_code& ec);
@@ -110,6 +123,9 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::any_io_executor executor_;                      // the strand
   std::optional<asio::ssl::stream<tcp::socket&>> tls_;  // set when TLS is on
   std::string peer_;                                    // "ip:port" for logs
+  const std::string peer_address_;                      // "ip": the PeerGuard key
+  bool holds_peer_slot_ = true;                         // unauthenticated slot not yet released
+  Clock::time_point hello_deadline_;                    // TLS handshake + first frame by then
 
   asio::steady_timer read_deadline_;   // hello/idle/read deadline; max = none
   asio::steady_timer write_deadline_;  // write deadline; max = none
@@ -121,6 +137,7 @@ class Session : public std::enable_shared_from_this<Session> {
   uint32_t in_flight_requests_ = 0;         // read, reply not yet written
   uint64_t in_flight_bytes_ = 0;            // frame bytes reserved, not yet released
   std::deque<Reply> replies_;               // bounded by in_flight_requests_
+  uint64_t reply_bytes_ = 0;                // bytes of replies_ (not yet written)
   std::optional<wire::Frame> final_frame_;  // written last, then close
   bool stop_reading_ = false;               // no new requests (shutdown, bad frame, auth failure)
   bool reader_done_ = false;                // ReadLoop has returned

@@ -3,10 +3,15 @@
 // -> fold accepted batches' cell changes -> one WriteBatch (loan states,
 // one journal record per batch, cell values, meta) written with sync ->
 // publish the changes to the in-memory aggregates.
+#include <algorithm>
 #include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 
 #include <rocksdb/cache.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/table.h>
@@ -32,6 +37,44 @@ int64_t SystemClockMs() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// RocksDB's informational log, written to stderr (warnings and errors only,
+// in loanledgerd's line format) instead of a LOG file in the data
+// directory. Why: a log that needs disk space must not take the server down
+// with the disk. With a LOG file on a full disk, Debian's librocksdb 7.8
+// (built with assertions) aborts the process on the first LOG write after a
+// failed one (WritableFileWriter::AssertFalseAndGetStatusForPrevError),
+// when it logs the very write error that filled the disk
+// (tests/integration/server_storage_fault_test.cc).
+class StderrLogger final : public rocksdb::Logger {
+ public:
+  StderrLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    // HEADER_LEVEL is the options dump at open: informational.
+    if (level == rocksdb::InfoLogLevel::HEADER_LEVEL || level < GetInfoLogLevel()) return;
+    char message[2048];
+    const int n = std::vsnprintf(message, sizeof message, format, ap);
+    size_t len = n < 0 ? 0 : std::min(static_cast<size_t>(n), sizeof message - 1);
+    while (len > 0 && message[len - 1] == '\n') --len;
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+    std::tm local{};
+    localtime_r(&secs, &local);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &local);
+    const char* label = level >= rocksdb::InfoLogLevel::ERROR_LEVEL  ? "error"
+                        : level == rocksdb::InfoLogLevel::WARN_LEVEL ? "warning"
+                                                                     : "info";
+    // One fprintf per line: lines from several threads do not interleave.
+    std::fprintf(stderr, "%s.%03d %s rocksdb: %.*s\n", stamp, static_cast<int>(ms.count()), label,
+                 static_cast<int>(len), message);
+  }
+};
 
 // point_lookups: the CF is read by key (meta). Otherwise it is written on
 // the hot path and read only by iteration (at open and by verify): loan
@@ -67,6 +110,9 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   db_options.max_background_jobs = 2;  // the machine has 2 cores
   db_options.bytes_per_sync = 1u << 20;
   db_options.allow_concurrent_memtable_write = false;  // vector memtables; there is one writer anyway
+  // No LOG file on the data disk (StderrLogger above says why).
+  db_options.info_log = std::make_shared<StderrLogger>();
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, CfOptions(cache, true)},
       {std::string(kCfLoans), CfOptions(cache, false)},
