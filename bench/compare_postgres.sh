@@ -81,6 +81,15 @@ case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
 LL=$BUILD_DIR/client/loanledger
 LLD=$BUILD_DIR/server/loanledgerd
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+# From a clean checkout: install PostgreSQL 15 and libpq, and build, when missing (as root).
+if [ "$(id -u)" -eq 0 ] && { [ ! -x "$PG_BIN/postgres" ] || [ ! -f /usr/include/postgresql/libpq-fe.h ]; }; then
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 libpq-dev >/dev/null
+fi
+if [ ! -e "$LLD" ] || [ ! -e "$LL" ] || [ ! -e "$BUILD_DIR/client/libloanledger_client.a" ]; then
+  "$ROOT/scripts/install-deps.sh"
+  BUILD_DIR=$BUILD_DIR "$ROOT/scripts/build.sh" loanledgerd loanledger loanledger-load loanledger_client
+fi
 for f in "$LL" "$LLD" "$BUILD_DIR/client/libloanledger_client.a" "$BUILD_DIR/schema/libloanledger_wire.a" \
          "$BUILD_DIR/schema/libloanledger_schema.a"; do
   [ -e "$f" ] || die "$f missing: build first (ninja -C $BUILD_DIR loanledgerd loanledger loanledger-load)"
