@@ -242,3 +242,10 @@ TEST(SchemaSeriesDates, EveryPointIsInRangeAscendingAndAPeriodEndExceptTheLast) 
 
 }  // namespace
 }  // namespace loanledger
+
+TEST(SchemaDate, ExtremeDayNumbersFormatWithoutOverflow) {
+  // Any int32 day can reach FormatDate (a hostile wire date in a rejection
+  // message); found by tests/fuzz, fixed with 64-bit intermediates.
+  EXPECT_EQ(loanledger::FormatDate(INT32_MAX), "5881580-07-11");
+  EXPECT_EQ(loanledger::FormatDate(INT32_MIN), "-5877641-06-23");
+}
