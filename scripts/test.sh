@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds (warnings are
-# errors), and runs every test suite with CTest.
+# errors) and runs every test suite with CTest; then the whole suite again
+# under ASan + UBSan, and the server/client tests under ThreadSanitizer
+# (scripts/sanitize.sh; tests/RELIABILITY.md). About 15 minutes on a fresh
+# 2-core machine. SKIP_SANITIZERS=1 runs only the first pass (a quick loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
-cd "${BUILD_DIR:-build}"
-ctest --output-on-failure --timeout 600 -j "$(nproc)" "$@"
+(cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 600 -j "$(nproc)" "$@")
+if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
+  BUILD_DIR= scripts/sanitize.sh asan
+  BUILD_DIR= scripts/sanitize.sh tsan
+fi
