@@ -4,7 +4,7 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-#   SECONDS_PER_TARGET  default 30; CI short mode: 20. 0 = until stopped.
+#   SECONDS_PER_TARGET  default 30; CI short mode (scripts/test.sh): 15. 0 = until stopped.
 #   TARGET              fuzz_csv_line fuzz_validate_event fuzz_frame (default: all)
 #
 # Environment: BUILD_DIR (build-fuzz), JOBS (ninja -j, 2), CXX_FUZZ (clang++-14),
