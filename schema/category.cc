@@ -92,7 +92,19 @@ std::optional<Category> ParseCategory(std::string_view name) {
   return std::nullopt;
 }
 
+// Every prefix is in section C (manufacturing) and has at least 3
+// characters: most loans are decided by their first letter without scanning
+// the table (Classify runs per loan at open and per attribute change).
+constexpr bool AllPrefixesInSectionC() {
+  for (std::string_view p : kHighTechPrefixes) {
+    if (p.size() < 3 || p[0] != 'C') return false;
+  }
+  return true;
+}
+static_assert(AllPrefixesInSectionC(), "IsHighTechManufacturing's first-letter test");
+
 bool IsHighTechManufacturing(std::string_view code) {
+  if (code.size() < 3 || code[0] != 'C') return false;  // the shortest prefix has 3 characters
   return std::any_of(kHighTechPrefixes.begin(), kHighTechPrefixes.end(),
                      [&](std::string_view prefix) { return code.starts_with(prefix); });
 }

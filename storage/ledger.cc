@@ -5,10 +5,14 @@
 // publish the changes to the in-memory aggregates.
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <cstdarg>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include <rocksdb/cache.h>
 #include <rocksdb/env.h>
@@ -109,6 +113,11 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;  // the machine has 2 cores
   db_options.bytes_per_sync = 1u << 20;
+  // The meta column family takes a few bytes per group and would never fill
+  // a memtable, so without a bound every WAL file stays (1.3 GB after 10M
+  // loans, all replayed at open). Past this size RocksDB flushes the column
+  // families that hold the oldest WAL.
+  db_options.max_total_wal_size = 256u << 20;
   db_options.allow_concurrent_memtable_write = false;  // vector memtables; there is one writer anyway
   // No LOG file on the data disk (StderrLogger above says why).
   db_options.info_log = std::make_shared<StderrLogger>();
@@ -141,9 +150,14 @@ LedgerImpl::LedgerImpl(LedgerOptions options, std::unique_ptr<rocksdb::DB> db,
 }
 
 LedgerImpl::~LedgerImpl() {
+  // Every applied batch is already in the synced WAL; flushing the memtables
+  // now only spares the next open from replaying up to max_total_wal_size of
+  // WAL (seconds at 10M loans). After a failed write it fails too: ignored.
+  rocksdb::FlushOptions flush;
+  flush.allow_write_stall = true;
+  rocksdb::Status s = db_->Flush(flush, handles_);
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
-  // Flush nothing extra: every applied batch is already in the synced WAL.
-  rocksdb::Status s = db_->Close();
+  s = db_->Close();
   (void)s;  // closing after a failed write can report the same error again; nothing to do
 }
 
@@ -181,20 +195,7 @@ Status LedgerImpl::Load() {
   }
   if (!it->status().ok()) return FromRocks(it->status(), "read institutions");
 
-  it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf_loans_));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    LoanState state;
-    if (!DecodeLoanState(std::string_view(it->value().data(), it->value().size()), &state) ||
-        ValidateEvent(LoanEvent{"X", "X", 1, kDayMin, EventKind::kDisburse, 1, state.attributes})) {
-      return Status::Corruption("undecodable loan state " + it->key().ToString(true));
-    }
-    loans_.emplace(it->key().ToString(), LoanSlot::FromState(state));
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "read loans");
-  if (loans_.size() != loan_count_) {
-    return Status::Corruption("loan count " + std::to_string(loans_.size()) + " != recorded " +
-                              std::to_string(loan_count_));
-  }
+  if (Status st = LoadLoans(); !st.ok()) return st;
 
   it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf_cells_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -207,6 +208,111 @@ Status LedgerImpl::Load() {
     agg_.AddCell(key, m);
   }
   return FromRocks(it->status(), "read cells");
+}
+
+// Reads the "loans" column family into loans_ at open. A store of 10M
+// loans must be serving within seconds, so the work is split over two
+// threads: a reader iterates RocksDB and decodes blocks of loans, this
+// thread inserts them into the table, prefetching index positions a few
+// keys ahead (each insert is otherwise a cache miss in a large index).
+Status LedgerImpl::LoadLoans() {
+  struct Block {
+    std::string keys;            // the block's loan keys, concatenated
+    std::vector<uint32_t> ends;  // end of each key in keys
+    std::vector<LoanSlot> slots;
+  };
+  constexpr size_t kBlockLoans = 4096;
+  constexpr size_t kBlocksQueued = 8;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Block> queue;        // guarded by mu, as are the three below
+  bool read_done = false;
+  bool stop_reading = false;      // the inserter failed
+  Status read_status = Status::Ok();
+
+  loans_.Reserve(loan_count_);
+  std::thread reader([&] {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;         // read once: keep the block cache for what queries read
+    ro.readahead_size = 4u << 20;  // one sequential pass over the column family
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_loans_));
+    Block block;
+    Status st = Status::Ok();
+    auto hand_over = [&](bool last) {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return queue.size() < kBlocksQueued || stop_reading; });
+      if (stop_reading) return false;
+      if (!block.slots.empty()) queue.push_back(std::move(block));
+      if (last) {
+        read_done = true;
+        read_status = st;
+      }
+      lock.unlock();
+      cv.notify_all();
+      block = Block{};
+      return true;
+    };
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      LoanState state;
+      if (!DecodeLoanState(std::string_view(it->value().data(), it->value().size()), &state) ||
+          ValidateEvent(LoanEvent{"X", "X", 1, kDayMin, EventKind::kDisburse, 1, state.attributes})) {
+        st = Status::Corruption("undecodable loan state " + it->key().ToString(true));
+        break;
+      }
+      block.keys.append(it->key().data(), it->key().size());
+      block.ends.push_back(static_cast<uint32_t>(block.keys.size()));
+      block.slots.push_back(LoanSlot::FromState(state));
+      if (block.slots.size() == kBlockLoans && !hand_over(false)) return;
+    }
+    if (st.ok() && !it->status().ok()) st = FromRocks(it->status(), "read loans");
+    hand_over(true);
+  });
+
+  Status insert_status = Status::Ok();
+  std::vector<uint64_t> hashes;
+  constexpr size_t kAhead = 8;  // prefetch distance, in keys
+  while (insert_status.ok()) {
+    Block block;
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return !queue.empty() || read_done; });
+      if (queue.empty()) break;  // the reader is done and everything is inserted
+      block = std::move(queue.front());
+      queue.pop_front();
+    }
+    cv.notify_all();
+    const size_t n = block.slots.size();
+    auto key = [&](size_t i) {
+      const uint32_t begin = i == 0 ? 0 : block.ends[i - 1];
+      return std::string_view(block.keys).substr(begin, block.ends[i] - begin);
+    };
+    hashes.resize(n);
+    for (size_t i = 0; i < n; ++i) hashes[i] = LoanTable::Hash(key(i));
+    for (size_t i = 0; i < std::min(n, kAhead); ++i) loans_.Prefetch(hashes[i]);
+    for (size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) loans_.Prefetch(hashes[i + kAhead]);
+      bool inserted = false;
+      LoanSlot* slot = loans_.FindOrInsert(key(i), hashes[i], &inserted);
+      if (!inserted) {
+        insert_status = Status::Corruption("duplicate loan key " + std::string(key(i)));
+        break;
+      }
+      *slot = block.slots[i];
+    }
+  }
+  if (!insert_status.ok()) {
+    std::lock_guard lock(mu);
+    stop_reading = true;
+  }
+  cv.notify_all();
+  reader.join();
+  if (!insert_status.ok()) return insert_status;
+  if (!read_status.ok()) return read_status;
+  if (loans_.size() != loan_count_) {
+    return Status::Corruption("loan count " + std::to_string(loans_.size()) + " != recorded " +
+                              std::to_string(loan_count_));
+  }
+  return Status::Ok();
 }
 
 EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
@@ -257,7 +363,7 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
   const PackedAttributes packed = PackedAttributes::From(e.attributes);
   if (!slot->exists || !(slot->attributes == packed)) {
     slot->attributes = packed;
-    slot->mask = Classify(e.attributes);
+    slot->mask = static_cast<uint16_t>(Classify(e.attributes));
   }
   slot->exists = true;
   slot->last_seq = e.seq;
@@ -271,10 +377,12 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
 // The state of one ApplyGroup call. Loan slots are changed in place in
 // loans_ (under loans_mu_, exclusive for the whole group) with an undo log:
 // a rejected batch unwinds its own entries, a failed write unwinds all.
+// Unwinding goes newest first, so loans this group inserted leave loans_ in
+// the reverse order they entered it (LoanTable::PopBack).
 struct LedgerImpl::Group {
   struct Undo {
-    const std::string* key;  // the loan key in loans_ (node-based map: stable address)
-    LoanSlot* slot;          // its slot in loans_
+    std::string_view key;    // the loan key, held by loans_ (stable while the entry exists)
+    LoanSlot* slot;          // its slot in loans_ (stable address)
     LoanSlot before;         // its value before the batch first touched it
     bool inserted;           // the slot was created by this batch: erase on unwind
   };
@@ -309,9 +417,7 @@ void LedgerImpl::Unwind(Group* g, size_t to) {
   while (g->undo.size() > to) {
     Group::Undo& u = g->undo.back();
     if (u.inserted) {
-      const std::string key = *u.key;  // erase destroys the node that holds *u.key
-      const size_t erased = loans_.erase(key);
-      LL_CHECK(erased == 1);
+      loans_.PopBack(u.key);
     } else {
       *u.slot = std::move(u.before);
     }
@@ -354,13 +460,13 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     key.assign(e.institution_id).push_back('\0');
     key.append(e.loan_id);
     if (!poisoned.empty() && poisoned.contains(key)) continue;  // its earlier event is already reported
-    auto [it, inserted] = loans_.try_emplace(key);
-    LoanSlot& slot = it->second;
+    bool inserted = false;
+    LoanSlot& slot = *loans_.FindOrInsert(key, &inserted);
     if (inserted) {
-      g->undo.push_back(Group::Undo{&it->first, &slot, LoanSlot{}, true});
+      g->undo.push_back(Group::Undo{loans_.KeyOf(&slot), &slot, LoanSlot{}, true});
       slot.stamp = stamp;
     } else if (slot.stamp != stamp) {
-      g->undo.push_back(Group::Undo{&it->first, &slot, slot, false});
+      g->undo.push_back(Group::Undo{loans_.KeyOf(&slot), &slot, slot, false});
       slot.stamp = stamp;
     }
     // Past the ledger's capacity (rare): keep a full copy to put back.
@@ -430,7 +536,7 @@ Status LedgerImpl::Commit(Group* g) {
     slot.dirty = false;
     if (u.inserted) ++new_loans;
     EncodeLoanState(slot.ToState(), &value);
-    wb.Put(cf_loans_, *u.key, value);
+    wb.Put(cf_loans_, rocksdb::Slice(u.key.data(), u.key.size()), value);
   }
   for (const auto& [batch_no, record] : g->journal) wb.Put(cf_journal_, EncodeJournalKey(batch_no), record);
   for (const auto& [packed, delta] : g->deltas) {

@@ -18,6 +18,7 @@
 #include "storage/codec.h"
 #include "storage/ledger.h"
 #include "storage/loan_slot.h"
+#include "storage/loan_table.h"
 
 namespace loanledger::storage {
 
@@ -60,6 +61,7 @@ class LedgerImpl final : public Ledger {
              std::vector<rocksdb::ColumnFamilyHandle*> handles);
   ~LedgerImpl() override;
   Status Load();
+  Status LoadLoans();  // part of Load: the loan table
 
   Result<ApplyResult> Apply(const Batch& batch) override;
   Result<std::vector<ApplyResult>> ApplyGroup(std::span<const Batch* const> batches) override;
@@ -104,7 +106,7 @@ class LedgerImpl final : public Ledger {
   // Guarded by loans_mu_: the writer holds it exclusively for a whole group
   // (slots change in place until durable); QueryLoan takes it shared.
   mutable std::shared_mutex loans_mu_;
-  std::unordered_map<std::string, LoanSlot> loans_;
+  LoanTable loans_;
   uint64_t loan_count_ = 0;    // == loans_.size() between groups; also kept in meta
   uint64_t touch_stamp_ = 0;   // batch counter for LoanSlot::stamp (writer only)
 };

@@ -76,7 +76,7 @@ struct LoanSlot {
   uint64_t stamp = 0;            // the batch that last took an undo copy of it (writer only)
   PackedAttributes attributes;   // as of the latest event
   Day last_date = 0;
-  CategoryMask mask = 0;         // Classify(attributes), when exists
+  uint16_t mask = 0;             // Classify(attributes), when exists (a CategoryMask)
   bool exists = false;           // the loan has at least one applied event
   bool dirty = false;            // changed by an applied event of the current group, not yet written
 
@@ -91,11 +91,13 @@ struct LoanSlot {
     slot.last_date = s.last_date;
     slot.balance_fen = s.balance_fen;
     slot.attributes = PackedAttributes::From(s.attributes);
-    slot.mask = Classify(s.attributes);
+    slot.mask = static_cast<uint16_t>(Classify(s.attributes));
     slot.exists = true;
     return slot;
   }
 };
-static_assert(sizeof(LoanSlot) <= 64, "a loan slot is one cache line");
+static_assert(kCategoryCount <= 16, "LoanSlot::mask holds 16 categories");
+// 56 bytes: with its key's position, one 64-byte LoanTable entry.
+static_assert(sizeof(LoanSlot) <= 56, "a loan slot and its key position fill one cache line");
 
 }  // namespace loanledger::storage

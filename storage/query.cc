@@ -141,11 +141,11 @@ Result<LoanView> LedgerImpl::QueryLoan(std::string_view institution_id, std::str
     return Status::InvalidArgument("invalid institution_id or loan_id");
   }
   std::shared_lock lock(loans_mu_);
-  auto it = loans_.find(LoanKey(institution_id, loan_id));
-  if (it == loans_.end()) {
+  const LoanSlot* slot = loans_.Find(LoanKey(institution_id, loan_id));
+  if (slot == nullptr) {
     return Status::NotFound("no loan " + std::string(loan_id) + " at " + std::string(institution_id));
   }
-  const LoanState state = it->second.ToState();
+  const LoanState state = slot->ToState();
   LoanView view;
   view.institution_id = institution_id;
   view.loan_id = loan_id;

@@ -279,7 +279,9 @@ Result<uint64_t> LedgerImpl::RebuildAggregates() {
   std::unique_lock loans_lock(loans_mu_);
   std::unique_lock agg_lock(agg_mu_);
   agg_ = std::move(rebuilt);
-  for (auto& [key, slot] : loans_) slot.mask = Classify(slot.attributes.Unpack());
+  loans_.ForEach([](std::string_view, LoanSlot& slot) {
+    slot.mask = static_cast<uint16_t>(Classify(slot.attributes.Unpack()));
+  });
   return stored;
 }
 
