@@ -4,7 +4,8 @@
 # PID. Arguments after the script go to loanledger-load, e.g.
 #   bench/run_load.sh --connections 2 --events 2000000 --batch 10000
 # BUILD_DIR (default build) must hold a Release build; DATA_DIR (default a
-# temp dir) keeps the store.
+# temp dir) keeps the store; LLD_ARGS adds loanledgerd flags (e.g.
+# "--io-threads 4"); SERVER_LOG names a file that gets the server's log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -13,7 +14,7 @@ LLD=$BUILD_DIR/server/loanledgerd
 LOAD=$BUILD_DIR/bench/loanledger-load
 WORK=$(mktemp -d /tmp/loanledger-load.XXXXXX)
 DATA_DIR=${DATA_DIR:-$WORK/data}
-trap 'if [ -n "${PID:-}" ]; then kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
+trap 'if [ -n "${PID:-}" ]; then kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; fi; if [ -n "${SERVER_LOG:-}" ]; then cp "$WORK/server.log" "$SERVER_LOG"; fi; rm -rf "$WORK"' EXIT
 
 : > "$WORK/tokens"; : > "$WORK/institution-tokens"
 for i in $(seq -w 1 16); do
@@ -24,7 +25,7 @@ done
 out=$("$LL" token new --role regulator 2>/dev/null)
 REGULATOR=$(sed -n 1p <<<"$out"); sed -n 2p <<<"$out" >> "$WORK/tokens"
 
-"$LLD" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$DATA_DIR" --tokens "$WORK/tokens" \
+"$LLD" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$DATA_DIR" --tokens "$WORK/tokens" ${LLD_ARGS:-} \
   2> "$WORK/server.log" &
 PID=$!
 for _ in $(seq 1 200); do

@@ -24,7 +24,7 @@ struct ServerConfig {
 
   // Threads. Two cores is the smallest deployment: io and queries share them.
   uint32_t io_threads = 2;     // Asio threads running sessions (framing, decoding, replies)
-  uint32_t query_threads = 2;  // report/series/loan/verify run here, off the io threads
+  uint32_t query_threads = 2;  // series/loan/verify, by-institution reports (server/README.md)
 
   // Bounds.
   // A batch (16 MiB) plus envelope; larger frames get BAD_FRAME and a close.

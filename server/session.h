@@ -93,6 +93,10 @@ class Session : public std::enable_shared_from_this<Session> {
   template <typename F>
   void RunOnQueryPool(uint64_t request_id, uint64_t frame_bytes, std::optional<QueryKind> kind,
                       F run);
+  // Runs `run` on the calling thread, timed; an exception or an oversized
+  // reply becomes an error frame. Thread-safe (touches env_ only).
+  template <typename F>
+  wire::Frame RunQuery(uint64_t request_id, std::optional<QueryKind> kind, F& run) const;
   void OnBatchDone(uint64_t request_id, uint64_t frame_bytes, Clock::time_point received,
                    Result<storage::ApplyResult> result);
 
