@@ -210,11 +210,34 @@ Status LedgerImpl::Load() {
   return FromRocks(it->status(), "read cells");
 }
 
+// A loan key near the middle of the "loans" column family by bytes, from
+// its SST files' key ranges (a split point for parallel reading; any key
+// is correct, a middle one balances the work). "" when there are no files.
+std::string LedgerImpl::MiddleLoanKey() const {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db_->GetLiveFilesMetaData(&files);
+  std::vector<std::pair<std::string, uint64_t>> starts;  // (smallest key, bytes)
+  uint64_t total = 0;
+  for (const rocksdb::LiveFileMetaData& f : files) {
+    if (f.column_family_name != kCfLoans) continue;
+    starts.emplace_back(f.smallestkey, f.size);
+    total += f.size;
+  }
+  std::sort(starts.begin(), starts.end());
+  uint64_t seen = 0;
+  for (const auto& [key, bytes] : starts) {
+    if (!key.empty() && seen >= total / 2) return key;
+    seen += bytes;
+  }
+  return {};
+}
+
 // Reads the "loans" column family into loans_ at open. A store of 10M
-// loans must be serving within seconds, so the work is split over two
-// threads: a reader iterates RocksDB and decodes blocks of loans, this
-// thread inserts them into the table, prefetching index positions a few
-// keys ahead (each insert is otherwise a cache miss in a large index).
+// loans must be serving within seconds, so the work is split: readers
+// iterate RocksDB and decode blocks of loans (two over two key ranges in a
+// large store), this thread inserts them into the table, prefetching index
+// positions a few keys ahead (each insert is otherwise a cache miss in a
+// large index). 10M loans: 15 s with a node map on one thread, 3.8 s.
 Status LedgerImpl::LoadLoans() {
   struct Block {
     std::string keys;            // the block's loan keys, concatenated
@@ -231,10 +254,17 @@ Status LedgerImpl::LoadLoans() {
   Status read_status = Status::Ok();
 
   loans_.Reserve(loan_count_);
-  std::thread reader([&] {
+  // Two readers over disjoint key ranges for a large store: reading and
+  // decoding costs about twice what inserting does (perf, 10M loans).
+  const std::string split = loan_count_ >= options_.parallel_load_loans ? MiddleLoanKey() : std::string();
+  const size_t readers = split.empty() ? 1 : 2;
+  size_t readers_done = 0;  // guarded by mu
+  auto read_range = [&](std::string_view from, std::string_view to) {
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;         // read once: keep the block cache for what queries read
-    ro.readahead_size = 4u << 20;  // one sequential pass over the column family
+    ro.readahead_size = 4u << 20;  // one sequential pass over the range
+    const rocksdb::Slice upper(to.data(), to.size());
+    if (!to.empty()) ro.iterate_upper_bound = &upper;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_loans_));
     Block block;
     Status st = Status::Ok();
@@ -244,15 +274,15 @@ Status LedgerImpl::LoadLoans() {
       if (stop_reading) return false;
       if (!block.slots.empty()) queue.push_back(std::move(block));
       if (last) {
-        read_done = true;
-        read_status = st;
+        read_done = ++readers_done == readers;
+        if (read_status.ok()) read_status = st;
       }
       lock.unlock();
       cv.notify_all();
       block = Block{};
       return true;
     };
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
       LoanState state;
       if (!DecodeLoanState(std::string_view(it->value().data(), it->value().size()), &state) ||
           ValidateEvent(LoanEvent{"X", "X", 1, kDayMin, EventKind::kDisburse, 1, state.attributes})) {
@@ -266,7 +296,10 @@ Status LedgerImpl::LoadLoans() {
     }
     if (st.ok() && !it->status().ok()) st = FromRocks(it->status(), "read loans");
     hand_over(true);
-  });
+  };
+  std::vector<std::thread> reader_threads;
+  reader_threads.emplace_back(read_range, std::string_view(), std::string_view(split));
+  if (readers == 2) reader_threads.emplace_back(read_range, std::string_view(split), std::string_view());
 
   Status insert_status = Status::Ok();
   std::vector<uint64_t> hashes;
@@ -305,7 +338,7 @@ Status LedgerImpl::LoadLoans() {
     stop_reading = true;
   }
   cv.notify_all();
-  reader.join();
+  for (std::thread& t : reader_threads) t.join();
   if (!insert_status.ok()) return insert_status;
   if (!read_status.ok()) return read_status;
   if (loans_.size() != loan_count_) {

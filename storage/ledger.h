@@ -27,6 +27,9 @@ struct LedgerOptions {
   std::string path;                      // data directory; created if missing
   bool sync = true;                      // fsync the WAL before Apply returns (SPEC §3). Tests only set false.
   size_t block_cache_bytes = 256u << 20; // RocksDB block cache shared by all column families
+  // From this many stored loans, open reads them with two threads over two
+  // key ranges (tests lower it to cover that path on a small store).
+  uint64_t parallel_load_loans = 1'000'000;
   // Wall clock for journal timestamps (unix ms); injected so that tests are
   // deterministic. Business logic never reads it. Default: system clock.
   std::function<int64_t()> clock_ms;

@@ -62,6 +62,7 @@ class LedgerImpl final : public Ledger {
   ~LedgerImpl() override;
   Status Load();
   Status LoadLoans();  // part of Load: the loan table
+  std::string MiddleLoanKey() const;
 
   Result<ApplyResult> Apply(const Batch& batch) override;
   Result<std::vector<ApplyResult>> ApplyGroup(std::span<const Batch* const> batches) override;
