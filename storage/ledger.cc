@@ -97,6 +97,11 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   if (!point_lookups) cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   cf.write_buffer_size = 64u << 20;  // 64 MiB memtables: fewer, larger flushes
   cf.compression = rocksdb::kNoCompression;  // values are small binary records
+  // Off while Open loads the loan table and the cells (Ledger::Open turns
+  // them on): compactions left pending at the last close would otherwise
+  // take a core from the loading threads (a fresh 10M-loan store, 5
+  // restarts each: median 5.5 s -> 4.3 s).
+  cf.disable_auto_compactions = true;
   return cf;
 }
 
@@ -135,6 +140,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   auto impl = std::make_unique<LedgerImpl>(options, std::unique_ptr<rocksdb::DB>(raw), std::move(handles));
   Status loaded = impl->Load();
   if (!loaded.ok()) return loaded;
+  if (Status st = impl->EnableCompactions(); !st.ok()) return st;
   return std::unique_ptr<Ledger>(std::move(impl));
 }
 
@@ -159,6 +165,14 @@ LedgerImpl::~LedgerImpl() {
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   s = db_->Close();
   (void)s;  // closing after a failed write can report the same error again; nothing to do
+}
+
+Status LedgerImpl::EnableCompactions() {
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    rocksdb::Status s = db_->SetOptions(h, {{"disable_auto_compactions", "false"}});
+    if (!s.ok()) return FromRocks(s, "enable compactions");
+  }
+  return Status::Ok();
 }
 
 Status LedgerImpl::Load() {

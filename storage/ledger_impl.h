@@ -61,6 +61,7 @@ class LedgerImpl final : public Ledger {
              std::vector<rocksdb::ColumnFamilyHandle*> handles);
   ~LedgerImpl() override;
   Status Load();
+  Status EnableCompactions();  // after Load (CfOptions says why they start off)
   Status LoadLoans();  // part of Load: the loan table
   std::string MiddleLoanKey() const;
 

@@ -1,7 +1,7 @@
 // The in-memory loan table (storage/loan_table.h): lookups, key bytes,
 // pointer stability across entry chunks, index growth and key-arena chunks,
-// LIFO removal with backward-shift deletion (checked against
-// std::unordered_map), Reserve, and the PopBack contract.
+// LIFO removal (checked against std::unordered_map), Reserve, and the
+// PopBack contract.
 #include <gtest/gtest.h>
 
 #include <algorithm>
