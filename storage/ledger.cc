@@ -434,6 +434,7 @@ struct LedgerImpl::Group {
     bool inserted;           // the slot was created by this batch: erase on unwind
   };
   std::vector<Undo> undo;                                       // in touch order
+  std::vector<uint64_t> hashes;                                 // ProcessBatch's key hashes (reused)
   std::vector<std::pair<std::string, uint32_t>> new_institutions;// assigned by accepted batches
   uint32_t next_institution_id = 0;
   DeltaMap deltas;                                              // cell changes of accepted batches
@@ -491,8 +492,22 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     reject(0, Reason::kMalformedRecord, "a batch holds 1.." + std::to_string(kBatchEventsMax) + " events");
     return result;
   }
+  // Loan lookups are cache misses in a large table (index word, entry, key
+  // bytes): hash every key first, then fetch each stage a few events ahead.
+  std::vector<uint64_t>& hashes = g->hashes;
+  hashes.resize(batch.events.size());
   for (size_t i = 0; i < batch.events.size(); ++i) {
     const LoanEvent& e = batch.events[i];
+    key.assign(e.institution_id).push_back('\0');
+    key.append(e.loan_id);
+    hashes[i] = LoanTable::Hash(key);
+  }
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < batch.events.size(); ++i) {
+    const LoanEvent& e = batch.events[i];
+    if (i + 3 * kAhead < hashes.size()) loans_.Prefetch(hashes[i + 3 * kAhead]);
+    if (i + 2 * kAhead < hashes.size()) loans_.PrefetchEntry(hashes[i + 2 * kAhead]);
+    if (i + kAhead < hashes.size()) loans_.PrefetchKey(hashes[i + kAhead]);
     if (auto fe = ValidateEvent(e)) {
       reject(i, fe->reason, std::move(fe->message));
       if (IsValidInstitutionId(e.institution_id) && IsValidLoanId(e.loan_id)) {
@@ -508,7 +523,7 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     key.append(e.loan_id);
     if (!poisoned.empty() && poisoned.contains(key)) continue;  // its earlier event is already reported
     bool inserted = false;
-    LoanSlot& slot = *loans_.FindOrInsert(key, &inserted);
+    LoanSlot& slot = *loans_.FindOrInsert(key, hashes[i], &inserted);
     if (inserted) {
       g->undo.push_back(Group::Undo{loans_.KeyOf(&slot), &slot, LoanSlot{}, true});
       slot.stamp = stamp;

@@ -50,6 +50,18 @@ class LoanTable {
   LoanSlot* FindOrInsert(std::string_view key, uint64_t hash, bool* inserted);
   static uint64_t Hash(std::string_view key);
   void Prefetch(uint64_t hash) const { __builtin_prefetch(&index_[hash & mask_]); }
+  // Later stages of a lookup pipeline (the writer works a batch several
+  // keys ahead): once the index word is cached, fetch the entry it names;
+  // once the entry is cached, fetch its key's bytes. Hints only: they read
+  // the index/entry (harmless if another key is there) and never fault.
+  void PrefetchEntry(uint64_t hash) const {
+    const uint64_t v = index_[hash & mask_];
+    if (v != kEmpty) __builtin_prefetch(&EntryAt((v & 0xffffffffu) - 1));
+  }
+  void PrefetchKey(uint64_t hash) const {
+    const uint64_t v = index_[hash & mask_];
+    if (v != kEmpty) __builtin_prefetch(KeyAt(EntryAt((v & 0xffffffffu) - 1).key_pos).data() - 1);
+  }
 
   // Removes the newest entry. REQUIRES: size() > 0 and its key is `key`
   // (checked: the caller's undo log and the table must agree).
@@ -82,6 +94,7 @@ class LoanTable {
   static constexpr uint64_t kEmpty = 0;
 
   Entry& EntryAt(size_t i) { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
+  const Entry& EntryAt(size_t i) const { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
   std::string_view KeyAt(uint64_t pos) const;
   uint64_t AppendKey(std::string_view key);
   // Index position holding entry `i` (whose key hashes to h). REQUIRES: present.
