@@ -5,13 +5,13 @@
 # server's RSS, restart it and time restart-to-serving, then measure
 # end-to-end events/s with a report query every 20 ms (all categories), and
 # again with reports by province.
-#   bench/scaling.sh                 # sizes 1000000 10000000
+#   bench/scaling.sh                 # sizes 1000000 10000000 50000000 (~7 min, ~12 GB of disk)
 #   SIZES="1000000" EVENTS=2000000 bench/scaling.sh
 # BUILD_DIR (default build) must hold a Release build (scripts/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-SIZES=${SIZES:-"1000000 10000000"}
+SIZES=${SIZES:-"1000000 10000000 50000000"}
 EVENTS=${EVENTS:-2000000}          # measured events per size
 LL=$BUILD_DIR/client/loanledger
 LLD=$BUILD_DIR/server/loanledgerd
