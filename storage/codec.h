@@ -24,7 +24,10 @@ inline constexpr std::string_view kMetaFormat = "format";          // u32 LE: kF
 inline constexpr std::string_view kMetaNextBatch = "next_batch";   // u64 LE: next journal number
 inline constexpr std::string_view kMetaLoans = "loans";            // u64 LE: loans known
 inline constexpr std::string_view kMetaInstitutionPrefix = "inst/";// + institution_id -> u32 LE id
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr std::string_view kMetaLoanSnapshot = "loan_snapshot";  // u64 LE: replay_from of the newest snapshot
+// 1: loan states in the "loans" column family, written with every group.
+// 2: loan states in snapshot files (loan_snapshot.h) + the journal's tail.
+inline constexpr uint32_t kFormatVersion = 2;
 
 // Institutions get dense ids 1.. for cell keys; 0 means "all institutions"
 // in the in-memory rollups. Bounded by the 24 bits a delta key gives them.
@@ -69,7 +72,8 @@ std::string EncodeMeasures(const Measures& m);
 bool DecodeMeasures(std::string_view value, Measures* out);
 
 // A loan's state: what the ledger needs to validate and classify its next
-// event. Stored in the "loans" column family under LoanKey.
+// event. Stored in loan snapshots (format 1: in the "loans" column family
+// under LoanKey).
 struct LoanState {
   uint64_t last_seq = 0;
   Day last_date = 0;

@@ -1,20 +1,24 @@
 // Open, recovery and the apply path (SPEC §3). Data flow of one group:
-// prefetch loan states (MultiGet) -> validate each batch against an overlay
-// -> fold accepted batches' cell changes -> one WriteBatch (loan states,
-// one journal record per batch, cell values, meta) written with sync ->
-// publish the changes to the in-memory aggregates.
+// validate each batch against the in-memory loan table (slots changed in
+// place, with an undo log) -> fold accepted batches' cell changes -> one
+// WriteBatch (one journal record per batch, cell values, meta) written with
+// sync -> publish the changes to the in-memory aggregates. Loan states reach
+// the disk through snapshots (snapshot.cc); open loads the newest and
+// replays the journal since.
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <thread>
 
 #include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
@@ -141,6 +145,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   Status loaded = impl->Load();
   if (!loaded.ok()) return loaded;
   if (Status st = impl->EnableCompactions(); !st.ok()) return st;
+  impl->StartSnapshots();
   return std::unique_ptr<Ledger>(std::move(impl));
 }
 
@@ -156,6 +161,11 @@ LedgerImpl::LedgerImpl(LedgerOptions options, std::unique_ptr<rocksdb::DB> db,
 }
 
 LedgerImpl::~LedgerImpl() {
+  // A final snapshot spares the next open the journal's tail; if it fails
+  // (a full disk), the next open replays that tail instead.
+  // Not after a failed open: the table may be partial.
+  StopSnapshots();
+  if (loaded_) (void)WriteSnapshot(nullptr);
   // Every applied batch is already in the synced WAL; flushing the memtables
   // now only spares the next open from replaying up to max_total_wal_size of
   // WAL (seconds at 10M loans). After a failed write it fails too: ignored.
@@ -177,17 +187,21 @@ Status LedgerImpl::EnableCompactions() {
 
 Status LedgerImpl::Load() {
   std::string value;
+  uint32_t format = kFormatVersion;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaFormat, &value);
   if (s.IsNotFound()) {
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
-    const uint32_t v = kFormatVersion;
-    s = db_->Put(wo, cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&v), 4));
+    s = db_->Put(wo, cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&format), 4));
     if (!s.ok()) return FromRocks(s, "write format");
   } else if (!s.ok()) {
     return FromRocks(s, "read format");
-  } else if (value.size() != 4 || value[0] != static_cast<char>(kFormatVersion)) {
-    return Status::Corruption("unsupported storage format in " + options_.path);
+  } else {
+    if (value.size() == 4) std::memcpy(&format, value.data(), 4);
+    if (value.size() != 4 || format < 1 || format > kFormatVersion) {
+      return Status::Corruption("unsupported storage format in " + options_.path +
+                                " (this loanledgerd reads formats 1.." + std::to_string(kFormatVersion) + ")");
+    }
   }
   uint64_t u = 0;
   s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaNextBatch, &value);
@@ -209,7 +223,14 @@ Status LedgerImpl::Load() {
   }
   if (!it->status().ok()) return FromRocks(it->status(), "read institutions");
 
-  if (Status st = LoadLoans(); !st.ok()) return st;
+  std::error_code ec;
+  std::filesystem::create_directories(SnapshotDir(), ec);
+  if (ec) return Status::IoError("cannot create " + SnapshotDir() + ": " + ec.message());
+  if (Status st = LoadLoans(format); !st.ok()) return st;
+  if (format == 1) {
+    if (Status st = MigrateFromFormat1(); !st.ok()) return st;
+  }
+  RemoveOtherSnapshots();
 
   it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf_cells_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -246,102 +267,93 @@ std::string LedgerImpl::MiddleLoanKey() const {
   return {};
 }
 
-// Reads the "loans" column family into loans_ at open. A store of 10M
-// loans must be serving within seconds, so the work is split: readers
-// iterate RocksDB and decode blocks of loans (two over two key ranges in a
-// large store), this thread inserts them into the table, prefetching index
-// positions a few keys ahead (each insert is otherwise a cache miss in a
-// large index). 10M loans: 15 s with a node map on one thread, 3.8 s.
-Status LedgerImpl::LoadLoans() {
-  struct Block {
-    std::string keys;            // the block's loan keys, concatenated
-    std::vector<uint32_t> ends;  // end of each key in keys
-    std::vector<LoanSlot> slots;
-  };
-  constexpr size_t kBlockLoans = 4096;
+// Fills loans_ at open from the store's format; then loans_.size() must be
+// the recorded number of loans.
+Status LedgerImpl::LoadLoans(uint32_t format) {
+  loans_.Reserve(loan_count_);
+  Status st = Status::Ok();
+  if (format == 1) {
+    st = LoadLoansFromColumnFamily();
+  } else {
+    std::string value;
+    uint64_t from = 0;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaLoanSnapshot, &value);
+    if (s.ok()) {
+      if (!DecodeU64(value, &from) || from == 0) return Status::Corruption("bad loan snapshot entry in meta");
+      st = LoadLoansFromSnapshot(from);
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "read loan snapshot entry");
+    } else {
+      from = 1;  // no snapshot yet: the whole journal
+    }
+    if (st.ok()) st = ReplayJournalTail(from);
+    snapshot_from_ = s.ok() ? from : 0;
+  }
+  if (!st.ok()) return st;
+  if (loans_.size() != loan_count_) {
+    return Status::Corruption("loan count " + std::to_string(loans_.size()) + " != recorded " +
+                              std::to_string(loan_count_));
+  }
+  return Status::Ok();
+}
+
+// Readers decode blocks of loans on their own threads; this thread inserts
+// them, prefetching index positions a few keys ahead (each insert is
+// otherwise a cache miss in a large index). A store of 10M loans must be
+// serving within seconds: 15 s with a node map on one thread; 3.8 s so.
+Status LedgerImpl::InsertLoanBlocks(std::vector<BlockReader> readers) {
   constexpr size_t kBlocksQueued = 8;
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<Block> queue;        // guarded by mu, as are the three below
-  bool read_done = false;
+  std::deque<LoanBlock> queue;    // guarded by mu, as are the four below
+  size_t readers_done = 0;
   bool stop_reading = false;      // the inserter failed
   Status read_status = Status::Ok();
-
-  loans_.Reserve(loan_count_);
-  // Two readers over disjoint key ranges for a large store: reading and
-  // decoding costs about twice what inserting does (perf, 10M loans).
-  const std::string split = loan_count_ >= options_.parallel_load_loans ? MiddleLoanKey() : std::string();
-  const size_t readers = split.empty() ? 1 : 2;
-  size_t readers_done = 0;  // guarded by mu
-  auto read_range = [&](std::string_view from, std::string_view to) {
-    rocksdb::ReadOptions ro;
-    ro.fill_cache = false;         // read once: keep the block cache for what queries read
-    ro.readahead_size = 4u << 20;  // one sequential pass over the range
-    const rocksdb::Slice upper(to.data(), to.size());
-    if (!to.empty()) ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_loans_));
-    Block block;
-    Status st = Status::Ok();
-    auto hand_over = [&](bool last) {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return queue.size() < kBlocksQueued || stop_reading; });
-      if (stop_reading) return false;
-      if (!block.slots.empty()) queue.push_back(std::move(block));
-      if (last) {
-        read_done = ++readers_done == readers;
-        if (read_status.ok()) read_status = st;
-      }
-      lock.unlock();
-      cv.notify_all();
-      block = Block{};
-      return true;
-    };
-    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
-      LoanState state;
-      if (!DecodeLoanState(std::string_view(it->value().data(), it->value().size()), &state) ||
-          ValidateEvent(LoanEvent{"X", "X", 1, kDayMin, EventKind::kDisburse, 1, state.attributes})) {
-        st = Status::Corruption("undecodable loan state " + it->key().ToString(true));
-        break;
-      }
-      block.keys.append(it->key().data(), it->key().size());
-      block.ends.push_back(static_cast<uint32_t>(block.keys.size()));
-      block.slots.push_back(LoanSlot::FromState(state));
-      if (block.slots.size() == kBlockLoans && !hand_over(false)) return;
-    }
-    if (st.ok() && !it->status().ok()) st = FromRocks(it->status(), "read loans");
-    hand_over(true);
+  const BlockSink sink = [&](LoanBlock&& block) {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return queue.size() < kBlocksQueued || stop_reading; });
+    if (stop_reading) return false;
+    if (block.size() > 0) queue.push_back(std::move(block));
+    lock.unlock();
+    cv.notify_all();
+    return true;
   };
-  std::vector<std::thread> reader_threads;
-  reader_threads.emplace_back(read_range, std::string_view(), std::string_view(split));
-  if (readers == 2) reader_threads.emplace_back(read_range, std::string_view(split), std::string_view());
+  std::vector<std::thread> threads;
+  for (BlockReader& reader : readers) {
+    threads.emplace_back([&, r = std::move(reader)] {
+      Status st = r(sink);
+      {
+        std::lock_guard lock(mu);
+        ++readers_done;
+        if (read_status.ok()) read_status = std::move(st);
+      }
+      cv.notify_all();
+    });
+  }
 
   Status insert_status = Status::Ok();
   std::vector<uint64_t> hashes;
   constexpr size_t kAhead = 8;  // prefetch distance, in keys
   while (insert_status.ok()) {
-    Block block;
+    LoanBlock block;
     {
       std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return !queue.empty() || read_done; });
-      if (queue.empty()) break;  // the reader is done and everything is inserted
+      cv.wait(lock, [&] { return !queue.empty() || readers_done == threads.size(); });
+      if (queue.empty()) break;  // the readers are done and everything is inserted
       block = std::move(queue.front());
       queue.pop_front();
     }
     cv.notify_all();
-    const size_t n = block.slots.size();
-    auto key = [&](size_t i) {
-      const uint32_t begin = i == 0 ? 0 : block.ends[i - 1];
-      return std::string_view(block.keys).substr(begin, block.ends[i] - begin);
-    };
+    const size_t n = block.size();
     hashes.resize(n);
-    for (size_t i = 0; i < n; ++i) hashes[i] = LoanTable::Hash(key(i));
+    for (size_t i = 0; i < n; ++i) hashes[i] = LoanTable::Hash(block.Key(i));
     for (size_t i = 0; i < std::min(n, kAhead); ++i) loans_.Prefetch(hashes[i]);
     for (size_t i = 0; i < n; ++i) {
       if (i + kAhead < n) loans_.Prefetch(hashes[i + kAhead]);
       bool inserted = false;
-      LoanSlot* slot = loans_.FindOrInsert(key(i), hashes[i], &inserted);
+      LoanSlot* slot = loans_.FindOrInsert(block.Key(i), hashes[i], &inserted);
       if (!inserted) {
-        insert_status = Status::Corruption("duplicate loan key " + std::string(key(i)));
+        insert_status = Status::Corruption("duplicate loan key " + std::string(block.Key(i)));
         break;
       }
       *slot = block.slots[i];
@@ -352,14 +364,132 @@ Status LedgerImpl::LoadLoans() {
     stop_reading = true;
   }
   cv.notify_all();
-  for (std::thread& t : reader_threads) t.join();
+  for (std::thread& t : threads) t.join();
   if (!insert_status.ok()) return insert_status;
-  if (!read_status.ok()) return read_status;
-  if (loans_.size() != loan_count_) {
-    return Status::Corruption("loan count " + std::to_string(loans_.size()) + " != recorded " +
-                              std::to_string(loan_count_));
+  return read_status;
+}
+
+// Format 1 kept every loan state in the "loans" column family: read it
+// with two threads over two key ranges in a large store (reading and
+// decoding costs about twice what inserting does).
+Status LedgerImpl::LoadLoansFromColumnFamily() {
+  constexpr size_t kBlockLoans = 4096;
+  const std::string split = loan_count_ >= options_.parallel_load_loans ? MiddleLoanKey() : std::string();
+  auto read_range = [this](std::string from, std::string to) -> BlockReader {
+    return [this, from = std::move(from), to = std::move(to)](const BlockSink& sink) {
+      rocksdb::ReadOptions ro;
+      ro.fill_cache = false;         // read once: keep the block cache for what queries read
+      ro.readahead_size = 4u << 20;  // one sequential pass over the range
+      const rocksdb::Slice upper(to);
+      if (!to.empty()) ro.iterate_upper_bound = &upper;
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_loans_));
+      LoanBlock block;
+      for (it->Seek(from); it->Valid(); it->Next()) {
+        LoanSlot slot;
+        if (!DecodeLoanSlot(std::string_view(it->value().data(), it->value().size()), &slot)) {
+          return Status::Corruption("undecodable loan state " + it->key().ToString(true));
+        }
+        block.Add(std::string_view(it->key().data(), it->key().size()), slot);
+        if (block.size() == kBlockLoans) {
+          if (!sink(std::move(block))) return Status::Ok();
+          block = LoanBlock{};
+        }
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "read loans");
+      sink(std::move(block));
+      return Status::Ok();
+    };
+  };
+  std::vector<BlockReader> readers;
+  readers.push_back(read_range("", split));
+  if (!split.empty()) readers.push_back(read_range(split, ""));
+  return InsertLoanBlocks(std::move(readers));
+}
+
+// Format 2: the newest snapshot, read by one or two threads (blocks taken
+// alternately), then the journal since it (ReplayJournalTail).
+Status LedgerImpl::LoadLoansFromSnapshot(uint64_t from) {
+  const std::string path = SnapshotPath(from);
+  Result<SnapshotInfo> info = ReadSnapshotInfo(path);
+  if (!info.ok()) return info.status();
+  if (info->replay_from != from) {
+    return Status::Corruption("snapshot " + path + " starts at batch " + std::to_string(info->replay_from));
+  }
+  const uint64_t readers = info->loans >= options_.parallel_load_loans && info->blocks > 1 ? 2 : 1;
+  std::vector<BlockReader> list;
+  for (uint64_t r = 0; r < readers; ++r) {
+    list.push_back([&, r](const BlockSink& sink) { return ReadSnapshotBlocks(path, *info, r, readers, sink); });
+  }
+  if (Status st = InsertLoanBlocks(std::move(list)); !st.ok()) return st;
+  if (loans_.size() != info->loans) {
+    return Status::Corruption("snapshot " + path + " holds " + std::to_string(loans_.size()) + " loans, header says " +
+                              std::to_string(info->loans));
   }
   return Status::Ok();
+}
+
+// Applies the loan-state effects of journal batches from `from` on (the
+// cells and meta are already durable): the recovery of what happened since
+// the snapshot began. A snapshot is read in pieces while the writer goes
+// on, so a loan may already hold some of these events; the exactly-once
+// rule (seq <= last_seq: skip) makes replaying them harmless.
+Status LedgerImpl::ReplayJournalTail(uint64_t from) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  ro.readahead_size = 4u << 20;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_journal_));
+  JournalRecord rec;
+  std::string key;
+  uint64_t expect = from;
+  for (it->Seek(EncodeJournalKey(from)); it->Valid(); it->Next()) {
+    uint64_t batch_no = 0;
+    if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
+        !DecodeJournalRecord(std::string_view(it->value().data(), it->value().size()), &rec)) {
+      return Status::Corruption("undecodable journal record after batch " + std::to_string(expect - 1));
+    }
+    if (batch_no != expect) {
+      return Status::Corruption("journal batch " + std::to_string(expect) + " missing (next is " +
+                                std::to_string(batch_no) + ")");
+    }
+    for (size_t i = 0; i < rec.events.size(); ++i) {
+      const LoanEvent& e = rec.events[i];
+      const std::string where = "journal batch " + std::to_string(batch_no) + " event " + std::to_string(i);
+      if (auto fe = ValidateEvent(e)) return Status::Corruption(where + " is invalid: " + fe->message);
+      key.assign(e.institution_id).push_back('\0');
+      key.append(e.loan_id);
+      bool inserted = false;
+      LoanSlot* slot = loans_.FindOrInsert(key, &inserted);
+      SlotBefore before;
+      const EventStep step = StepLoan(e, slot, &before);
+      if (step.kind == EventStep::Kind::kRejected) {
+        return Status::Corruption(where + " does not apply to the loan's snapshot state: " + step.message);
+      }
+    }
+    ++expect;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "read journal");
+  if (expect < next_batch_no_) {
+    return Status::Corruption("journal ends before batch " + std::to_string(expect) + ", meta says " +
+                              std::to_string(next_batch_no_));
+  }
+  return Status::Ok();
+}
+
+// A format-1 store is loaded from its "loans" column family; this writes
+// the table as a snapshot, then marks the store format 2 and empties that
+// column family. A crash before the format changes repeats the migration.
+Status LedgerImpl::MigrateFromFormat1() {
+  if (Status st = WriteSnapshot(nullptr); !st.ok()) return st;
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  const uint32_t v = kFormatVersion;
+  rocksdb::Status s = db_->Put(wo, cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&v), 4));
+  if (!s.ok()) return FromRocks(s, "write format");
+  // Loan keys begin with an institution id (ASCII letters and digits).
+  const std::string end(1, '\xff');
+  s = rocksdb::DeleteFilesInRange(db_.get(), cf_loans_, nullptr, nullptr);
+  if (s.ok()) s = db_->DeleteRange(wo, cf_loans_, "", end);
+  return FromRocks(s, "empty the format-1 loans column family");
 }
 
 EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
@@ -440,6 +570,7 @@ struct LedgerImpl::Group {
   DeltaMap deltas;                                              // cell changes of accepted batches
   int64_t disbursed_total_fen = 0;                              // lifetime disbursements incl. this group
   uint64_t next_batch_no = 0;
+  uint64_t events_applied = 0;                                  // by accepted batches
   std::vector<std::pair<uint64_t, std::string>> journal;        // (batch_no, record)
   int64_t received_ms = 0;
 };
@@ -553,7 +684,6 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
       continue;
     }
     ++result.events_applied;
-    slot.dirty = true;
     if (e.kind == EventKind::kDisburse) disbursed += e.amount_fen;
     if (!result.rejections.empty()) continue;  // the batch is lost anyway; keep validating only
     if (last_institution == nullptr || *last_institution != e.institution_id) {
@@ -579,6 +709,7 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     for (const auto& [cell, m] : deltas) g->deltas[cell] += m;
   }
   g->disbursed_total_fen = disbursed;
+  g->events_applied += result.events_applied;
   if (result.events_applied > 0) {
     result.batch_no = g->next_batch_no++;
     std::string record;
@@ -589,17 +720,11 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
 }
 
 Status LedgerImpl::Commit(Group* g) {
+  // Loan states are not written: the journal records are their durable
+  // form until the next snapshot (loan_snapshot.h).
   rocksdb::WriteBatch wb;
-  std::string value;
   uint64_t new_loans = 0;
-  for (Group::Undo& u : g->undo) {
-    LoanSlot& slot = *u.slot;
-    if (!slot.dirty) continue;  // touched only by duplicates, or already written (touched twice)
-    slot.dirty = false;
-    if (u.inserted) ++new_loans;
-    EncodeLoanState(slot.ToState(), &value);
-    wb.Put(cf_loans_, rocksdb::Slice(u.key.data(), u.key.size()), value);
-  }
+  for (const Group::Undo& u : g->undo) new_loans += u.inserted ? 1 : 0;  // every one left was applied
   for (const auto& [batch_no, record] : g->journal) wb.Put(cf_journal_, EncodeJournalKey(batch_no), record);
   for (const auto& [packed, delta] : g->deltas) {
     const CellKey key = UnpackCell(packed);
@@ -621,7 +746,6 @@ Status LedgerImpl::Commit(Group* g) {
   wo.sync = options_.sync;  // SPEC §3: acknowledged only once the WAL is synced
   rocksdb::Status s = db_->Write(wo, &wb);
   if (!s.ok()) {
-    for (Group::Undo& u : g->undo) u.slot->dirty = true;  // harmless: Unwind restores every slot
     Unwind(g, 0);
     return FromRocks(s, "write batch group");
   }
@@ -636,6 +760,15 @@ Status LedgerImpl::Commit(Group* g) {
   next_batch_no_ = g->next_batch_no;
   loan_count_ += new_loans;
   LL_CHECK(loans_.size() == loan_count_);
+  lock.unlock();
+  const uint64_t since = events_since_snapshot_.fetch_add(g->events_applied) + g->events_applied;
+  if (since >= SnapshotThreshold() && !snapshot_busy_.exchange(true)) {
+    {
+      std::lock_guard snap_lock(snap_mu_);
+      snap_wanted_ = true;
+    }
+    snap_cv_.notify_one();
+  }
   return Status::Ok();
 }
 
@@ -685,6 +818,8 @@ LedgerStats LedgerImpl::Stats() const {
   std::shared_lock lock(agg_mu_);
   st.batches_applied = next_batch_no_ - 1;
   st.loans = loan_count_;
+  st.snapshots_written = snapshots_written_.load();
+  st.events_since_snapshot = events_since_snapshot_.load();
   return st;
 }
 

@@ -27,9 +27,15 @@ struct LedgerOptions {
   std::string path;                      // data directory; created if missing
   bool sync = true;                      // fsync the WAL before Apply returns (SPEC §3). Tests only set false.
   size_t block_cache_bytes = 256u << 20; // RocksDB block cache shared by all column families
-  // From this many stored loans, open reads them with two threads over two
-  // key ranges (tests lower it to cover that path on a small store).
+  // From this many stored loans, open reads them with two threads (tests
+  // lower it to cover that path on a small store).
   uint64_t parallel_load_loans = 1'000'000;
+  // Loan states are written to disk as periodic snapshots (a background
+  // thread), not with every batch: a new one starts once this many events
+  // were applied since the last one started. The journal written since is
+  // replayed at open, so this bounds the work of a start after a crash (a
+  // clean close writes a final snapshot). 0 = max(2M, loans / 2).
+  uint64_t snapshot_events = 0;
   // Wall clock for journal timestamps (unix ms); injected so that tests are
   // deterministic. Business logic never reads it. Default: system clock.
   std::function<int64_t()> clock_ms;
@@ -80,6 +86,8 @@ struct LedgerStats {
   bool write_stopped = false;            // RocksDB is stalling or stopping writes
   uint64_t batches_applied = 0;          // journal records
   uint64_t loans = 0;                    // loans known
+  uint64_t snapshots_written = 0;        // loan snapshots written since open
+  uint64_t events_since_snapshot = 0;    // events applied since the newest snapshot began
 };
 
 // Current balance of one category in one province, all institutions (for
@@ -114,8 +122,10 @@ class Ledger {
   virtual Result<LoanView> QueryLoan(std::string_view institution_id,
                                      std::string_view loan_id) const = 0;
 
-  // Recomputes everything from the journal (and the loan states) and
-  // compares with what is stored and maintained. Runs beside writers.
+  // Recomputes everything from the journal and compares with what is
+  // stored and maintained: the stored cells always; the in-memory loan
+  // states and aggregates when no batch landed meanwhile (an idle ledger,
+  // or `loanledgerd --verify`). Runs beside writers.
   virtual Result<VerifyReport> Verify() = 0;
 
   // Re-applies the category rules compiled into this binary to every loan

@@ -3,11 +3,15 @@
 // (report, series, loan) and verify.cc.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -18,6 +22,7 @@
 #include "storage/codec.h"
 #include "storage/ledger.h"
 #include "storage/loan_slot.h"
+#include "storage/loan_snapshot.h"
 #include "storage/loan_table.h"
 
 namespace loanledger::storage {
@@ -62,7 +67,7 @@ class LedgerImpl final : public Ledger {
   ~LedgerImpl() override;
   Status Load();
   Status EnableCompactions();  // after Load (CfOptions says why they start off)
-  Status LoadLoans();  // part of Load: the loan table
+  void StartSnapshots();       // after Load: the thread that writes loan snapshots
   std::string MiddleLoanKey() const;
 
   Result<ApplyResult> Apply(const Batch& batch) override;
@@ -77,6 +82,28 @@ class LedgerImpl final : public Ledger {
 
  private:
   struct Group;  // the state of one ApplyGroup call (ledger.cc)
+
+  // Open (ledger.cc). A reader decodes loans and hands blocks to a sink,
+  // which returns false when the reader should stop.
+  using BlockSink = std::function<bool(LoanBlock&&)>;
+  using BlockReader = std::function<Status(const BlockSink&)>;
+  Status LoadLoans(uint32_t format);            // the loan table, from the store's format
+  Status LoadLoansFromColumnFamily();           // format 1
+  Status LoadLoansFromSnapshot(uint64_t from);  // format 2: the newest snapshot
+  Status InsertLoanBlocks(std::vector<BlockReader> readers);  // readers' threads -> loans_
+  Status ReplayJournalTail(uint64_t from);      // journal batches >= from into loans_
+  Status MigrateFromFormat1();
+  // Loan snapshots (snapshot.cc).
+  std::string SnapshotDir() const;
+  std::string SnapshotPath(uint64_t replay_from) const;
+  void RemoveOtherSnapshots() const;  // all but the newest (and stray .tmp files)
+  // Writes the table to a new snapshot, in pieces, each read under
+  // loans_mu_ shared (writers go on between pieces); then records it in
+  // meta and removes the previous one. Stops early when *stop turns true.
+  Status WriteSnapshot(const std::atomic<bool>* stop);
+  void SnapshotLoop();
+  uint64_t SnapshotThreshold() const;  // REQUIRES: the writer (reads loan_count_)
+  void StopSnapshots();
 
   ApplyResult ProcessBatch(const Batch& batch, Group* g);
   Status Commit(Group* g);
@@ -104,13 +131,26 @@ class LedgerImpl final : public Ledger {
   std::vector<std::string> institution_names_;                   // id -> name; [0] unused
   uint64_t next_batch_no_ = 1;
   // Every loan's state: the writer validates against it and QueryLoan reads
-  // it; the "loans" column family is its durable copy, loaded at open.
+  // it; its durable copy is the newest snapshot plus the journal since.
   // Guarded by loans_mu_: the writer holds it exclusively for a whole group
   // (slots change in place until durable); QueryLoan takes it shared.
   mutable std::shared_mutex loans_mu_;
   LoanTable loans_;
   uint64_t loan_count_ = 0;    // == loans_.size() between groups; also kept in meta
   uint64_t touch_stamp_ = 0;   // batch counter for LoanSlot::stamp (writer only)
+
+  // Loan snapshots.
+  std::mutex snapshot_write_mu_;           // one snapshot written at a time; guards the two below
+  uint64_t snapshot_from_ = 0;             // replay_from of the newest snapshot; 0 = none
+  std::atomic<uint64_t> snapshots_written_{0};
+  bool loaded_ = false;                    // Open succeeded: the table is whole (set by StartSnapshots)
+  std::atomic<uint64_t> events_since_snapshot_{0};  // reset (under loans_mu_) when a snapshot begins
+  std::atomic<bool> snapshot_busy_{false};  // a snapshot was requested and is not finished
+  std::atomic<bool> snapshot_stop_{false};  // closing: a running snapshot gives up
+  std::mutex snap_mu_;                     // guards snap_wanted_
+  std::condition_variable snap_cv_;
+  bool snap_wanted_ = false;
+  std::thread snap_thread_;
 };
 
 template <typename AddFn>

@@ -78,7 +78,6 @@ struct LoanSlot {
   Day last_date = 0;
   uint16_t mask = 0;             // Classify(attributes), when exists (a CategoryMask)
   bool exists = false;           // the loan has at least one applied event
-  bool dirty = false;            // changed by an applied event of the current group, not yet written
 
   uint8_t province() const { return attributes.province(); }
 

@@ -14,6 +14,7 @@
 // Not thread-safe: the ledger guards it with loans_mu_.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -75,6 +76,16 @@ class LoanTable {
   void ForEach(F&& f) {
     for (size_t i = 0; i < size_; ++i) {
       Entry& e = EntryAt(i);
+      f(KeyAt(e.key_pos), e.slot);
+    }
+  }
+  // Calls f(key, slot) for the loans in positions [begin, min(end, size()))
+  // (a position is the order of insertion; a snapshot reads the table in
+  // pieces).
+  template <typename F>
+  void ForEachIn(size_t begin, size_t end, F&& f) const {
+    for (size_t i = begin; i < std::min(end, size_); ++i) {
+      const Entry& e = EntryAt(i);
       f(KeyAt(e.key_pos), e.slot);
     }
   }

@@ -180,7 +180,6 @@ TEST(LoanTable, SlotFieldsWrittenThroughThePointerAreReadBack) {
   a->last_date = 19'800;
   a->mask = 0x8421;
   a->exists = true;
-  a->dirty = true;
   b->last_seq = 5;
 
   const LoanSlot* found = table.Find(LoanKey(1));
@@ -199,7 +198,6 @@ TEST(LoanTable, SlotFieldsWrittenThroughThePointerAreReadBack) {
   EXPECT_EQ(found->last_date, 19'800);
   EXPECT_EQ(found->mask, 0x8421);
   EXPECT_TRUE(found->exists);
-  EXPECT_TRUE(found->dirty);
   EXPECT_EQ(table.Find(LoanKey(2))->last_seq, 5u) << "neighbouring entry untouched";
   EXPECT_EQ(table.Find(LoanKey(2))->balance_fen, 0);
   // Writing a slot does not disturb its key (the key position shares the entry).

@@ -1,0 +1,117 @@
+// Loan snapshots (loan_snapshot.h): the background thread that writes them,
+// and their files. Why: writing every touched loan's state into RocksDB
+// with every group made RocksDB's flushes and compactions half of the
+// machine's CPU under load (bench/RESULTS.md); a sequential file written
+// now and then costs a fraction of that. The journal written since a
+// snapshot began is its tail, replayed at open (ledger.cc).
+#include <filesystem>
+#include <mutex>
+
+#include <rocksdb/write_batch.h>
+
+#include "schema/check.h"
+#include "storage/ledger_impl.h"
+
+namespace loanledger::storage {
+namespace {
+
+constexpr size_t kPieceLoans = 8192;              // read under one shared lock: well under a millisecond
+constexpr uint64_t kSnapshotEventsMin = 2'000'000;  // automatic threshold: max(this, loans / 2)
+
+}  // namespace
+
+std::string LedgerImpl::SnapshotDir() const { return options_.path + "/loan-snapshots"; }
+
+std::string LedgerImpl::SnapshotPath(uint64_t replay_from) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "%020llu.loans", static_cast<unsigned long long>(replay_from));
+  return SnapshotDir() + "/" + name;
+}
+
+void LedgerImpl::RemoveOtherSnapshots() const {
+  const std::string keep = snapshot_from_ == 0 ? std::string() : SnapshotPath(snapshot_from_);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(SnapshotDir(), ec)) {
+    if (entry.path().string() != keep) std::filesystem::remove(entry.path(), ec);
+  }
+}
+
+uint64_t LedgerImpl::SnapshotThreshold() const {
+  if (options_.snapshot_events != 0) return options_.snapshot_events;
+  return std::max(kSnapshotEventsMin, loan_count_ / 2);
+}
+
+Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
+  std::lock_guard one(snapshot_write_mu_);
+  uint64_t from = 0;
+  {
+    // Between two groups: every slot is durable, and the batches from
+    // `from` on are exactly those this snapshot may or may not hold.
+    std::shared_lock loans_lock(loans_mu_);
+    std::shared_lock agg_lock(agg_mu_);
+    from = next_batch_no_;
+    events_since_snapshot_ = 0;
+  }
+  if (from == snapshot_from_ || (snapshot_from_ == 0 && from == 1)) return Status::Ok();  // nothing new
+  Result<std::unique_ptr<SnapshotWriter>> created = SnapshotWriter::Create(SnapshotPath(from), from);
+  if (!created.ok()) return created.status();
+  SnapshotWriter& w = **created;
+  for (size_t pos = 0;;) {
+    if (stop != nullptr && stop->load()) return Status::Unavailable("snapshot abandoned: closing");
+    {
+      std::shared_lock loans_lock(loans_mu_);
+      if (pos >= loans_.size()) break;
+      loans_.ForEachIn(pos, pos + kPieceLoans, [&](std::string_view key, const LoanSlot& slot) { w.Add(key, slot); });
+      pos = std::min(pos + kPieceLoans, loans_.size());
+    }
+    if (Status s = w.WritePending(); !s.ok()) return s;
+  }
+  if (Status s = w.Commit(); !s.ok()) return s;
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  rocksdb::Status s = db_->Put(wo, cf_meta_, kMetaLoanSnapshot, EncodeU64(from));
+  if (!s.ok()) {
+    std::error_code ec;
+    std::filesystem::remove(SnapshotPath(from), ec);
+    return Status::IoError("record loan snapshot: " + s.ToString());
+  }
+  const uint64_t previous = snapshot_from_;
+  snapshot_from_ = from;
+  ++snapshots_written_;
+  if (previous != 0) {
+    std::error_code ec;
+    std::filesystem::remove(SnapshotPath(previous), ec);
+  }
+  return Status::Ok();
+}
+
+void LedgerImpl::SnapshotLoop() {
+  for (;;) {
+    {
+      std::unique_lock lock(snap_mu_);
+      snap_cv_.wait(lock, [&] { return snap_wanted_ || snapshot_stop_.load(); });
+      if (snapshot_stop_.load()) return;
+      snap_wanted_ = false;
+    }
+    // A failure (a full disk) leaves the previous snapshot in place; the
+    // next attempt comes after another threshold's worth of events.
+    (void)WriteSnapshot(&snapshot_stop_);
+    snapshot_busy_ = false;
+  }
+}
+
+void LedgerImpl::StartSnapshots() {
+  loaded_ = true;
+  snap_thread_ = std::thread([this] { SnapshotLoop(); });
+}
+
+void LedgerImpl::StopSnapshots() {
+  {
+    std::lock_guard lock(snap_mu_);
+    snapshot_stop_ = true;
+  }
+  snap_cv_.notify_all();
+  if (snap_thread_.joinable()) snap_thread_.join();
+}
+
+}  // namespace loanledger::storage
