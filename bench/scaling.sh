@@ -2,7 +2,8 @@
 # The scaling table of bench/RESULTS.md in one command (issue: performance).
 # For each store size N (loans): a fresh loanledgerd on 127.0.0.1, preload N
 # loans (one DISBURSE each, through the protocol, durable acks), note the
-# server's RSS, restart it and time restart-to-serving, then measure
+# server's RSS, stop it (timed: a clean stop writes a loan snapshot),
+# restart it and time restart-to-serving, then measure
 # end-to-end events/s with a report query every 20 ms (all categories), and
 # again with reports by province.
 #   bench/scaling.sh                 # sizes 1000000 10000000 50000000 (~7 min, ~12 GB of disk)
@@ -30,6 +31,7 @@ REGULATOR=$(sed -n 1p <<<"$out"); sed -n 2p <<<"$out" >> "$WORK/tokens"
 
 start_server() {  # $1 data dir; sets PID, PORT and STARTUP_S (seconds to "listening on")
   local t0; t0=$(date +%s.%N)
+  rm -f "$WORK/server.log"  # else the wait below may see the previous server's line
   "$LLD" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$1" --tokens "$WORK/tokens" \
     > /dev/null 2> "$WORK/server.log" &
   PID=$!
@@ -40,10 +42,14 @@ start_server() {  # $1 data dir; sets PID, PORT and STARTUP_S (seconds to "liste
   PORT=$(grep -o "listening on [0-9.]*:[0-9]*" "$WORK/server.log" | head -1 | sed 's/.*://')
   STARTUP_S=$(echo "$(date +%s.%N) - $t0" | bc)
 }
-stop_server() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+stop_server() {  # sets STOP_S (seconds from SIGTERM to exit: the final loan snapshot)
+  local t0; t0=$(date +%s.%N)
+  kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  STOP_S=$(echo "$(date +%s.%N) - $t0" | bc)
+}
 rss_mib() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$PID/status"; }
 
-printf '%-10s %-12s %-9s %-9s %-10s %-12s %-16s %-14s %-14s\n' loans preload_ev/s rss_MiB restart_s rss2_MiB events/s ack_p50/p99_ms report_p50/p99 by_prov_p50/p99
+printf '%-10s %-12s %-9s %-7s %-9s %-10s %-12s %-16s %-14s %-14s\n' loans preload_ev/s rss_MiB stop_s restart_s rss2_MiB events/s ack_p50/p99_ms report_p50/p99 by_prov_p50/p99
 for N in $SIZES; do
   half=$((N / 2))
   data=$WORK/data-$N
@@ -53,6 +59,7 @@ for N in $SIZES; do
   pre_rate=$(grep -o "events_per_s=[0-9]*" <<<"$pre" | cut -d= -f2)
   rss=$(rss_mib)
   stop_server
+  stop_s=$STOP_S
   start_server "$data"
   restart=$STARTUP_S
   rss2=$(rss_mib)
@@ -67,6 +74,6 @@ for N in $SIZES; do
         --regulator-token "$REGULATOR" --report-interval-ms 20 --by-province)
   prov=$(grep -o "p50=[0-9.]* p99=[0-9.]*" <<<"$(grep report_latency <<<"$run2")" | sed 's/p50=//; s/ p99=/\//')
   stop_server
-  printf '%-10s %-12s %-9s %-9.2f %-10s %-12s %-16s %-14s %-14s\n' "$N" "$pre_rate" "$rss" "$restart" "$rss2" "$rate" "$ack" "$rep" "$prov"
+  printf '%-10s %-12s %-9s %-7.2f %-9.2f %-10s %-12s %-16s %-14s %-14s\n' "$N" "$pre_rate" "$rss" "$stop_s" "$restart" "$rss2" "$rate" "$ack" "$rep" "$prov"
   rm -rf "$data"
 done

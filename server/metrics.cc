@@ -152,6 +152,15 @@ Metrics::Metrics(std::string_view version)
   ledger_batches_ =
       &GaugeFamily(*registry_, "loanledger_ledger_batches", "Batches in the journal").Add({});
   ledger_loans_ = &GaugeFamily(*registry_, "loanledger_ledger_loans", "Loans known").Add({});
+  ledger_events_since_snapshot_ =
+      &GaugeFamily(*registry_, "loanledger_ledger_events_since_snapshot",
+                   "Events applied since the newest loan snapshot began (the journal a start after a crash replays)")
+           .Add({});
+  ledger_snapshots_ = &prometheus::BuildCounter()
+                           .Name("loanledger_ledger_snapshots_total")
+                           .Help("Loan snapshots written since start")
+                           .Register(*registry_)
+                           .Add({});
   GaugeFamily(*registry_, "loanledger_build_info", "Build information; value is 1")
       .Add({{"version", std::string(version)}})
       .Set(1);
@@ -191,6 +200,9 @@ void Metrics::SetLedgerStats(const storage::LedgerStats& s) {
   rocksdb_write_stall_->Set(s.write_stopped ? 1 : 0);
   ledger_batches_->Set(static_cast<double>(s.batches_applied));
   ledger_loans_->Set(static_cast<double>(s.loans));
+  ledger_events_since_snapshot_->Set(static_cast<double>(s.events_since_snapshot));
+  const double written = static_cast<double>(s.snapshots_written);
+  if (written > ledger_snapshots_->Value()) ledger_snapshots_->Increment(written - ledger_snapshots_->Value());
 }
 
 void Metrics::SetDataDisk(uint64_t free_bytes, uint64_t size_bytes) {

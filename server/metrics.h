@@ -90,6 +90,8 @@ class Metrics {
   prometheus::Gauge* data_disk_size_ = nullptr;
   prometheus::Gauge* ledger_batches_ = nullptr;
   prometheus::Gauge* ledger_loans_ = nullptr;
+  prometheus::Gauge* ledger_events_since_snapshot_ = nullptr;
+  prometheus::Counter* ledger_snapshots_ = nullptr;
 };
 
 }  // namespace loanledger::server
