@@ -26,6 +26,11 @@ struct ServerConfig {
   uint32_t io_threads = 2;     // Asio threads running sessions (framing, decoding, replies)
   uint32_t query_threads = 2;  // series/loan/verify, by-institution reports (server/README.md)
 
+  // Storage. A loan snapshot is written once this many events were applied
+  // since the last one began; the journal since is what a start after a
+  // crash replays. 0 = max(2,000,000, loans / 2) (storage/README.md).
+  uint64_t snapshot_events = 0;
+
   // Bounds.
   // A batch (16 MiB) plus envelope; larger frames get BAD_FRAME and a close.
   uint64_t frame_bytes_max = kFrameBytesMaxDefault;

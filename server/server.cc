@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -291,10 +292,17 @@ int Serve(const ServerConfig& config, std::string_view version) {
   storage::LedgerOptions options;
   options.path = config.data_dir;
   options.sync = true;  // SPEC §3: an ack means the WAL is synced
+  options.snapshot_events = config.snapshot_events;
+  const auto open_start = std::chrono::steady_clock::now();
   Result<std::unique_ptr<storage::Ledger>> ledger = storage::Ledger::Open(options);
   if (!ledger.ok()) {
     spdlog::error("cannot open the ledger in {}: {}", config.data_dir, ledger.status().ToString());
     return 1;
+  }
+  {
+    const storage::LedgerStats st = (*ledger)->Stats();
+    spdlog::info("ledger open in {:.2f} s: {} loans, {} batches", std::chrono::duration<double>(std::chrono::steady_clock::now() - open_start).count(), st.loans,
+                 st.batches_applied);
   }
 
   Metrics metrics(version);
@@ -349,6 +357,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
   if (const uint64_t left = server_inflight_bytes.load(); left != 0) {
     spdlog::warn("{} request bytes still accounted at exit (sessions were stopped)", left);
   }
+  spdlog::info("closing the ledger (writes a loan snapshot)");
   ledger->reset();
   spdlog::info("ledger closed; bye");
   return 0;

@@ -21,7 +21,10 @@ crash: an independent recomputation of every figure.
 usage: crash_loop_test.py BUILD_DIR [ROUNDS]   (env CRASH_ROUNDS, CRASH_SEED, CRASH_SCALE)
 CRASH_SCALE (default 1e-3) sizes the file; once it is all acknowledged the
 next epoch renames every loan and streams it again into the same store, so
-kills keep landing mid-submission. CRASH_KILL_MAX_S (default 0.4) bounds the
+kills keep landing mid-submission. Each round's server writes loan
+snapshots every 200, 1,000 or 5,000 events or at its default interval
+(chosen at random), so kills also land while a snapshot is written and
+every restart loads a snapshot and replays the journal's tail. CRASH_KILL_MAX_S (default 0.4) bounds the
 delay before each kill.
 """
 import json
@@ -39,12 +42,13 @@ DATES = ["2022-06-30", "2023-03-31", "2023-12-31", "2024-09-30", "2024-12-31"]
 
 
 class Server:
-    def __init__(self, build, data, tokens, log):
+    def __init__(self, build, data, tokens, log, snapshot_events=0):
         self.log = log
         with open(log, "w") as err:
             self.proc = subprocess.Popen(
                 [os.path.join(build, "server/loanledgerd"), "--listen", "127.0.0.1:0",
-                 "--metrics-listen", "127.0.0.1:0", "--data", data, "--tokens", tokens],
+                 "--metrics-listen", "127.0.0.1:0", "--data", data, "--tokens", tokens,
+                 "--snapshot-events", str(snapshot_events)],
                 stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -161,7 +165,10 @@ def main():
             with open(part, "w") as f:
                 f.write(header)
                 f.writelines(body[start:])
-            server = Server(build, data, tokens, os.path.join(work, "server.log"))
+            # Loan snapshots every few hundred events in most rounds: kills land while one is
+            # written, and each start loads a snapshot and replays the journal since.
+            server = Server(build, data, tokens, os.path.join(work, "server.log"),
+                            rng.choice([0, 200, 1000, 5000]))
             sub = subprocess.Popen([os.path.join(build, "client/loanledger"), "submit", part, "--batch-size",
                                     str(rng.choice([10, 20, 50])), "--server", f"127.0.0.1:{server.port}",
                                     "--token", inst], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
