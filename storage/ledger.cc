@@ -439,7 +439,10 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
   ro.readahead_size = 4u << 20;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_journal_));
   JournalRecord rec;
-  std::string key;
+  std::string keys;            // the record's loan keys, concatenated
+  std::vector<size_t> ends;    // end of each key in keys
+  std::vector<uint64_t> hashes;
+  constexpr size_t kAhead = 8;
   uint64_t expect = from;
   for (it->Seek(EncodeJournalKey(from)); it->Valid(); it->Next()) {
     uint64_t batch_no = 0;
@@ -451,18 +454,35 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
       return Status::Corruption("journal batch " + std::to_string(expect) + " missing (next is " +
                                 std::to_string(batch_no) + ")");
     }
-    for (size_t i = 0; i < rec.events.size(); ++i) {
+    // Keys and hashes first, then each lookup's index word prefetched a few
+    // events ahead (as the writer does: each is a cache miss in a large table).
+    const size_t n = rec.events.size();
+    keys.clear();
+    ends.clear();
+    hashes.clear();
+    for (const LoanEvent& e : rec.events) {
+      const size_t begin = keys.size();
+      keys.append(e.institution_id).push_back('\0');
+      keys.append(e.loan_id);
+      ends.push_back(keys.size());
+      hashes.push_back(LoanTable::Hash(std::string_view(keys).substr(begin)));
+    }
+    for (size_t i = 0; i < std::min(n, kAhead); ++i) loans_.Prefetch(hashes[i]);
+    for (size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) loans_.Prefetch(hashes[i + kAhead]);
       const LoanEvent& e = rec.events[i];
-      const std::string where = "journal batch " + std::to_string(batch_no) + " event " + std::to_string(i);
-      if (auto fe = ValidateEvent(e)) return Status::Corruption(where + " is invalid: " + fe->message);
-      key.assign(e.institution_id).push_back('\0');
-      key.append(e.loan_id);
+      if (auto fe = ValidateEvent(e)) {
+        return Status::Corruption("journal batch " + std::to_string(batch_no) + " event " + std::to_string(i) +
+                                  " is invalid: " + fe->message);
+      }
+      const size_t begin = i == 0 ? 0 : ends[i - 1];
       bool inserted = false;
-      LoanSlot* slot = loans_.FindOrInsert(key, &inserted);
+      LoanSlot* slot = loans_.FindOrInsert(std::string_view(keys).substr(begin, ends[i] - begin), hashes[i], &inserted);
       SlotBefore before;
       const EventStep step = StepLoan(e, slot, &before);
       if (step.kind == EventStep::Kind::kRejected) {
-        return Status::Corruption(where + " does not apply to the loan's snapshot state: " + step.message);
+        return Status::Corruption("journal batch " + std::to_string(batch_no) + " event " + std::to_string(i) +
+                                  " does not apply to the loan's snapshot state: " + step.message);
       }
     }
     ++expect;

@@ -4,6 +4,7 @@
 // machine's CPU under load (bench/RESULTS.md); a sequential file written
 // now and then costs a fraction of that. The journal written since a
 // snapshot began is its tail, replayed at open (ledger.cc).
+#include <chrono>
 #include <filesystem>
 #include <mutex>
 
@@ -15,7 +16,8 @@
 namespace loanledger::storage {
 namespace {
 
-constexpr size_t kPieceLoans = 8192;              // read under one shared lock: well under a millisecond
+constexpr auto kPieceTime = std::chrono::milliseconds(3);  // the longest a piece holds loans_mu_ (shared)
+constexpr size_t kCopyStep = 4096;                          // loans copied between two looks at the clock
 constexpr uint64_t kSnapshotEventsMin = 2'000'000;  // automatic threshold: max(this, loans / 2)
 
 }  // namespace
@@ -44,26 +46,43 @@ uint64_t LedgerImpl::SnapshotThreshold() const {
 Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
   std::lock_guard one(snapshot_write_mu_);
   uint64_t from = 0;
+  size_t loans_at_start = 0;
   {
     // Between two groups: every slot is durable, and the batches from
     // `from` on are exactly those this snapshot may or may not hold.
     std::shared_lock loans_lock(loans_mu_);
     std::shared_lock agg_lock(agg_mu_);
     from = next_batch_no_;
+    loans_at_start = loans_.size();
     events_since_snapshot_ = 0;
   }
   if (from == snapshot_from_ || (snapshot_from_ == 0 && from == 1)) return Status::Ok();  // nothing new
   Result<std::unique_ptr<SnapshotWriter>> created = SnapshotWriter::Create(SnapshotPath(from), from);
   if (!created.ok()) return created.status();
   SnapshotWriter& w = **created;
-  for (size_t pos = 0;;) {
+  // Only the loans there at the start: a loan created later has its first
+  // event in the journal from `from` on, which open replays (and a snapshot
+  // that chased a growing table might never end). The writer holds
+  // loans_mu_ for a whole group, fsync included, so under load a piece is
+  // taken between two groups: as many loans as can be copied in
+  // kPieceTime (about 200,000: a 10M-loan table in ~50 groups), encoded
+  // and written once the lock is released.
+  LoanBlock piece;
+  for (size_t pos = 0; pos < loans_at_start;) {
     if (stop != nullptr && stop->load()) return Status::Unavailable("snapshot abandoned: closing");
+    piece.keys.clear();
+    piece.ends.clear();
+    piece.slots.clear();
     {
       std::shared_lock loans_lock(loans_mu_);
-      if (pos >= loans_.size()) break;
-      loans_.ForEachIn(pos, pos + kPieceLoans, [&](std::string_view key, const LoanSlot& slot) { w.Add(key, slot); });
-      pos = std::min(pos + kPieceLoans, loans_.size());
+      const auto deadline = std::chrono::steady_clock::now() + kPieceTime;
+      do {
+        const size_t end = std::min(pos + kCopyStep, loans_at_start);
+        loans_.ForEachIn(pos, end, [&](std::string_view key, const LoanSlot& slot) { piece.Add(key, slot); });
+        pos = end;
+      } while (pos < loans_at_start && std::chrono::steady_clock::now() < deadline);
     }
+    for (size_t i = 0; i < piece.size(); ++i) w.Add(piece.Key(i), piece.slots[i]);
     if (Status s = w.WritePending(); !s.ok()) return s;
   }
   if (Status s = w.Commit(); !s.ok()) return s;
