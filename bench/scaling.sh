@@ -5,7 +5,9 @@
 # server's RSS, stop it (timed: a clean stop writes a loan snapshot),
 # restart it and time restart-to-serving, then measure
 # end-to-end events/s with a report query every 20 ms (all categories), and
-# again with reports by province.
+# again with reports by province; then kill -9 it (crash_tail: the events
+# applied since the newest loan snapshot began, which the next start
+# replays) and time the restart after the crash.
 #   bench/scaling.sh                 # sizes 1000000 10000000 50000000 (~7 min, ~12 GB of disk)
 #   SIZES="1000000" EVENTS=2000000 bench/scaling.sh
 # BUILD_DIR (default build) must hold a Release build (scripts/build.sh).
@@ -40,6 +42,7 @@ start_server() {  # $1 data dir; sets PID, PORT and STARTUP_S (seconds to "liste
     sleep 0.02
   done
   PORT=$(grep -o "listening on [0-9.]*:[0-9]*" "$WORK/server.log" | head -1 | sed 's/.*://')
+  METRICS_PORT=$(grep -o "metrics on [0-9.]*:[0-9]*" "$WORK/server.log" | head -1 | sed 's/.*://')
   STARTUP_S=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 stop_server() {  # sets STOP_S (seconds from SIGTERM to exit: the final loan snapshot)
@@ -49,7 +52,7 @@ stop_server() {  # sets STOP_S (seconds from SIGTERM to exit: the final loan sna
 }
 rss_mib() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$PID/status"; }
 
-printf '%-10s %-12s %-9s %-7s %-9s %-10s %-12s %-16s %-14s %-14s\n' loans preload_ev/s rss_MiB stop_s restart_s rss2_MiB events/s ack_p50/p99_ms report_p50/p99 by_prov_p50/p99
+printf '%-10s %-12s %-9s %-7s %-9s %-10s %-12s %-16s %-14s %-14s %-11s %-9s\n' loans preload_ev/s rss_MiB stop_s restart_s rss2_MiB events/s ack_p50/p99_ms report_p50/p99 by_prov_p50/p99 crash_tail crash_restart_s
 for N in $SIZES; do
   half=$((N / 2))
   data=$WORK/data-$N
@@ -73,7 +76,13 @@ for N in $SIZES; do
         --loans-per-connection "$half" --skip-per-connection "$((half + EVENTS / 2))" --events "$((EVENTS / 2))" \
         --regulator-token "$REGULATOR" --report-interval-ms 20 --by-province)
   prov=$(grep -o "p50=[0-9.]* p99=[0-9.]*" <<<"$(grep report_latency <<<"$run2")" | sed 's/p50=//; s/ p99=/\//')
+  # A crash now: the journal since the newest loan snapshot began is what the next start replays.
+  tail_events=$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics" |
+                awk '/^loanledger_ledger_events_since_snapshot / { printf "%.0f", $2 }')
+  kill -KILL "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  start_server "$data"
+  crash_restart=$STARTUP_S
   stop_server
-  printf '%-10s %-12s %-9s %-7.2f %-9.2f %-10s %-12s %-16s %-14s %-14s\n' "$N" "$pre_rate" "$rss" "$stop_s" "$restart" "$rss2" "$rate" "$ack" "$rep" "$prov"
+  printf '%-10s %-12s %-9s %-7.2f %-9.2f %-10s %-12s %-16s %-14s %-14s %-11s %-9.2f\n' "$N" "$pre_rate" "$rss" "$stop_s" "$restart" "$rss2" "$rate" "$ack" "$rep" "$prov" "$tail_events" "$crash_restart"
   rm -rf "$data"
 done
