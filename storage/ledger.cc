@@ -585,6 +585,8 @@ struct LedgerImpl::Group {
   };
   std::vector<Undo> undo;                                       // in touch order
   std::vector<uint64_t> hashes;                                 // ProcessBatch's key hashes (reused)
+  std::string keys;                                             // ProcessBatch's loan keys, concatenated (reused)
+  std::vector<size_t> key_ends;                                 // end of each key in keys
   std::vector<std::pair<std::string, uint32_t>> new_institutions;// assigned by accepted batches
   uint32_t next_institution_id = 0;
   DeltaMap deltas;                                              // cell changes of accepted batches
@@ -632,7 +634,6 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
   std::vector<std::pair<std::string, uint32_t>> local_new;
   DeltaMap deltas;
   int64_t disbursed = g->disbursed_total_fen;
-  std::string key;                                   // reused: no allocation per lookup
   const std::string* last_institution = nullptr;     // events of a batch mostly share one
   uint32_t last_institution_id = 0;
   auto reject = [&](size_t i, Reason r, std::string message) {
@@ -645,13 +646,20 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
   }
   // Loan lookups are cache misses in a large table (index word, entry, key
   // bytes): hash every key first, then fetch each stage a few events ahead.
+  // The keys are built once, into one buffer (reused across batches).
   std::vector<uint64_t>& hashes = g->hashes;
+  std::string& keys = g->keys;
+  std::vector<size_t>& ends = g->key_ends;
   hashes.resize(batch.events.size());
+  keys.clear();
+  ends.clear();
   for (size_t i = 0; i < batch.events.size(); ++i) {
     const LoanEvent& e = batch.events[i];
-    key.assign(e.institution_id).push_back('\0');
-    key.append(e.loan_id);
-    hashes[i] = LoanTable::Hash(key);
+    const size_t begin = keys.size();
+    keys.append(e.institution_id).push_back('\0');
+    keys.append(e.loan_id);
+    ends.push_back(keys.size());
+    hashes[i] = LoanTable::Hash(std::string_view(keys).substr(begin));
   }
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < batch.events.size(); ++i) {
@@ -670,9 +678,9 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
       reject(i, Reason::kWrongInstitution, "event for " + e.institution_id + ", caller is " + batch.caller_institution);
       continue;
     }
-    key.assign(e.institution_id).push_back('\0');
-    key.append(e.loan_id);
-    if (!poisoned.empty() && poisoned.contains(key)) continue;  // its earlier event is already reported
+    const size_t key_begin = i == 0 ? 0 : ends[i - 1];
+    const std::string_view key = std::string_view(keys).substr(key_begin, ends[i] - key_begin);
+    if (!poisoned.empty() && poisoned.contains(std::string(key))) continue;  // its earlier event is already reported
     bool inserted = false;
     LoanSlot& slot = *loans_.FindOrInsert(key, hashes[i], &inserted);
     if (inserted) {
@@ -700,7 +708,7 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     }
     if (step.kind == EventStep::Kind::kRejected) {
       reject(i, step.reason, std::move(step.message));
-      poisoned.insert(key);
+      poisoned.emplace(key);
       continue;
     }
     ++result.events_applied;
