@@ -500,16 +500,19 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
 // column family. A crash before the format changes repeats the migration.
 Status LedgerImpl::MigrateFromFormat1() {
   if (Status st = WriteSnapshot(nullptr); !st.ok()) return st;
+  // The new format and the end of the old loan states in one write; then
+  // the files the range covers are dropped whole (the rest goes at compaction).
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
   const uint32_t v = kFormatVersion;
-  rocksdb::Status s = db_->Put(wo, cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&v), 4));
-  if (!s.ok()) return FromRocks(s, "write format");
-  // Loan keys begin with an institution id (ASCII letters and digits).
-  const std::string end(1, '\xff');
+  rocksdb::WriteBatch wb;
+  rocksdb::Status s = wb.Put(cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&v), 4));
+  const std::string end(1, '\xff');  // loan keys begin with an institution id (ASCII letters and digits)
+  if (s.ok()) s = wb.DeleteRange(cf_loans_, "", end);
+  if (s.ok()) s = db_->Write(wo, &wb);
+  if (!s.ok()) return FromRocks(s, "write format 2");
   s = rocksdb::DeleteFilesInRange(db_.get(), cf_loans_, nullptr, nullptr);
-  if (s.ok()) s = db_->DeleteRange(wo, cf_loans_, "", end);
-  return FromRocks(s, "empty the format-1 loans column family");
+  return FromRocks(s, "drop the format-1 loans files");
 }
 
 EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {

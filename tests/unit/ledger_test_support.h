@@ -1,6 +1,7 @@
 // Shared helpers of the ledger unit tests (storage_ledger_test.cc,
-// storage_ledger_persistence_test.cc): event builders, report lookups and a
-// fixture that opens a fresh ledger in a temporary directory per test.
+// storage_ledger_persistence_test.cc, storage_ledger_snapshot_test.cc):
+// event builders, report lookups and a fixture that opens a fresh ledger in
+// a temporary directory per test.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -143,6 +144,8 @@ class StorageLedgerTest : public testing::Test {
     o.sync = sync;
     o.block_cache_bytes = 8u << 20;
     o.clock_ms = [] { return int64_t{1'700'000'000'000}; };
+    o.snapshot_events = snapshot_events_;
+    o.parallel_load_loans = parallel_load_loans_;
     return o;
   }
 
@@ -247,6 +250,9 @@ class StorageLedgerTest : public testing::Test {
 
   std::string dir_;
   std::unique_ptr<Ledger> ledger_;
+  // Passed by Options() (the snapshot tests lower them; Reopen() to apply).
+  uint64_t snapshot_events_ = LedgerOptions{}.snapshot_events;
+  uint64_t parallel_load_loans_ = LedgerOptions{}.parallel_load_loans;
 };
 
 inline void ExpectSameLoan(const LoanView& a, const LoanView& b) {
