@@ -361,7 +361,7 @@ class StorageLedgerSnapshotTest : public StorageLedgerTest {
 };
 
 // Snapshots written by the background thread while batches go on (the
-// table read in pieces of 8192 loans between groups), more batches after
+// table copied in pieces of up to 3 ms between groups), more batches after
 // the first one, then a clean close and a reopen.
 TEST_F(StorageLedgerSnapshotTest, BackgroundSnapshotsThenReopenGiveIdenticalAnswers) {
   snapshot_events_ = 20;
