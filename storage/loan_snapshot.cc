@@ -53,7 +53,8 @@ Status Errno(std::string_view what, const std::string& path) {
 bool DecodeLoanSlot(std::string_view value, LoanSlot* out) {
   LoanState state;
   if (!DecodeLoanState(value, &state)) return false;
-  if (state.last_seq == 0 || state.balance_fen < 0 || state.balance_fen > kLoanBalanceFenMax) return false;
+  if (state.last_seq == 0 || state.balance_fen < 0 || state.balance_fen > kLoanBalanceFenMax)
+    return false;
   // The field rules of the attributes and the date, checked as an event.
   if (ValidateEvent(LoanEvent{"X", "X", state.last_seq, state.last_date, EventKind::kDisburse, 1,
                               state.attributes})) {
@@ -68,7 +69,8 @@ SnapshotWriter::SnapshotWriter(std::string path, int fd, uint64_t replay_from)
   block_.assign(kBlockHeaderBytes, '\0');
 }
 
-Result<std::unique_ptr<SnapshotWriter>> SnapshotWriter::Create(std::string path, uint64_t replay_from) {
+Result<std::unique_ptr<SnapshotWriter>> SnapshotWriter::Create(std::string path,
+                                                               uint64_t replay_from) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("create", tmp);
@@ -201,7 +203,8 @@ Result<SnapshotInfo> ReadInfo(int fd, const std::string& path, uint64_t* data_by
     return Status::Corruption("snapshot " + path + ": bad header");
   }
   if (GetU32(header + 8) != kSnapshotFormat || GetU32(header + 12) != kSnapshotBlockBytes) {
-    return Status::Corruption("snapshot " + path + ": unsupported format " + std::to_string(GetU32(header + 8)));
+    return Status::Corruption("snapshot " + path + ": unsupported format " +
+                              std::to_string(GetU32(header + 8)));
   }
   SnapshotInfo info;
   info.replay_from = GetU64(header + 16);
@@ -209,14 +212,15 @@ Result<SnapshotInfo> ReadInfo(int fd, const std::string& path, uint64_t* data_by
   info.blocks = GetU64(header + 32);
   *data_bytes = GetU64(header + 40);
   const uint64_t full = info.blocks == 0 ? 0 : (info.blocks - 1) * kSnapshotBlockBytes;
-  if (info.blocks == 0 ? *data_bytes != 0 : (*data_bytes <= full || *data_bytes > full + kSnapshotBlockBytes)) {
+  if (info.blocks == 0 ? *data_bytes != 0
+                       : (*data_bytes <= full || *data_bytes > full + kSnapshotBlockBytes)) {
     return Status::Corruption("snapshot " + path + ": header's sizes disagree");
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Errno("stat", path);
   if (static_cast<uint64_t>(st.st_size) != kHeaderBytes + *data_bytes) {
-    return Status::Corruption("snapshot " + path + " is " + std::to_string(st.st_size) + " bytes, header says " +
-                              std::to_string(kHeaderBytes + *data_bytes));
+    return Status::Corruption("snapshot " + path + " is " + std::to_string(st.st_size) +
+                              " bytes, header says " + std::to_string(kHeaderBytes + *data_bytes));
   }
   return info;
 }
@@ -230,22 +234,24 @@ Result<SnapshotInfo> ReadSnapshotInfo(const std::string& path) {
   return ReadInfo(f.fd, path, &data_bytes);
 }
 
-Status ReadSnapshotBlocks(const std::string& path, const SnapshotInfo& info, uint64_t first, uint64_t stride,
-                          const std::function<bool(LoanBlock&&)>& sink) {
+Status ReadSnapshotBlocks(const std::string& path, const SnapshotInfo& info, uint64_t first,
+                          uint64_t stride, const std::function<bool(LoanBlock&&)>& sink) {
   LL_CHECK(stride >= 1);
   Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (f.fd < 0) return Errno("open", path);
   uint64_t data_bytes = 0;
   Result<SnapshotInfo> own = ReadInfo(f.fd, path, &data_bytes);
   if (!own.ok()) return own.status();
-  if (own->replay_from != info.replay_from || own->loans != info.loans || own->blocks != info.blocks) {
+  if (own->replay_from != info.replay_from || own->loans != info.loans ||
+      own->blocks != info.blocks) {
     return Status::Corruption("snapshot " + path + " changed while read");
   }
   ::posix_fadvise(f.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   std::string buf(kSnapshotBlockBytes, '\0');
   for (uint64_t b = first; b < info.blocks; b += stride) {
     const uint64_t offset = b * kSnapshotBlockBytes;
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kSnapshotBlockBytes, data_bytes - offset));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(kSnapshotBlockBytes, data_bytes - offset));
     const std::string where = "snapshot " + path + " block " + std::to_string(b);
     if (n < kBlockHeaderBytes) return Status::Corruption(where + " is truncated");
     if (Status s = ReadAt(f.fd, buf.data(), n, kHeaderBytes + offset, path); !s.ok()) return s;

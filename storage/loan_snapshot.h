@@ -79,11 +79,11 @@ class SnapshotWriter {
   int fd_ = -1;
   uint64_t replay_from_ = 0;
   uint64_t loans_ = 0;
-  uint64_t blocks_ = 0;         // sealed blocks
-  uint64_t written_ = 0;        // bytes written after the header
-  std::string block_;           // the block being filled (header space first)
+  uint64_t blocks_ = 0;   // sealed blocks
+  uint64_t written_ = 0;  // bytes written after the header
+  std::string block_;     // the block being filled (header space first)
   uint32_t block_loans_ = 0;
-  std::string pending_;         // sealed blocks not yet written
+  std::string pending_;  // sealed blocks not yet written
   bool committed_ = false;
 };
 

@@ -4,11 +4,11 @@
 // machine's CPU under load (bench/RESULTS.md); a sequential file written
 // now and then costs a fraction of that. The journal written since a
 // snapshot began is its tail, replayed at open (ledger.cc).
+#include <rocksdb/write_batch.h>
+
 #include <chrono>
 #include <filesystem>
 #include <mutex>
-
-#include <rocksdb/write_batch.h>
 
 #include "schema/check.h"
 #include "storage/ledger_impl.h"
@@ -16,9 +16,12 @@
 namespace loanledger::storage {
 namespace {
 
-constexpr auto kPieceTime = std::chrono::milliseconds(3);  // the longest a piece holds loans_mu_ (shared)
-constexpr size_t kCopyStep = 4096;                          // loans copied between two looks at the clock
-constexpr uint64_t kSnapshotEventsMin = 2'000'000;  // automatic threshold: max(this, loans / 2)
+// The longest a piece holds loans_mu_ (shared), and the loans copied
+// between two looks at the clock.
+constexpr auto kPieceTime = std::chrono::milliseconds(3);
+constexpr size_t kCopyStep = 4096;
+// The automatic threshold: max(this, loans / 2) events.
+constexpr uint64_t kSnapshotEventsMin = 2'000'000;
 
 }  // namespace
 
@@ -56,8 +59,10 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
     loans_at_start = loans_.size();
     events_since_snapshot_ = 0;
   }
-  if (from == snapshot_from_ || (snapshot_from_ == 0 && from == 1)) return Status::Ok();  // nothing new
-  Result<std::unique_ptr<SnapshotWriter>> created = SnapshotWriter::Create(SnapshotPath(from), from);
+  if (from == snapshot_from_ || (snapshot_from_ == 0 && from == 1))
+    return Status::Ok();  // nothing new
+  Result<std::unique_ptr<SnapshotWriter>> created =
+      SnapshotWriter::Create(SnapshotPath(from), from);
   if (!created.ok()) return created.status();
   SnapshotWriter& w = **created;
   // Only the loans there at the start: a loan created later has its first
@@ -78,7 +83,8 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
       const auto deadline = std::chrono::steady_clock::now() + kPieceTime;
       do {
         const size_t end = std::min(pos + kCopyStep, loans_at_start);
-        loans_.ForEachIn(pos, end, [&](std::string_view key, const LoanSlot& slot) { piece.Add(key, slot); });
+        loans_.ForEachIn(pos, end,
+                         [&](std::string_view key, const LoanSlot& slot) { piece.Add(key, slot); });
         pos = end;
       } while (pos < loans_at_start && std::chrono::steady_clock::now() < deadline);
     }
