@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -254,6 +256,17 @@ class StorageLedgerTest : public testing::Test {
   uint64_t snapshot_events_ = LedgerOptions{}.snapshot_events;
   uint64_t parallel_load_loans_ = LedgerOptions{}.parallel_load_loans;
 };
+
+// A whole file's bytes ("" when it cannot be read), and writing them back.
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+inline void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << path;
+}
 
 inline void ExpectSameLoan(const LoanView& a, const LoanView& b) {
   EXPECT_EQ(a.institution_id, b.institution_id);

@@ -262,17 +262,6 @@ uint64_t OnlySnapshot(const std::string& dir) {
   return std::stoull(names[0].substr(0, 20));
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
-}
-
 // Every loan of a snapshot file, in file order (one reader).
 std::vector<std::pair<std::string, LoanSlot>> ReadSnapshotLoans(const std::string& path) {
   std::vector<std::pair<std::string, LoanSlot>> loans;

@@ -36,6 +36,8 @@ namespace loanledger::storage {
 namespace {
 
 namespace fs = std::filesystem;
+using test::ReadFile;
+using test::WriteFile;
 
 // Layout constants as documented (restated, not
 // borrowed: the test checks the documented format).
@@ -185,17 +187,6 @@ void ExpectExactlyTheLoans(const std::vector<std::pair<std::string, LoanSlot>>& 
     }
     ExpectSlotIs(*it->second, t.state, t.key);
   }
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
 }
 
 uint32_t GetU32(const std::string& s, size_t at) {
