@@ -156,6 +156,11 @@ Metrics::Metrics(std::string_view version)
       &GaugeFamily(*registry_, "loanledger_ledger_events_since_snapshot",
                    "Events applied since the newest loan snapshot began (the journal a start after a crash replays)")
            .Add({});
+  ledger_snapshot_failures_ = &prometheus::BuildCounter()
+                                   .Name("loanledger_ledger_snapshot_failures_total")
+                                   .Help("Loan snapshot attempts that failed (see the data disk)")
+                                   .Register(*registry_)
+                                   .Add({});
   ledger_snapshots_ = &prometheus::BuildCounter()
                            .Name("loanledger_ledger_snapshots_total")
                            .Help("Loan snapshots written since start")
@@ -201,6 +206,10 @@ void Metrics::SetLedgerStats(const storage::LedgerStats& s) {
   ledger_batches_->Set(static_cast<double>(s.batches_applied));
   ledger_loans_->Set(static_cast<double>(s.loans));
   ledger_events_since_snapshot_->Set(static_cast<double>(s.events_since_snapshot));
+  const double failed = static_cast<double>(s.snapshots_failed);
+  if (failed > ledger_snapshot_failures_->Value()) {
+    ledger_snapshot_failures_->Increment(failed - ledger_snapshot_failures_->Value());
+  }
   const double written = static_cast<double>(s.snapshots_written);
   if (written > ledger_snapshots_->Value()) ledger_snapshots_->Increment(written - ledger_snapshots_->Value());
 }

@@ -92,6 +92,7 @@ class Metrics {
   prometheus::Gauge* ledger_loans_ = nullptr;
   prometheus::Gauge* ledger_events_since_snapshot_ = nullptr;
   prometheus::Counter* ledger_snapshots_ = nullptr;
+  prometheus::Counter* ledger_snapshot_failures_ = nullptr;
 };
 
 }  // namespace loanledger::server

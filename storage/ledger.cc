@@ -444,6 +444,7 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
   std::vector<uint64_t> hashes;
   constexpr size_t kAhead = 8;
   uint64_t expect = from;
+  uint64_t replayed = 0;  // events the snapshot did not hold yet
   for (it->Seek(EncodeJournalKey(from)); it->Valid(); it->Next()) {
     uint64_t batch_no = 0;
     if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
@@ -484,6 +485,7 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
         return Status::Corruption("journal batch " + std::to_string(batch_no) + " event " + std::to_string(i) +
                                   " does not apply to the loan's snapshot state: " + step.message);
       }
+      if (step.kind == EventStep::Kind::kApplied) ++replayed;
     }
     ++expect;
   }
@@ -492,6 +494,7 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
     return Status::Corruption("journal ends before batch " + std::to_string(expect) + ", meta says " +
                               std::to_string(next_batch_no_));
   }
+  events_total_ = replayed;  // not in a snapshot yet: they count towards the next one
   return Status::Ok();
 }
 
@@ -792,8 +795,8 @@ Status LedgerImpl::Commit(Group* g) {
   loan_count_ += new_loans;
   LL_CHECK(loans_.size() == loan_count_);
   lock.unlock();
-  const uint64_t since = events_since_snapshot_.fetch_add(g->events_applied) + g->events_applied;
-  if (since >= SnapshotThreshold() && !snapshot_busy_.exchange(true)) {
+  const uint64_t total = events_total_.fetch_add(g->events_applied) + g->events_applied;
+  if (total - events_at_attempt_.load() >= SnapshotThreshold() && !snapshot_busy_.exchange(true)) {
     {
       std::lock_guard snap_lock(snap_mu_);
       snap_wanted_ = true;
@@ -850,7 +853,8 @@ LedgerStats LedgerImpl::Stats() const {
   st.batches_applied = next_batch_no_ - 1;
   st.loans = loan_count_;
   st.snapshots_written = snapshots_written_.load();
-  st.events_since_snapshot = events_since_snapshot_.load();
+  st.snapshots_failed = snapshots_failed_.load();
+  st.events_since_snapshot = events_total_.load() - events_at_snapshot_.load();
   return st;
 }
 

@@ -87,7 +87,11 @@ struct LedgerStats {
   uint64_t batches_applied = 0;          // journal records
   uint64_t loans = 0;                    // loans known
   uint64_t snapshots_written = 0;        // loan snapshots written since open
-  uint64_t events_since_snapshot = 0;    // events applied since the newest snapshot began
+  uint64_t snapshots_failed = 0;         // background snapshot attempts that failed (I/O) since open
+  // Events applied since the newest written snapshot began, counting the
+  // journal tail replayed at open: about what a start after a crash now
+  // would replay. Keeps growing while snapshots fail.
+  uint64_t events_since_snapshot = 0;
 };
 
 // Current balance of one category in one province, all institutions (for

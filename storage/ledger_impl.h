@@ -143,8 +143,17 @@ class LedgerImpl final : public Ledger {
   std::mutex snapshot_write_mu_;           // one snapshot written at a time; guards the two below
   uint64_t snapshot_from_ = 0;             // replay_from of the newest snapshot; 0 = none
   std::atomic<uint64_t> snapshots_written_{0};
+  std::atomic<uint64_t> snapshots_failed_{0};
   bool loaded_ = false;                    // Open succeeded: the table is whole (set by StartSnapshots)
-  std::atomic<uint64_t> events_since_snapshot_{0};  // reset (under loans_mu_) when a snapshot begins
+  // Events applied since open, counting the journal tail replayed at open
+  // (the writer adds to it in Commit, under loans_mu_), and its value when
+  // the newest snapshot attempt began and when the newest snapshot that was
+  // written began (both set under loans_mu_ shared, between two groups).
+  // A failed snapshot leaves the second behind, so the metric keeps growing
+  // while the next attempt waits for another interval.
+  std::atomic<uint64_t> events_total_{0};
+  std::atomic<uint64_t> events_at_attempt_{0};
+  std::atomic<uint64_t> events_at_snapshot_{0};
   std::atomic<bool> snapshot_busy_{false};  // a snapshot was requested and is not finished
   std::atomic<bool> snapshot_stop_{false};  // closing: a running snapshot gives up
   std::mutex snap_mu_;                     // guards snap_wanted_

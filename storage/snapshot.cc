@@ -50,6 +50,7 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
   std::lock_guard one(snapshot_write_mu_);
   uint64_t from = 0;
   size_t loans_at_start = 0;
+  uint64_t start_events = 0;
   {
     // Between two groups: every slot is durable, and the batches from
     // `from` on are exactly those this snapshot may or may not hold.
@@ -57,7 +58,8 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
     std::shared_lock agg_lock(agg_mu_);
     from = next_batch_no_;
     loans_at_start = loans_.size();
-    events_since_snapshot_ = 0;
+    start_events = events_total_.load();
+    events_at_attempt_ = start_events;
   }
   if (from == snapshot_from_ || (snapshot_from_ == 0 && from == 1))
     return Status::Ok();  // nothing new
@@ -102,6 +104,7 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
   }
   const uint64_t previous = snapshot_from_;
   snapshot_from_ = from;
+  events_at_snapshot_ = start_events;
   ++snapshots_written_;
   if (previous != 0) {
     std::error_code ec;
@@ -120,7 +123,8 @@ void LedgerImpl::SnapshotLoop() {
     }
     // A failure (a full disk) leaves the previous snapshot in place; the
     // next attempt comes after another threshold's worth of events.
-    (void)WriteSnapshot(&snapshot_stop_);
+    Status s = WriteSnapshot(&snapshot_stop_);
+    if (!s.ok() && !snapshot_stop_.load()) ++snapshots_failed_;
     snapshot_busy_ = false;
   }
 }

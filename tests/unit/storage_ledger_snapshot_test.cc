@@ -409,6 +409,57 @@ TEST_F(StorageLedgerSnapshotTest, SnapshotStartsOnceThresholdEventsWereApplied) 
   ExpectLedgerHoldsModel(*ledger_, m);
 }
 
+// A snapshot that cannot be written (its directory replaced by a file) is
+// counted as failed; events_since_snapshot keeps growing from the newest
+// snapshot written; the next attempt waits for another interval and, with
+// the directory back, succeeds.
+TEST_F(StorageLedgerSnapshotTest, FailedSnapshotKeepsCountingAndTheNextAttemptSucceeds) {
+  snapshot_events_ = 1'000;
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  LoanModel m(21);
+  fs::remove_all(SnapshotDir(dir_));
+  ASSERT_NO_FATAL_FAILURE(WriteFile(SnapshotDir(dir_), "not a directory"));
+  ASSERT_NO_FATAL_FAILURE(MustApply(m.DisburseNew(1'000)));
+  const auto deadline = std::chrono::steady_clock::now() + kSnapshotWaitMax;
+  while (ledger_->Stats().snapshots_failed < 1) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no snapshot attempt at the threshold";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(ledger_->Stats().snapshots_written, 0u);
+  EXPECT_EQ(ledger_->Stats().events_since_snapshot, 1'000u);
+  ASSERT_NO_FATAL_FAILURE(MustApply(m.Mixed(500)));  // less than an interval since the attempt
+  EXPECT_EQ(ledger_->Stats().snapshots_failed, 1u) << "retried before another interval";
+  EXPECT_EQ(ledger_->Stats().events_since_snapshot, 1'500u);
+
+  fs::remove(SnapshotDir(dir_));
+  fs::create_directories(SnapshotDir(dir_));
+  ASSERT_NO_FATAL_FAILURE(MustApply(m.Mixed(500)));  // an interval since the failed attempt
+  ASSERT_TRUE(WaitForSnapshots(*ledger_, 1)) << "no snapshot once the directory is back";
+  EXPECT_EQ(ledger_->Stats().snapshots_failed, 1u);
+  EXPECT_EQ(ledger_->Stats().events_since_snapshot, 0u);
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ExpectLedgerHoldsModel(*ledger_, m);
+  ASSERT_NO_FATAL_FAILURE(ExpectVerifyClean(*ledger_, m.loans().size()));
+}
+
+// After a crash the journal tail replayed at open counts as events since
+// the newest snapshot (it is what the next crash would replay too).
+TEST_F(StorageLedgerSnapshotTest, ReplayedTailCountsAsEventsSinceTheSnapshot) {
+  LoanModel m(22);
+  ASSERT_NO_FATAL_FAILURE(MustApply(m.DisburseNew(300)));
+  Close();  // a clean close: a snapshot, nothing to replay
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(ledger_->Stats().events_since_snapshot, 0u);
+  // Meta points back at no snapshot: open replays the whole journal.
+  Close();
+  WithRawStore(dir_, [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, rocksdb::ColumnFamilyHandle*) {
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), meta, std::string(kMetaLoanSnapshot)).ok());
+  });
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(ledger_->Stats().events_since_snapshot, 300u);
+  ExpectLedgerHoldsModel(*ledger_, m);
+}
+
 TEST_F(StorageLedgerSnapshotTest, CleanCloseLeavesOneSnapshotNamedInMeta) {
   LoanModel m(2);
   ASSERT_NO_FATAL_FAILURE(MustApply(m.DisburseNew(100)));
