@@ -439,9 +439,7 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
   ro.readahead_size = 4u << 20;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_journal_));
   JournalRecord rec;
-  std::string keys;            // the record's loan keys, concatenated
-  std::vector<size_t> ends;    // end of each key in keys
-  std::vector<uint64_t> hashes;
+  EventKeys keys;
   constexpr size_t kAhead = 8;
   uint64_t expect = from;
   uint64_t replayed = 0;  // events the snapshot did not hold yet
@@ -456,18 +454,10 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
                                 std::to_string(batch_no) + ")");
     }
     // Keys and hashes first, then each lookup's index word prefetched a few
-    // events ahead (as the writer does: each is a cache miss in a large table).
+    // events ahead (as the writer does).
     const size_t n = rec.events.size();
-    keys.clear();
-    ends.clear();
-    hashes.clear();
-    for (const LoanEvent& e : rec.events) {
-      const size_t begin = keys.size();
-      keys.append(e.institution_id).push_back('\0');
-      keys.append(e.loan_id);
-      ends.push_back(keys.size());
-      hashes.push_back(LoanTable::Hash(std::string_view(keys).substr(begin)));
-    }
+    keys.Build(rec.events);
+    const std::vector<uint64_t>& hashes = keys.hashes;
     for (size_t i = 0; i < std::min(n, kAhead); ++i) loans_.Prefetch(hashes[i]);
     for (size_t i = 0; i < n; ++i) {
       if (i + kAhead < n) loans_.Prefetch(hashes[i + kAhead]);
@@ -476,9 +466,8 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
         return Status::Corruption("journal batch " + std::to_string(batch_no) + " event " + std::to_string(i) +
                                   " is invalid: " + fe->message);
       }
-      const size_t begin = i == 0 ? 0 : ends[i - 1];
       bool inserted = false;
-      LoanSlot* slot = loans_.FindOrInsert(std::string_view(keys).substr(begin, ends[i] - begin), hashes[i], &inserted);
+      LoanSlot* slot = loans_.FindOrInsert(keys.Key(i), hashes[i], &inserted);
       SlotBefore before;
       const EventStep step = StepLoan(e, slot, &before);
       if (step.kind == EventStep::Kind::kRejected) {
@@ -590,9 +579,7 @@ struct LedgerImpl::Group {
     bool inserted;           // the slot was created by this batch: erase on unwind
   };
   std::vector<Undo> undo;                                       // in touch order
-  std::vector<uint64_t> hashes;                                 // ProcessBatch's key hashes (reused)
-  std::string keys;                                             // ProcessBatch's loan keys, concatenated (reused)
-  std::vector<size_t> key_ends;                                 // end of each key in keys
+  EventKeys keys;                                               // ProcessBatch's keys and hashes (reused)
   std::vector<std::pair<std::string, uint32_t>> new_institutions;// assigned by accepted batches
   uint32_t next_institution_id = 0;
   DeltaMap deltas;                                              // cell changes of accepted batches
@@ -652,21 +639,8 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
   }
   // Loan lookups are cache misses in a large table (index word, entry, key
   // bytes): hash every key first, then fetch each stage a few events ahead.
-  // The keys are built once, into one buffer (reused across batches).
-  std::vector<uint64_t>& hashes = g->hashes;
-  std::string& keys = g->keys;
-  std::vector<size_t>& ends = g->key_ends;
-  hashes.resize(batch.events.size());
-  keys.clear();
-  ends.clear();
-  for (size_t i = 0; i < batch.events.size(); ++i) {
-    const LoanEvent& e = batch.events[i];
-    const size_t begin = keys.size();
-    keys.append(e.institution_id).push_back('\0');
-    keys.append(e.loan_id);
-    ends.push_back(keys.size());
-    hashes[i] = LoanTable::Hash(std::string_view(keys).substr(begin));
-  }
+  g->keys.Build(batch.events);
+  const std::vector<uint64_t>& hashes = g->keys.hashes;
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < batch.events.size(); ++i) {
     const LoanEvent& e = batch.events[i];
@@ -684,8 +658,7 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
       reject(i, Reason::kWrongInstitution, "event for " + e.institution_id + ", caller is " + batch.caller_institution);
       continue;
     }
-    const size_t key_begin = i == 0 ? 0 : ends[i - 1];
-    const std::string_view key = std::string_view(keys).substr(key_begin, ends[i] - key_begin);
+    const std::string_view key = g->keys.Key(i);
     if (!poisoned.empty() && poisoned.contains(std::string(key))) continue;  // its earlier event is already reported
     bool inserted = false;
     LoanSlot& slot = *loans_.FindOrInsert(key, hashes[i], &inserted);

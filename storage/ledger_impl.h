@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -56,6 +57,32 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before);
 // called with (category, province, day, change).
 template <typename AddFn>
 void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add);
+
+// The loan keys of a run of events, built once into one buffer, and their
+// LoanTable hashes: lookups are hashed first so that each can be prefetched
+// a few events ahead (in a large table each is a cache miss).
+struct EventKeys {
+  std::string keys;          // the keys, concatenated
+  std::vector<size_t> ends;  // end of each key in keys
+  std::vector<uint64_t> hashes;
+
+  void Build(std::span<const LoanEvent> events) {
+    keys.clear();
+    ends.clear();
+    hashes.clear();
+    for (const LoanEvent& e : events) {
+      const size_t begin = keys.size();
+      keys.append(e.institution_id).push_back('\0');
+      keys.append(e.loan_id);
+      ends.push_back(keys.size());
+      hashes.push_back(LoanTable::Hash(std::string_view(keys).substr(begin)));
+    }
+  }
+  std::string_view Key(size_t i) const {
+    const size_t begin = i == 0 ? 0 : ends[i - 1];
+    return std::string_view(keys).substr(begin, ends[i] - begin);
+  }
+};
 
 // Sums of int64 cell values per packed cell key.
 using DeltaMap = std::unordered_map<uint64_t, Measures>;

@@ -88,13 +88,12 @@ SnapshotWriter::~SnapshotWriter() {
 void SnapshotWriter::Add(std::string_view key, const LoanSlot& slot) {
   LL_CHECK(key.size() <= 255);
   if (block_.size() + kRecordBytesMax > kSnapshotBlockBytes) SealBlock();
-  std::string value;
-  EncodeLoanState(slot.ToState(), &value);
-  LL_CHECK(value.size() <= 255);
+  EncodeLoanState(slot.ToState(), &value_);
+  LL_CHECK(value_.size() <= 255);
   block_.push_back(static_cast<char>(key.size()));
   block_.append(key);
-  block_.push_back(static_cast<char>(value.size()));
-  block_.append(value);
+  block_.push_back(static_cast<char>(value_.size()));
+  block_.append(value_);
   ++block_loans_;
   ++loans_;
 }

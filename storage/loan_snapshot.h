@@ -84,6 +84,7 @@ class SnapshotWriter {
   std::string block_;     // the block being filled (header space first)
   uint32_t block_loans_ = 0;
   std::string pending_;  // sealed blocks not yet written
+  std::string value_;    // Add()'s encoding buffer (no allocation per loan)
   bool committed_ = false;
 };
 
