@@ -300,8 +300,9 @@ int Serve(const ServerConfig& config, std::string_view version) {
     return 1;
   }
   {
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - open_start;
     const storage::LedgerStats st = (*ledger)->Stats();
-    spdlog::info("ledger open in {:.2f} s: {} loans, {} batches", std::chrono::duration<double>(std::chrono::steady_clock::now() - open_start).count(), st.loans,
+    spdlog::info("ledger open in {:.2f} s: {} loans, {} batches", took.count(), st.loans,
                  st.batches_applied);
   }
 

@@ -31,6 +31,11 @@ struct LoanBlock {
     const uint32_t begin = i == 0 ? 0 : ends[i - 1];
     return std::string_view(keys).substr(begin, ends[i] - begin);
   }
+  void Clear() {
+    keys.clear();
+    ends.clear();
+    slots.clear();
+  }
   void Add(std::string_view key, const LoanSlot& slot) {
     keys.append(key);
     ends.push_back(static_cast<uint32_t>(keys.size()));

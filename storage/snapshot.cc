@@ -77,9 +77,7 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
   LoanBlock piece;
   for (size_t pos = 0; pos < loans_at_start;) {
     if (stop != nullptr && stop->load()) return Status::Unavailable("snapshot abandoned: closing");
-    piece.keys.clear();
-    piece.ends.clear();
-    piece.slots.clear();
+    piece.Clear();
     {
       std::shared_lock loans_lock(loans_mu_);
       const auto deadline = std::chrono::steady_clock::now() + kPieceTime;
