@@ -35,8 +35,9 @@ std::vector<Day> SeriesDates(Day from, Day to, Step step) {
 std::optional<double> YoyGrowthPct(int64_t balance_fen, int64_t balance_year_ago_fen) {
   if (balance_year_ago_fen == 0) return std::nullopt;
   // Exact integer difference first; only the ratio is floating point.
-  const auto diff = static_cast<double>(static_cast<__int128>(balance_fen) - balance_year_ago_fen);
-  return diff / static_cast<double>(balance_year_ago_fen) * 100.0;
+  const __int128 diff = static_cast<__int128>(balance_fen) - balance_year_ago_fen;
+  if (diff == 0) return 0.0;  // not -0.0 when the year-ago balance is negative
+  return static_cast<double>(diff) / static_cast<double>(balance_year_ago_fen) * 100.0;
 }
 
 }  // namespace loanledger

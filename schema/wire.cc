@@ -1,5 +1,6 @@
 #include "schema/wire.h"
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -252,10 +253,16 @@ Frame EncodeReportReply(uint64_t request_id, const Report& report) {
   for (const loanledger::ReportRow& r : report.rows) {
     fb::Offset<fb::String> group;
     if (!r.group.empty()) group = b.CreateString(r.group);
+    // FlatBuffers leaves out a field equal to its default, and -0.0 == 0.0:
+    // a growth of -0.0 is written explicitly so that it arrives as sent.
+    const bool negative_zero = r.yoy_growth_pct && *r.yoy_growth_pct == 0.0 &&
+                               std::signbit(*r.yoy_growth_pct);
+    b.ForceDefaults(negative_zero);
     rows.push_back(CreateReportRow(
         b, static_cast<uint8_t>(r.category), group, r.balance_fen, r.loan_count,
         r.balance_year_ago_fen, r.yoy_growth_pct.has_value(), r.yoy_growth_pct.value_or(0.0),
         r.ytd_increase_fen, r.disbursed_ytd_fen, r.repaid_ytd_fen, r.written_off_ytd_fen));
+    b.ForceDefaults(false);
   }
   const auto v = b.CreateVector(rows);
   return Finish(b, request_id, Body::ReportReply, CreateReportReply(b, report.date, v));

@@ -118,6 +118,14 @@ Report SampleReport() {
   return r;
 }
 
+// A growth of -0.0: FlatBuffers would drop it as equal to the default 0.0
+// (found by fuzz_frame in CI; tests/fuzz/regressions/fuzz_frame has it too).
+Report NegativeZeroGrowthReport() {
+  Report r = SampleReport();
+  r.rows[0].yoy_growth_pct = -0.0;
+  return r;
+}
+
 Series SampleSeries() {
   Series s;
   s.category = Category::kGreen;
@@ -189,6 +197,7 @@ int main(int argc, char** argv) {
       {"ack", Of(w::EncodeAck(2, w::AckInfo{42, 3, 1}))},
       {"rejected", Of(w::EncodeRejected(2, rejections))},
       {"report_reply", Of(w::EncodeReportReply(3, SampleReport()))},
+      {"report_reply_negative_zero_yoy", Of(w::EncodeReportReply(3, NegativeZeroGrowthReport()))},
       {"series_reply", Of(w::EncodeSeriesReply(4, SampleSeries()))},
       {"loan_reply", Of(w::EncodeLoanReply(5, SampleLoan()))},
       {"verify_reply", Of(w::EncodeVerifyReply(6, verify))},

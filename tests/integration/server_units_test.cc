@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "schema/category.h"
 #include "schema/date.h"
@@ -65,6 +66,25 @@ TEST(WireCodec, RepliesSurviveARoundTrip) {
   const Report r = wire::DecodeReportReply(*m->message->body_as_ReportReply());
   EXPECT_EQ(r.date, report.date);
   EXPECT_EQ(r.rows, report.rows);
+
+  // Growth percentages arrive bit for bit, -0.0 included (FlatBuffers would
+  // leave out a field equal to its default 0.0; found by fuzz_frame).
+  for (const double yoy : {-0.0, 0.0, -12.5, std::numeric_limits<double>::infinity(),
+                           std::numeric_limits<double>::quiet_NaN()}) {
+    Report one;
+    one.rows = {ReportRow{}};
+    one.rows[0].balance_year_ago_fen = 1;
+    one.rows[0].yoy_growth_pct = yoy;
+    m = Receive(wire::EncodeReportReply(1, one));
+    ASSERT_TRUE(m.ok());
+    const Report got = wire::DecodeReportReply(*m->message->body_as_ReportReply());
+    ASSERT_EQ(got.rows.size(), 1u);
+    ASSERT_TRUE(got.rows[0].yoy_growth_pct.has_value());
+    uint64_t sent = 0, arrived = 0;
+    std::memcpy(&sent, &yoy, sizeof yoy);
+    std::memcpy(&arrived, &*got.rows[0].yoy_growth_pct, sizeof arrived);
+    EXPECT_EQ(arrived, sent) << "yoy " << yoy;
+  }
 
   Series series{Category::kSrdi,
                 Step::kQuarter,

@@ -2,6 +2,8 @@
 // SPEC §5).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -238,6 +240,21 @@ TEST(SchemaSeriesDates, EveryPointIsInRangeAscendingAndAPeriodEndExceptTheLast) 
       }
     }
   }
+}
+
+TEST(SchemaYoyGrowth, NullWithoutAYearAgoBalanceAndNeverNegativeZero) {
+  EXPECT_FALSE(YoyGrowthPct(5, 0).has_value());
+  EXPECT_EQ(*YoyGrowthPct(5, 4), 25.0);
+  EXPECT_EQ(*YoyGrowthPct(3, 4), -25.0);
+  // Equal balances give +0.0 whatever the sign of the year-ago balance.
+  for (const int64_t b : {int64_t{7}, int64_t{-7}, INT64_MAX, INT64_MIN}) {
+    const std::optional<double> g = YoyGrowthPct(b, b);
+    ASSERT_TRUE(g.has_value());
+    EXPECT_EQ(*g, 0.0);
+    EXPECT_FALSE(std::signbit(*g)) << b;
+  }
+  // The difference is exact even where it overflows int64.
+  EXPECT_EQ(*YoyGrowthPct(INT64_MAX, -1), (static_cast<double>(INT64_MAX) + 1.0) * -100.0);
 }
 
 }  // namespace
