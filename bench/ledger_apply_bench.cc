@@ -25,14 +25,18 @@ namespace storage = loanledger::storage;
 constexpr uint64_t kPreloadedLoans = 1'000'000;
 constexpr size_t kBatchEvents = 10'000;
 
-LoanEvent MakeEvent(uint64_t loan, uint64_t seq, EventKind kind, int64_t amount_fen, uint32_t salt) {
-  static const char* kIndustries[] = {"C3911", "C2710", "C3130", "F5123", "I6510", "A0111", "C3841", "K7010"};
-  static const char* kRegions[] = {"310115", "440305", "320105", "110105", "510104", "330106", "370102", "650102"};
+LoanEvent MakeEvent(uint64_t loan, uint64_t seq, EventKind kind, int64_t amount_fen,
+                    uint32_t salt) {
+  static const char* kIndustries[] = {"C3911", "C2710", "C3130", "F5123",
+                                      "I6510", "A0111", "C3841", "K7010"};
+  static const char* kRegions[] = {"310115", "440305", "320105", "110105",
+                                   "510104", "330106", "370102", "650102"};
   LoanEvent e;
   e.institution_id = "B" + std::to_string(1000 + loan % 40);
   e.loan_id = "L" + std::to_string(loan);
   e.seq = seq;
-  e.business_date = loanledger::kDayMin + 11688 + static_cast<int32_t>(seq * 30 + loan % 20);  // 2022 on
+  e.business_date =
+      loanledger::kDayMin + 11688 + static_cast<int32_t>(seq * 30 + loan % 20);  // 2022 on
   e.kind = kind;
   e.amount_fen = amount_fen;
   auto& a = e.attributes;
@@ -104,7 +108,8 @@ void BM_ApplyBatchSynced(benchmark::State& state) {
     for (size_t i = 0; i < kBatchEvents; ++i) {
       const uint64_t loan = (start + i * 97) % kPreloadedLoans;  // distinct within a batch
       const bool reclassify = i % 10 == 0;
-      batch.events.push_back(MakeEvent(loan, next_seq[loan]++, reclassify ? EventKind::kReclassify : EventKind::kRepay,
+      batch.events.push_back(MakeEvent(loan, next_seq[loan]++,
+                                       reclassify ? EventKind::kReclassify : EventKind::kRepay,
                                        reclassify ? 0 : 1, reclassify ? ++round : 0));
     }
     state.ResumeTiming();

@@ -10,6 +10,7 @@
 //                   [--report-interval-ms 50] [--by-province]
 // FILE holds one institution token per line (connection i uses line i).
 // bench/run_load.sh starts a server with fresh tokens and runs this.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,8 +20,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "client/client.h"
 #include "schema/date.h"
@@ -40,9 +39,9 @@ struct Options {
   std::string regulator_token;
   uint32_t connections = 2;
   uint32_t batch = 10'000;
-  uint64_t events = 1'000'000;           // in total, over all connections
+  uint64_t events = 1'000'000;  // in total, over all connections
   uint64_t loans_per_connection = 100'000;
-  uint64_t skip_per_connection = 0;      // events of each stream already in the store
+  uint64_t skip_per_connection = 0;  // events of each stream already in the store
   uint32_t in_flight = 8;
   uint32_t report_interval_ms = 50;
   bool by_province = false;
@@ -56,7 +55,10 @@ class Stream {
   // skip: the first events of the stream are generated but not sent (a
   // store already holds them from an earlier run with the same options).
   Stream(std::string institution, uint64_t loans, uint64_t events, uint64_t skip)
-      : institution_(std::move(institution)), loans_(loans), events_(events + skip), seq_(loans, 0) {
+      : institution_(std::move(institution)),
+        loans_(loans),
+        events_(events + skip),
+        seq_(loans, 0) {
     for (; produced_ < skip; ++produced_) ++seq_[produced_ % loans_];
   }
 
@@ -66,8 +68,13 @@ class Stream {
       const uint64_t seq = ++seq_[loan];
       const bool first = seq == 1;
       const bool reclassify = !first && produced_ % 10 == 0;
-      batch.push_back(Make(loan, seq, first ? EventKind::kDisburse : reclassify ? EventKind::kReclassify : EventKind::kRepay,
-                           first ? 100'000'000 : reclassify ? 0 : 1));
+      batch.push_back(Make(loan, seq,
+                           first        ? EventKind::kDisburse
+                           : reclassify ? EventKind::kReclassify
+                                        : EventKind::kRepay,
+                           first        ? 100'000'000
+                           : reclassify ? 0
+                                        : 1));
       ++produced_;
     }
     return !batch.empty();
@@ -82,7 +89,8 @@ class Stream {
     e.loan_id = "L" + std::to_string(loan);
     e.seq = seq;
     // Dates advance with seq (never backwards for a loan): 2022-01-01 + seq days.
-    e.business_date = loanledger::DaysFromCivil({2022, 1, 1}) + static_cast<int32_t>(std::min<uint64_t>(seq, 20000));
+    e.business_date = loanledger::DaysFromCivil({2022, 1, 1}) +
+                      static_cast<int32_t>(std::min<uint64_t>(seq, 20000));
     e.kind = kind;
     e.amount_fen = amount;
     auto& a = e.attributes;
@@ -126,15 +134,19 @@ int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"loanledger-load: end-to-end load against loanledgerd"};
   app.add_option("--server", opt.server, "HOST:PORT");
-  app.add_option("--tokens", opt.tokens_file, "file with one institution token per line")->required();
-  app.add_option("--regulator-token", opt.regulator_token, "token for report queries during the load");
+  app.add_option("--tokens", opt.tokens_file, "file with one institution token per line")
+      ->required();
+  app.add_option("--regulator-token", opt.regulator_token,
+                 "token for report queries during the load");
   app.add_option("--connections", opt.connections)->check(CLI::Range(1, 64));
   app.add_option("--batch", opt.batch, "events per batch")->check(CLI::Range(1, 65536));
   app.add_option("--events", opt.events, "events in total");
-  app.add_option("--loans-per-connection", opt.loans_per_connection)->check(CLI::Range(1, 100'000'000));
+  app.add_option("--loans-per-connection", opt.loans_per_connection)
+      ->check(CLI::Range(1, 100'000'000));
   app.add_option("--skip-per-connection", opt.skip_per_connection,
                  "events of each connection's stream already applied by an earlier run");
-  app.add_option("--in-flight", opt.in_flight, "batches in flight per connection")->check(CLI::Range(1, 256));
+  app.add_option("--in-flight", opt.in_flight, "batches in flight per connection")
+      ->check(CLI::Range(1, 256));
   app.add_option("--report-interval-ms", opt.report_interval_ms, "0 = no report queries");
   app.add_flag("--by-province", opt.by_province, "report queries grouped by province");
   CLI11_PARSE(app, argc, argv);
@@ -147,7 +159,8 @@ int main(int argc, char** argv) {
     }
   }
   if (tokens.size() < opt.connections) {
-    std::fprintf(stderr, "need %u tokens in %s, found %zu\n", opt.connections, opt.tokens_file.c_str(), tokens.size());
+    std::fprintf(stderr, "need %u tokens in %s, found %zu\n", opt.connections,
+                 opt.tokens_file.c_str(), tokens.size());
     return 1;
   }
   client::ClientOptions base;
@@ -184,10 +197,13 @@ int main(int argc, char** argv) {
             return true;
           },
           [&](uint64_t index, const client::BatchOutcome& outcome) {
-            local.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent[index]).count());
+            local.push_back(
+                std::chrono::duration<double, std::milli>(Clock::now() - sent[index]).count());
             if (!outcome.applied) {
               std::lock_guard lock(mu);
-              failure = "batch rejected: " + (outcome.rejections.empty() ? std::string("?") : outcome.rejections[0].message);
+              failure =
+                  "batch rejected: " +
+                  (outcome.rejections.empty() ? std::string("?") : outcome.rejections[0].message);
               return false;
             }
             acked_events += outcome.events_applied + outcome.events_duplicate;
@@ -229,13 +245,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   const uint64_t events = acked_events.load();
-  std::printf("connections=%u batch=%u in_flight=%u events=%lu seconds=%.2f events_per_s=%.0f\n", opt.connections,
-              opt.batch, opt.in_flight, static_cast<unsigned long>(events), seconds, static_cast<double>(events) / seconds);
-  std::printf("ack_latency_ms p50=%.1f p99=%.1f p999=%.1f batches=%zu\n", Percentile(ack_latencies_ms, 0.50),
-              Percentile(ack_latencies_ms, 0.99), Percentile(ack_latencies_ms, 0.999), ack_latencies_ms.size());
+  std::printf("connections=%u batch=%u in_flight=%u events=%lu seconds=%.2f events_per_s=%.0f\n",
+              opt.connections, opt.batch, opt.in_flight, static_cast<unsigned long>(events),
+              seconds, static_cast<double>(events) / seconds);
+  std::printf("ack_latency_ms p50=%.1f p99=%.1f p999=%.1f batches=%zu\n",
+              Percentile(ack_latencies_ms, 0.50), Percentile(ack_latencies_ms, 0.99),
+              Percentile(ack_latencies_ms, 0.999), ack_latencies_ms.size());
   if (!report_ms.empty()) {
-    std::printf("report_latency_ms%s p50=%.2f p99=%.2f queries=%zu\n", opt.by_province ? "(by province)" : "",
-                Percentile(report_ms, 0.50), Percentile(report_ms, 0.99), report_ms.size());
+    std::printf("report_latency_ms%s p50=%.2f p99=%.2f queries=%zu\n",
+                opt.by_province ? "(by province)" : "", Percentile(report_ms, 0.50),
+                Percentile(report_ms, 0.99), report_ms.size());
   }
   return 0;
 }

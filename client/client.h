@@ -24,13 +24,14 @@ namespace loanledger::client {
 struct ClientOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 7700;
-  std::string token;                       // bearer token (SPEC §6)
-  bool tls = false;                        // wrap the connection in TLS
-  std::string tls_ca_file;                 // PEM CA to verify the server; "" = do not verify
-  uint32_t batches_in_flight_max = 8;      // pipelining bound for SubmitStream
+  std::string token;                   // bearer token (SPEC §6)
+  bool tls = false;                    // wrap the connection in TLS
+  std::string tls_ca_file;             // PEM CA to verify the server; "" = do not verify
+  uint32_t batches_in_flight_max = 8;  // pipelining bound for SubmitStream
   uint32_t connect_timeout_ms = 5000;
-  uint32_t request_timeout_ms = 60000;     // per request, reply not received -> reconnect/resend or fail
-  uint32_t reconnect_attempts_max = 5;     // per failure episode, with backoff
+  uint32_t request_timeout_ms =
+      60000;  // per request, reply not received -> reconnect/resend or fail
+  uint32_t reconnect_attempts_max = 5;  // per failure episode, with backoff
   std::string client_name = "loanledger-client";
 };
 
@@ -38,12 +39,12 @@ enum class Role : uint8_t { kNone = 0, kInstitution = 1, kRegulator = 2, kAdmin 
 
 struct Identity {
   Role role = Role::kNone;
-  std::string institution_id;              // for kInstitution
+  std::string institution_id;  // for kInstitution
   std::string server_version;
 };
 
 struct Rejection {
-  uint32_t index = 0;                      // index within the batch
+  uint32_t index = 0;  // index within the batch
   Reason reason = Reason::kOk;
   std::string message;
 };
@@ -54,7 +55,7 @@ struct BatchOutcome {
   uint64_t batch_no = 0;
   uint32_t events_applied = 0;
   uint32_t events_duplicate = 0;
-  std::vector<Rejection> rejections;       // non-empty iff !applied
+  std::vector<Rejection> rejections;  // non-empty iff !applied
 };
 
 struct VerifyOutcome {
@@ -62,7 +63,7 @@ struct VerifyOutcome {
   uint64_t events_replayed = 0;
   uint64_t loans_checked = 0;
   uint64_t cells_checked = 0;
-  std::vector<std::string> differences;    // "what: expected X actual Y"
+  std::vector<std::string> differences;  // "what: expected X actual Y"
 };
 
 class Client {
@@ -97,7 +98,8 @@ class Client {
   virtual Result<Report> QueryReport(const ReportQuery& query) = 0;
   virtual Result<Series> QuerySeries(const SeriesQuery& query) = 0;
   // kNotFound when unknown, kPermissionDenied for another institution's loan.
-  virtual Result<LoanView> QueryLoan(const std::string& institution_id, const std::string& loan_id) = 0;
+  virtual Result<LoanView> QueryLoan(const std::string& institution_id,
+                                     const std::string& loan_id) = 0;
   virtual Result<VerifyOutcome> Verify() = 0;  // admin
   virtual Result<std::string> Stats() = 0;     // admin
 };

@@ -36,7 +36,8 @@ bool IsInclusiveSmallMicro(const LoanAttributes& a) {
   if (a.credit_line_fen > kCreditLineFenCap) return false;
   switch (a.borrower_type) {
     case BorrowerType::kEnterprise:
-      return a.enterprise_size == EnterpriseSize::kSmall || a.enterprise_size == EnterpriseSize::kMicro;
+      return a.enterprise_size == EnterpriseSize::kSmall ||
+             a.enterprise_size == EnterpriseSize::kMicro;
     case BorrowerType::kIndividualBusiness:
     case BorrowerType::kSmallMicroOwner:
       return true;
@@ -56,13 +57,16 @@ constexpr std::array<CategoryRule, kCategoryCount> kCategoryRules = {{
     {Category::kSrdi, "SRDI", [](const LoanAttributes& a) { return a.srdi; }},
     {Category::kInclusiveSmallMicro, "INCLUSIVE_SMALL_MICRO", IsInclusiveSmallMicro},
     {Category::kGreen, "GREEN", [](const LoanAttributes& a) { return a.green; }},
-    {Category::kTechEnterprise, "TECH_ENTERPRISE", [](const LoanAttributes& a) { return a.tech_enterprise; }},
+    {Category::kTechEnterprise, "TECH_ENTERPRISE",
+     [](const LoanAttributes& a) { return a.tech_enterprise; }},
     {Category::kTechFinance, "TECH_FINANCE",
      [](const LoanAttributes& a) {
        return a.tech_enterprise || a.srdi || IsHighTechManufacturing(a.industry_code);
      }},
-    {Category::kElderlyCare, "ELDERLY_CARE", [](const LoanAttributes& a) { return a.elderly_care; }},
-    {Category::kDigitalEconomy, "DIGITAL_ECONOMY", [](const LoanAttributes& a) { return a.digital_economy; }},
+    {Category::kElderlyCare, "ELDERLY_CARE",
+     [](const LoanAttributes& a) { return a.elderly_care; }},
+    {Category::kDigitalEconomy, "DIGITAL_ECONOMY",
+     [](const LoanAttributes& a) { return a.digital_economy; }},
 }};
 
 }  // namespace

@@ -6,19 +6,19 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define LL_CHECK(cond)                                                              \
-  do {                                                                              \
-    if (__builtin_expect(!(cond), 0)) {                                             \
+#define LL_CHECK(cond)                                                                  \
+  do {                                                                                  \
+    if (__builtin_expect(!(cond), 0)) {                                                 \
       std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
+      std::abort();                                                                     \
+    }                                                                                   \
   } while (0)
 
-#define LL_CHECK_MSG(cond, msg)                                                     \
-  do {                                                                              \
-    if (__builtin_expect(!(cond), 0)) {                                             \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s (%s)\n", __FILE__, __LINE__, \
-                   #cond, (msg));                                                   \
-      std::abort();                                                                 \
-    }                                                                               \
+#define LL_CHECK_MSG(cond, msg)                                                             \
+  do {                                                                                      \
+    if (__builtin_expect(!(cond), 0)) {                                                     \
+      std::fprintf(stderr, "%s:%d: invariant failed: %s (%s)\n", __FILE__, __LINE__, #cond, \
+                   (msg));                                                                  \
+      std::abort();                                                                         \
+    }                                                                                       \
   } while (0)

@@ -88,10 +88,14 @@ std::optional<Step> ParseStep(std::string_view text) {
 
 std::string_view StepName(Step step) {
   switch (step) {
-    case Step::kDay: return "day";
-    case Step::kMonth: return "month";
-    case Step::kQuarter: return "quarter";
-    case Step::kYear: return "year";
+    case Step::kDay:
+      return "day";
+    case Step::kMonth:
+      return "month";
+    case Step::kQuarter:
+      return "quarter";
+    case Step::kYear:
+      return "year";
   }
   return "?";
 }

@@ -10,12 +10,13 @@
 
 namespace loanledger {
 
-using Day = int32_t;  // days since 1970-01-01; on disk as a big-endian u32 offset (storage/README.md)
+using Day =
+    int32_t;  // days since 1970-01-01; on disk as a big-endian u32 offset (storage/README.md)
 
 struct CivilDate {
-  int32_t year;   // e.g. 2024
-  uint32_t month; // 1..12
-  uint32_t day;   // 1..31
+  int32_t year;    // e.g. 2024
+  uint32_t month;  // 1..12
+  uint32_t day;    // 1..31
 };
 
 // SPEC §2: business dates lie in 1990-01-01..2199-12-31.

@@ -80,21 +80,25 @@ std::optional<FieldError> ValidateEvent(const LoanEvent& e) {
   const auto kind = static_cast<uint8_t>(e.kind);
   if (kind < 1 || kind > 4) return Error(Reason::kBadEventKind, std::to_string(kind));
   if (e.kind == EventKind::kReclassify) {
-    if (e.amount_fen != 0) return Error(Reason::kBadAmount, std::to_string(e.amount_fen) + " on RECLASSIFY");
+    if (e.amount_fen != 0)
+      return Error(Reason::kBadAmount, std::to_string(e.amount_fen) + " on RECLASSIFY");
   } else if (e.amount_fen <= 0 || e.amount_fen > kAmountFenMax) {
     return Error(Reason::kBadAmount, std::to_string(e.amount_fen));
   }
   const LoanAttributes& a = e.attributes;
   const auto borrower = static_cast<uint8_t>(a.borrower_type);
-  if (borrower < 1 || borrower > 4) return Error(Reason::kBadBorrowerType, std::to_string(borrower));
+  if (borrower < 1 || borrower > 4)
+    return Error(Reason::kBadBorrowerType, std::to_string(borrower));
   const auto size = static_cast<uint8_t>(a.enterprise_size);
   if (size > 4) return Error(Reason::kBadEnterpriseSize, std::to_string(size));
   const bool is_enterprise = a.borrower_type == BorrowerType::kEnterprise;
   if (is_enterprise == (a.enterprise_size == EnterpriseSize::kNa)) {
     return Error(Reason::kBadEnterpriseSize, std::string(EnterpriseSizeName(a.enterprise_size)) +
-                                                 " for " + std::string(BorrowerTypeName(a.borrower_type)));
+                                                 " for " +
+                                                 std::string(BorrowerTypeName(a.borrower_type)));
   }
-  const bool empty_industry_ok = a.borrower_type == BorrowerType::kIndividual && a.industry_code.empty();
+  const bool empty_industry_ok =
+      a.borrower_type == BorrowerType::kIndividual && a.industry_code.empty();
   if (!empty_industry_ok && !IsValidIndustryCode(a.industry_code)) {
     return Error(Reason::kBadIndustryCode, Quote(a.industry_code));
   }
@@ -110,37 +114,51 @@ std::optional<FieldError> ValidateEvent(const LoanEvent& e) {
 
 std::string_view EventKindName(EventKind k) {
   switch (k) {
-    case EventKind::kDisburse: return "DISBURSE";
-    case EventKind::kRepay: return "REPAY";
-    case EventKind::kWriteOff: return "WRITE_OFF";
-    case EventKind::kReclassify: return "RECLASSIFY";
+    case EventKind::kDisburse:
+      return "DISBURSE";
+    case EventKind::kRepay:
+      return "REPAY";
+    case EventKind::kWriteOff:
+      return "WRITE_OFF";
+    case EventKind::kReclassify:
+      return "RECLASSIFY";
   }
   return "?";
 }
 
 std::string_view BorrowerTypeName(BorrowerType t) {
   switch (t) {
-    case BorrowerType::kEnterprise: return "ENTERPRISE";
-    case BorrowerType::kIndividualBusiness: return "INDIVIDUAL_BUSINESS";
-    case BorrowerType::kSmallMicroOwner: return "SMALL_MICRO_OWNER";
-    case BorrowerType::kIndividual: return "INDIVIDUAL";
+    case BorrowerType::kEnterprise:
+      return "ENTERPRISE";
+    case BorrowerType::kIndividualBusiness:
+      return "INDIVIDUAL_BUSINESS";
+    case BorrowerType::kSmallMicroOwner:
+      return "SMALL_MICRO_OWNER";
+    case BorrowerType::kIndividual:
+      return "INDIVIDUAL";
   }
   return "?";
 }
 
 std::string_view EnterpriseSizeName(EnterpriseSize s) {
   switch (s) {
-    case EnterpriseSize::kNa: return "NA";
-    case EnterpriseSize::kLarge: return "LARGE";
-    case EnterpriseSize::kMedium: return "MEDIUM";
-    case EnterpriseSize::kSmall: return "SMALL";
-    case EnterpriseSize::kMicro: return "MICRO";
+    case EnterpriseSize::kNa:
+      return "NA";
+    case EnterpriseSize::kLarge:
+      return "LARGE";
+    case EnterpriseSize::kMedium:
+      return "MEDIUM";
+    case EnterpriseSize::kSmall:
+      return "SMALL";
+    case EnterpriseSize::kMicro:
+      return "MICRO";
   }
   return "?";
 }
 
 std::optional<EventKind> ParseEventKind(std::string_view s) {
-  for (auto k : {EventKind::kDisburse, EventKind::kRepay, EventKind::kWriteOff, EventKind::kReclassify}) {
+  for (auto k :
+       {EventKind::kDisburse, EventKind::kRepay, EventKind::kWriteOff, EventKind::kReclassify}) {
     if (s == EventKindName(k)) return k;
   }
   return std::nullopt;

@@ -41,12 +41,12 @@ struct LoanAttributes {
 };
 
 struct LoanEvent {
-  std::string institution_id;    // 1..32 of A-Z 0-9 _ -
-  std::string loan_id;           // 1..64 printable ASCII, no comma
-  uint64_t seq = 0;              // >= 1; per loan 1, 2, 3, ...
-  Day business_date = 0;         // kDayMin..kDayMax
+  std::string institution_id;  // 1..32 of A-Z 0-9 _ -
+  std::string loan_id;         // 1..64 printable ASCII, no comma
+  uint64_t seq = 0;            // >= 1; per loan 1, 2, 3, ...
+  Day business_date = 0;       // kDayMin..kDayMax
   EventKind kind = EventKind::kDisburse;
-  int64_t amount_fen = 0;        // > 0, except kReclassify: 0; <= 10^15
+  int64_t amount_fen = 0;  // > 0, except kReclassify: 0; <= 10^15
   LoanAttributes attributes;
 
   bool operator==(const LoanEvent&) const = default;

@@ -13,9 +13,12 @@ std::optional<GroupBy> ParseGroupBy(std::string_view text) {
 
 std::string_view GroupByName(GroupBy g) {
   switch (g) {
-    case GroupBy::kNone: return "none";
-    case GroupBy::kProvince: return "province";
-    case GroupBy::kInstitution: return "institution";
+    case GroupBy::kNone:
+      return "none";
+    case GroupBy::kProvince:
+      return "province";
+    case GroupBy::kInstitution:
+      return "institution";
   }
   return "?";
 }

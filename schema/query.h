@@ -20,21 +20,21 @@ std::optional<GroupBy> ParseGroupBy(std::string_view text);  // none|province|in
 std::string_view GroupByName(GroupBy g);
 
 struct ReportQuery {
-  Day date = 0;                         // as of this date (events dated <= date)
-  std::vector<Category> categories;     // empty = every category, in SPEC §4 order
+  Day date = 0;                      // as of this date (events dated <= date)
+  std::vector<Category> categories;  // empty = every category, in SPEC §4 order
   GroupBy by = GroupBy::kNone;
   std::optional<std::string> scope_institution;  // set = only this institution's loans
 };
 
 struct ReportRow {
   Category category = Category::kTotal;
-  std::string group;                    // "" without --by; province "31" or institution id
-  int64_t balance_fen = 0;              // as of the date
-  int64_t loan_count = 0;               // loans with balance > 0 as of the date
-  int64_t balance_year_ago_fen = 0;     // as of YearAgo(date)
-  std::optional<double> yoy_growth_pct; // null when balance_year_ago_fen == 0
-  int64_t ytd_increase_fen = 0;         // balance - balance at PreviousYearEnd(date)
-  int64_t disbursed_ytd_fen = 0;        // flows Jan 1 .. date of date's year
+  std::string group;                     // "" without --by; province "31" or institution id
+  int64_t balance_fen = 0;               // as of the date
+  int64_t loan_count = 0;                // loans with balance > 0 as of the date
+  int64_t balance_year_ago_fen = 0;      // as of YearAgo(date)
+  std::optional<double> yoy_growth_pct;  // null when balance_year_ago_fen == 0
+  int64_t ytd_increase_fen = 0;          // balance - balance at PreviousYearEnd(date)
+  int64_t disbursed_ytd_fen = 0;         // flows Jan 1 .. date of date's year
   int64_t repaid_ytd_fen = 0;
   int64_t written_off_ytd_fen = 0;
   bool operator==(const ReportRow&) const = default;
@@ -48,15 +48,15 @@ struct Report {
 struct SeriesQuery {
   Category category = Category::kTotal;
   Day from = 0;
-  Day to = 0;                            // inclusive; from <= to
+  Day to = 0;  // inclusive; from <= to
   Step step = Step::kMonth;
   GroupBy by = GroupBy::kNone;
   std::optional<std::string> scope_institution;
 };
 
 struct SeriesPoint {
-  Day date = 0;          // a period end, or `to` for the clipped last period
-  std::string group;     // "" without by
+  Day date = 0;       // a period end, or `to` for the clipped last period
+  std::string group;  // "" without by
   int64_t balance_fen = 0;
   int64_t loan_count = 0;
   bool operator==(const SeriesPoint&) const = default;

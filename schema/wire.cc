@@ -255,8 +255,8 @@ Frame EncodeReportReply(uint64_t request_id, const Report& report) {
     if (!r.group.empty()) group = b.CreateString(r.group);
     // FlatBuffers leaves out a field equal to its default, and -0.0 == 0.0:
     // a growth of -0.0 is written explicitly so that it arrives as sent.
-    const bool negative_zero = r.yoy_growth_pct && *r.yoy_growth_pct == 0.0 &&
-                               std::signbit(*r.yoy_growth_pct);
+    const bool negative_zero =
+        r.yoy_growth_pct && *r.yoy_growth_pct == 0.0 && std::signbit(*r.yoy_growth_pct);
     b.ForceDefaults(negative_zero);
     rows.push_back(CreateReportRow(
         b, static_cast<uint8_t>(r.category), group, r.balance_fen, r.loan_count,

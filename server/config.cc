@@ -53,7 +53,8 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
   bound("--io-threads", c.io_threads, "Asio threads", 1u, 256u);
   bound("--query-threads", c.query_threads, "Query threads", 1u, 256u);
   bound("--snapshot-events", c.snapshot_events,
-        "Events between loan snapshots (bounds the journal replayed after a crash); 0 = max(2M, loans/2)",
+        "Events between loan snapshots (bounds the journal replayed after a crash); 0 = max(2M, "
+        "loans/2)",
         uint64_t{0}, uint64_t{1} << 40);
   bound("--frame-bytes-max", c.frame_bytes_max, "Largest request frame (bytes)", uint64_t{4096},
         uint64_t{1} << 30);

@@ -154,7 +154,8 @@ Metrics::Metrics(std::string_view version)
   ledger_loans_ = &GaugeFamily(*registry_, "loanledger_ledger_loans", "Loans known").Add({});
   ledger_events_since_snapshot_ =
       &GaugeFamily(*registry_, "loanledger_ledger_events_since_snapshot",
-                   "Events applied since the newest loan snapshot began (the journal a start after a crash replays)")
+                   "Events applied since the newest loan snapshot began (the journal a start after "
+                   "a crash replays)")
            .Add({});
   ledger_snapshot_failures_ = &prometheus::BuildCounter()
                                    .Name("loanledger_ledger_snapshot_failures_total")
@@ -211,7 +212,8 @@ void Metrics::SetLedgerStats(const storage::LedgerStats& s) {
     ledger_snapshot_failures_->Increment(failed - ledger_snapshot_failures_->Value());
   }
   const double written = static_cast<double>(s.snapshots_written);
-  if (written > ledger_snapshots_->Value()) ledger_snapshots_->Increment(written - ledger_snapshots_->Value());
+  if (written > ledger_snapshots_->Value())
+    ledger_snapshots_->Increment(written - ledger_snapshots_->Value());
 }
 
 void Metrics::SetDataDisk(uint64_t free_bytes, uint64_t size_bytes) {

@@ -60,7 +60,8 @@ Measures DaySeries::OnDay(Day day) const {
 void DaySeries::ForEachDay(const std::function<void(Day, const Measures&)>& fn) const {
   for (const auto& [year, y] : years_) {
     for (uint32_t m = 0; m < 12; ++m) {
-      for (const DayEntry& e : y.days[m]) fn(DaysFromCivil(CivilDate{year, m + 1, e.day_of_month}), e.change);
+      for (const DayEntry& e : y.days[m])
+        fn(DaysFromCivil(CivilDate{year, m + 1, e.day_of_month}), e.change);
     }
   }
 }

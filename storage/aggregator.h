@@ -42,9 +42,9 @@ class DaySeries {
     Measures change;
   };
   struct Year {
-    Measures total;                               // sum of the year's changes
-    std::array<Measures, 12> month_total{};       // sum per month
-    std::array<std::vector<DayEntry>, 12> days;   // sorted by day_of_month
+    Measures total;                              // sum of the year's changes
+    std::array<Measures, 12> month_total{};      // sum per month
+    std::array<std::vector<DayEntry>, 12> days;  // sorted by day_of_month
   };
   std::map<int32_t, Year> years_;  // by calendar year
   Measures total_;
@@ -62,7 +62,8 @@ class Aggregator {
   // The cell's change on its day (zero if none).
   Measures CellOnDay(const CellKey& key) const;
   // Calls fn for every stored cell-level (c,p,i) series.
-  void ForEachCellSeries(const std::function<void(Category, uint8_t, uint32_t, const DaySeries&)>& fn) const;
+  void ForEachCellSeries(
+      const std::function<void(Category, uint8_t, uint32_t, const DaySeries&)>& fn) const;
   size_t series_count() const { return series_.size(); }
 
  private:

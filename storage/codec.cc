@@ -12,7 +12,9 @@ namespace {
 constexpr uint8_t kLoanStateFormat = 1;
 constexpr uint8_t kJournalFormat = 1;
 
-void PutFixed(std::string* out, const void* p, size_t n) { out->append(static_cast<const char*>(p), n); }
+void PutFixed(std::string* out, const void* p, size_t n) {
+  out->append(static_cast<const char*>(p), n);
+}
 template <typename T>
 void PutLe(std::string* out, T v) {
   static_assert(std::is_integral_v<T>);
@@ -152,7 +154,8 @@ bool DecodeCellKey(std::string_view key, CellKey* out) {
   out->province = static_cast<uint8_t>(key[1]);
   out->institution = static_cast<uint32_t>(GetBe(key, 2, 4));
   out->day = static_cast<Day>(GetBe(key, 6, 4));
-  return IsProvinceCode(out->province) && out->institution >= 1 && out->institution <= kInstitutionsMax;
+  return IsProvinceCode(out->province) && out->institution >= 1 &&
+         out->institution <= kInstitutionsMax;
 }
 
 std::string EncodeMeasures(const Measures& m) {
@@ -182,7 +185,8 @@ std::string LoanKey(std::string_view institution_id, std::string_view loan_id) {
   return key;
 }
 
-bool SplitLoanKey(std::string_view key, std::string_view* institution_id, std::string_view* loan_id) {
+bool SplitLoanKey(std::string_view key, std::string_view* institution_id,
+                  std::string_view* loan_id) {
   const size_t nul = key.find('\0');
   if (nul == std::string_view::npos) return false;
   *institution_id = key.substr(0, nul);

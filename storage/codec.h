@@ -20,11 +20,13 @@ inline constexpr std::string_view kCfJournal = "journal";
 inline constexpr std::string_view kCfCells = "cells";
 
 // Meta keys in the default column family.
-inline constexpr std::string_view kMetaFormat = "format";          // u32 LE: kFormatVersion
-inline constexpr std::string_view kMetaNextBatch = "next_batch";   // u64 LE: next journal number
-inline constexpr std::string_view kMetaLoans = "loans";            // u64 LE: loans known
-inline constexpr std::string_view kMetaInstitutionPrefix = "inst/";// + institution_id -> u32 LE id
-inline constexpr std::string_view kMetaLoanSnapshot = "loan_snapshot";  // u64 LE: replay_from of the newest snapshot
+inline constexpr std::string_view kMetaFormat = "format";         // u32 LE: kFormatVersion
+inline constexpr std::string_view kMetaNextBatch = "next_batch";  // u64 LE: next journal number
+inline constexpr std::string_view kMetaLoans = "loans";           // u64 LE: loans known
+inline constexpr std::string_view kMetaInstitutionPrefix =
+    "inst/";  // + institution_id -> u32 LE id
+inline constexpr std::string_view kMetaLoanSnapshot =
+    "loan_snapshot";  // u64 LE: replay_from of the newest snapshot
 // 1: loan states in the "loans" column family, written with every group.
 // 2: loan states in snapshot files (loan_snapshot.h) + the journal's tail.
 inline constexpr uint32_t kFormatVersion = 2;
@@ -37,7 +39,7 @@ inline constexpr uint32_t kInstitutionsMax = (1u << 24) - 1;
 // day; for a cumulative figure, the sum over days.
 struct Measures {
   int64_t balance_fen = 0;
-  int64_t loan_count = 0;       // loans with balance > 0
+  int64_t loan_count = 0;  // loans with balance > 0
   int64_t disbursed_fen = 0;
   int64_t repaid_fen = 0;
   int64_t written_off_fen = 0;
@@ -53,8 +55,8 @@ Measures operator-(Measures a, const Measures& b);
 // A cell: category x province x institution x business date.
 struct CellKey {
   Category category = Category::kTotal;
-  uint8_t province = 0;        // 11..65; 0 = all (in-memory rollups only)
-  uint32_t institution = 0;    // 1..kInstitutionsMax; 0 = all (in-memory rollups only)
+  uint8_t province = 0;      // 11..65; 0 = all (in-memory rollups only)
+  uint32_t institution = 0;  // 1..kInstitutionsMax; 0 = all (in-memory rollups only)
   Day day = 0;
   bool operator==(const CellKey&) const = default;
 };
@@ -83,14 +85,15 @@ struct LoanState {
 };
 // institution_id '\0' loan_id: neither part may contain NUL (validated).
 std::string LoanKey(std::string_view institution_id, std::string_view loan_id);
-bool SplitLoanKey(std::string_view key, std::string_view* institution_id, std::string_view* loan_id);
+bool SplitLoanKey(std::string_view key, std::string_view* institution_id,
+                  std::string_view* loan_id);
 void EncodeLoanState(const LoanState& s, std::string* out);
 bool DecodeLoanState(std::string_view value, LoanState* out);
 
 // Journal: one record per applied batch, key = batch number (u64 big-endian).
 struct JournalRecord {
   uint64_t batch_no = 0;
-  int64_t received_ms = 0;     // unix ms from the injected clock
+  int64_t received_ms = 0;  // unix ms from the injected clock
   std::string submitter;
   std::vector<LoanEvent> events;  // the batch as submitted (duplicates included)
 };

@@ -5,18 +5,6 @@
 // sync -> publish the changes to the in-memory aggregates. Loan states reach
 // the disk through snapshots (snapshot.cc); open loads the newest and
 // replays the journal since.
-#include <algorithm>
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <cstdarg>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <filesystem>
-#include <mutex>
-#include <thread>
-
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/env.h>
@@ -24,6 +12,18 @@
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "schema/check.h"
 #include "schema/limits.h"
@@ -88,7 +88,8 @@ class StderrLogger final : public rocksdb::Logger {
 // the hot path and read only by iteration (at open and by verify): loan
 // states are served from the in-memory table, cells from the aggregator,
 // so a vector memtable (O(1) append, sorted at flush) replaces the skiplist.
-rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache, bool point_lookups) {
+rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                       bool point_lookups) {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
@@ -99,7 +100,7 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   if (!point_lookups) cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
-  cf.write_buffer_size = 64u << 20;  // 64 MiB memtables: fewer, larger flushes
+  cf.write_buffer_size = 64u << 20;          // 64 MiB memtables: fewer, larger flushes
   cf.compression = rocksdb::kNoCompression;  // values are small binary records
   // Off while Open loads the loan table and the cells (Ledger::Open turns
   // them on): compactions left pending at the last close would otherwise
@@ -127,7 +128,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   // loans, all replayed at open). Past this size RocksDB flushes the column
   // families that hold the oldest WAL.
   db_options.max_total_wal_size = 256u << 20;
-  db_options.allow_concurrent_memtable_write = false;  // vector memtables; there is one writer anyway
+  db_options.allow_concurrent_memtable_write =
+      false;  // vector memtables; there is one writer anyway
   // No LOG file on the data disk (StderrLogger above says why).
   db_options.info_log = std::make_shared<StderrLogger>();
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
@@ -141,7 +143,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, cfs, &handles, &raw);
   if (!s.ok()) return FromRocks(s, "open " + options.path);
-  auto impl = std::make_unique<LedgerImpl>(options, std::unique_ptr<rocksdb::DB>(raw), std::move(handles));
+  auto impl =
+      std::make_unique<LedgerImpl>(options, std::unique_ptr<rocksdb::DB>(raw), std::move(handles));
   Status loaded = impl->Load();
   if (!loaded.ok()) return loaded;
   if (Status st = impl->EnableCompactions(); !st.ok()) return st;
@@ -192,7 +195,8 @@ Status LedgerImpl::Load() {
   if (s.IsNotFound()) {
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
-    s = db_->Put(wo, cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&format), 4));
+    s = db_->Put(wo, cf_meta_, kMetaFormat,
+                 rocksdb::Slice(reinterpret_cast<const char*>(&format), 4));
     if (!s.ok()) return FromRocks(s, "write format");
   } else if (!s.ok()) {
     return FromRocks(s, "read format");
@@ -200,7 +204,8 @@ Status LedgerImpl::Load() {
     if (value.size() == 4) std::memcpy(&format, value.data(), 4);
     if (value.size() != 4 || format < 1 || format > kFormatVersion) {
       return Status::Corruption("unsupported storage format in " + options_.path +
-                                " (this loanledgerd reads formats 1.." + std::to_string(kFormatVersion) + ")");
+                                " (this loanledgerd reads formats 1.." +
+                                std::to_string(kFormatVersion) + ")");
     }
   }
   uint64_t u = 0;
@@ -210,13 +215,14 @@ Status LedgerImpl::Load() {
   if (s.ok() && DecodeU64(value, &u)) loan_count_ = u;
 
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_meta_));
-  for (it->Seek(kMetaInstitutionPrefix); it->Valid() && it->key().starts_with(kMetaInstitutionPrefix);
-       it->Next()) {
+  for (it->Seek(kMetaInstitutionPrefix);
+       it->Valid() && it->key().starts_with(kMetaInstitutionPrefix); it->Next()) {
     std::string name = it->key().ToString().substr(kMetaInstitutionPrefix.size());
     uint32_t id = 0;
     if (it->value().size() != 4) return Status::Corruption("bad institution entry " + name);
     std::memcpy(&id, it->value().data(), 4);
-    if (id == 0 || id > kInstitutionsMax) return Status::Corruption("bad institution id for " + name);
+    if (id == 0 || id > kInstitutionsMax)
+      return Status::Corruption("bad institution id for " + name);
     if (institution_names_.size() <= id) institution_names_.resize(id + 1);
     institution_names_[id] = name;
     institution_ids_.emplace(std::move(name), id);
@@ -279,7 +285,8 @@ Status LedgerImpl::LoadLoans(uint32_t format) {
     uint64_t from = 0;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaLoanSnapshot, &value);
     if (s.ok()) {
-      if (!DecodeU64(value, &from) || from == 0) return Status::Corruption("bad loan snapshot entry in meta");
+      if (!DecodeU64(value, &from) || from == 0)
+        return Status::Corruption("bad loan snapshot entry in meta");
       st = LoadLoansFromSnapshot(from);
     } else if (!s.IsNotFound()) {
       return FromRocks(s, "read loan snapshot entry");
@@ -305,9 +312,9 @@ Status LedgerImpl::InsertLoanBlocks(std::vector<BlockReader> readers) {
   constexpr size_t kBlocksQueued = 8;
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<LoanBlock> queue;    // guarded by mu, as are the four below
+  std::deque<LoanBlock> queue;  // guarded by mu, as are the four below
   size_t readers_done = 0;
-  bool stop_reading = false;      // the inserter failed
+  bool stop_reading = false;  // the inserter failed
   Status read_status = Status::Ok();
   const BlockSink sink = [&](LoanBlock&& block) {
     std::unique_lock lock(mu);
@@ -374,7 +381,8 @@ Status LedgerImpl::InsertLoanBlocks(std::vector<BlockReader> readers) {
 // decoding costs about twice what inserting does).
 Status LedgerImpl::LoadLoansFromColumnFamily() {
   constexpr size_t kBlockLoans = 4096;
-  const std::string split = loan_count_ >= options_.parallel_load_loans ? MiddleLoanKey() : std::string();
+  const std::string split =
+      loan_count_ >= options_.parallel_load_loans ? MiddleLoanKey() : std::string();
   auto read_range = [this](std::string from, std::string to) -> BlockReader {
     return [this, from = std::move(from), to = std::move(to)](const BlockSink& sink) {
       rocksdb::ReadOptions ro;
@@ -413,17 +421,20 @@ Status LedgerImpl::LoadLoansFromSnapshot(uint64_t from) {
   Result<SnapshotInfo> info = ReadSnapshotInfo(path);
   if (!info.ok()) return info.status();
   if (info->replay_from != from) {
-    return Status::Corruption("snapshot " + path + " starts at batch " + std::to_string(info->replay_from));
+    return Status::Corruption("snapshot " + path + " starts at batch " +
+                              std::to_string(info->replay_from));
   }
   const uint64_t readers = info->loans >= options_.parallel_load_loans && info->blocks > 1 ? 2 : 1;
   std::vector<BlockReader> list;
   for (uint64_t r = 0; r < readers; ++r) {
-    list.push_back([&, r](const BlockSink& sink) { return ReadSnapshotBlocks(path, *info, r, readers, sink); });
+    list.push_back([&, r](const BlockSink& sink) {
+      return ReadSnapshotBlocks(path, *info, r, readers, sink);
+    });
   }
   if (Status st = InsertLoanBlocks(std::move(list)); !st.ok()) return st;
   if (loans_.size() != info->loans) {
-    return Status::Corruption("snapshot " + path + " holds " + std::to_string(loans_.size()) + " loans, header says " +
-                              std::to_string(info->loans));
+    return Status::Corruption("snapshot " + path + " holds " + std::to_string(loans_.size()) +
+                              " loans, header says " + std::to_string(info->loans));
   }
   return Status::Ok();
 }
@@ -447,7 +458,8 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
     uint64_t batch_no = 0;
     if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
         !DecodeJournalRecord(std::string_view(it->value().data(), it->value().size()), &rec)) {
-      return Status::Corruption("undecodable journal record after batch " + std::to_string(expect - 1));
+      return Status::Corruption("undecodable journal record after batch " +
+                                std::to_string(expect - 1));
     }
     if (batch_no != expect) {
       return Status::Corruption("journal batch " + std::to_string(expect) + " missing (next is " +
@@ -463,15 +475,16 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
       if (i + kAhead < n) loans_.Prefetch(hashes[i + kAhead]);
       const LoanEvent& e = rec.events[i];
       if (auto fe = ValidateEvent(e)) {
-        return Status::Corruption("journal batch " + std::to_string(batch_no) + " event " + std::to_string(i) +
-                                  " is invalid: " + fe->message);
+        return Status::Corruption("journal batch " + std::to_string(batch_no) + " event " +
+                                  std::to_string(i) + " is invalid: " + fe->message);
       }
       bool inserted = false;
       LoanSlot* slot = loans_.FindOrInsert(keys.Key(i), hashes[i], &inserted);
       SlotBefore before;
       const EventStep step = StepLoan(e, slot, &before);
       if (step.kind == EventStep::Kind::kRejected) {
-        return Status::Corruption("journal batch " + std::to_string(batch_no) + " event " + std::to_string(i) +
+        return Status::Corruption("journal batch " + std::to_string(batch_no) + " event " +
+                                  std::to_string(i) +
                                   " does not apply to the loan's snapshot state: " + step.message);
       }
       if (step.kind == EventStep::Kind::kApplied) ++replayed;
@@ -480,8 +493,8 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
   }
   if (!it->status().ok()) return FromRocks(it->status(), "read journal");
   if (expect < next_batch_no_) {
-    return Status::Corruption("journal ends before batch " + std::to_string(expect) + ", meta says " +
-                              std::to_string(next_batch_no_));
+    return Status::Corruption("journal ends before batch " + std::to_string(expect) +
+                              ", meta says " + std::to_string(next_batch_no_));
   }
   events_total_ = replayed;  // not in a snapshot yet: they count towards the next one
   return Status::Ok();
@@ -498,8 +511,10 @@ Status LedgerImpl::MigrateFromFormat1() {
   wo.sync = options_.sync;
   const uint32_t v = kFormatVersion;
   rocksdb::WriteBatch wb;
-  rocksdb::Status s = wb.Put(cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&v), 4));
-  const std::string end(1, '\xff');  // loan keys begin with an institution id (ASCII letters and digits)
+  rocksdb::Status s =
+      wb.Put(cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&v), 4));
+  const std::string end(
+      1, '\xff');  // loan keys begin with an institution id (ASCII letters and digits)
   if (s.ok()) s = wb.DeleteRange(cf_loans_, "", end);
   if (s.ok()) s = db_->Write(wo, &wb);
   if (!s.ok()) return FromRocks(s, "write format 2");
@@ -521,7 +536,8 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
     return step;
   }
   if (e.seq > last + 1) {
-    return reject(Reason::kSeqGap, "seq " + std::to_string(e.seq) + ", last applied " + std::to_string(last));
+    return reject(Reason::kSeqGap,
+                  "seq " + std::to_string(e.seq) + ", last applied " + std::to_string(last));
   }
   if (!slot->exists && e.kind != EventKind::kDisburse) {
     return reject(Reason::kFirstEventNotDisburse, std::string(EventKindName(e.kind)));
@@ -535,15 +551,16 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
   switch (e.kind) {
     case EventKind::kDisburse:
       if (e.amount_fen > kLoanBalanceFenMax - balance) {
-        return reject(Reason::kBalanceLimit, "balance " + std::to_string(balance) + " + " +
-                                                 std::to_string(e.amount_fen));
+        return reject(Reason::kBalanceLimit,
+                      "balance " + std::to_string(balance) + " + " + std::to_string(e.amount_fen));
       }
       next = balance + e.amount_fen;
       break;
     case EventKind::kRepay:
     case EventKind::kWriteOff:
       if (e.amount_fen > balance) {
-        return reject(Reason::kOverdraw, std::to_string(e.amount_fen) + " > balance " + std::to_string(balance));
+        return reject(Reason::kOverdraw,
+                      std::to_string(e.amount_fen) + " > balance " + std::to_string(balance));
       }
       next = balance - e.amount_fen;
       break;
@@ -573,20 +590,20 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
 // the reverse order they entered it (LoanTable::PopBack).
 struct LedgerImpl::Group {
   struct Undo {
-    std::string_view key;    // the loan key, held by loans_ (stable while the entry exists)
-    LoanSlot* slot;          // its slot in loans_ (stable address)
-    LoanSlot before;         // its value before the batch first touched it
-    bool inserted;           // the slot was created by this batch: erase on unwind
+    std::string_view key;  // the loan key, held by loans_ (stable while the entry exists)
+    LoanSlot* slot;        // its slot in loans_ (stable address)
+    LoanSlot before;       // its value before the batch first touched it
+    bool inserted;         // the slot was created by this batch: erase on unwind
   };
-  std::vector<Undo> undo;                                       // in touch order
-  EventKeys keys;                                               // ProcessBatch's keys and hashes (reused)
-  std::vector<std::pair<std::string, uint32_t>> new_institutions;// assigned by accepted batches
+  std::vector<Undo> undo;  // in touch order
+  EventKeys keys;          // ProcessBatch's keys and hashes (reused)
+  std::vector<std::pair<std::string, uint32_t>> new_institutions;  // assigned by accepted batches
   uint32_t next_institution_id = 0;
-  DeltaMap deltas;                                              // cell changes of accepted batches
-  int64_t disbursed_total_fen = 0;                              // lifetime disbursements incl. this group
+  DeltaMap deltas;                  // cell changes of accepted batches
+  int64_t disbursed_total_fen = 0;  // lifetime disbursements incl. this group
   uint64_t next_batch_no = 0;
-  uint64_t events_applied = 0;                                  // by accepted batches
-  std::vector<std::pair<uint64_t, std::string>> journal;        // (batch_no, record)
+  uint64_t events_applied = 0;                            // by accepted batches
+  std::vector<std::pair<uint64_t, std::string>> journal;  // (batch_no, record)
   int64_t received_ms = 0;
 };
 
@@ -621,20 +638,21 @@ void LedgerImpl::Unwind(Group* g, size_t to) {
 
 ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
   ApplyResult result;
-  const uint64_t stamp = ++touch_stamp_;             // marks slots first touched by this batch
+  const uint64_t stamp = ++touch_stamp_;  // marks slots first touched by this batch
   const size_t undo_mark = g->undo.size();
-  std::unordered_set<std::string> poisoned;          // loans with a rejected event in this batch
+  std::unordered_set<std::string> poisoned;  // loans with a rejected event in this batch
   std::vector<std::pair<std::string, uint32_t>> local_new;
   DeltaMap deltas;
   int64_t disbursed = g->disbursed_total_fen;
-  const std::string* last_institution = nullptr;     // events of a batch mostly share one
+  const std::string* last_institution = nullptr;  // events of a batch mostly share one
   uint32_t last_institution_id = 0;
   auto reject = [&](size_t i, Reason r, std::string message) {
     result.rejections.push_back(EventRejection{static_cast<uint32_t>(i), r, std::move(message)});
   };
   if (batch.events.empty() || batch.events.size() > kBatchEventsMax) {
     // The protocol layer bounds batches; an empty or oversize one here is a caller's bug.
-    reject(0, Reason::kMalformedRecord, "a batch holds 1.." + std::to_string(kBatchEventsMax) + " events");
+    reject(0, Reason::kMalformedRecord,
+           "a batch holds 1.." + std::to_string(kBatchEventsMax) + " events");
     return result;
   }
   // Loan lookups are cache misses in a large table (index word, entry, key
@@ -655,11 +673,13 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
       continue;
     }
     if (!batch.caller_institution.empty() && e.institution_id != batch.caller_institution) {
-      reject(i, Reason::kWrongInstitution, "event for " + e.institution_id + ", caller is " + batch.caller_institution);
+      reject(i, Reason::kWrongInstitution,
+             "event for " + e.institution_id + ", caller is " + batch.caller_institution);
       continue;
     }
     const std::string_view key = g->keys.Key(i);
-    if (!poisoned.empty() && poisoned.contains(std::string(key))) continue;  // its earlier event is already reported
+    if (!poisoned.empty() && poisoned.contains(std::string(key)))
+      continue;  // its earlier event is already reported
     bool inserted = false;
     LoanSlot& slot = *loans_.FindOrInsert(key, hashes[i], &inserted);
     if (inserted) {
@@ -670,7 +690,8 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
       slot.stamp = stamp;
     }
     // Past the ledger's capacity (rare): keep a full copy to put back.
-    const bool over_capacity = e.kind == EventKind::kDisburse && e.amount_fen > kLedgerDisbursedFenMax - disbursed;
+    const bool over_capacity =
+        e.kind == EventKind::kDisburse && e.amount_fen > kLedgerDisbursedFenMax - disbursed;
     std::optional<LoanSlot> restore;
     if (over_capacity) restore = slot;
     SlotBefore before;
@@ -731,8 +752,10 @@ Status LedgerImpl::Commit(Group* g) {
   // form until the next snapshot (loan_snapshot.h).
   rocksdb::WriteBatch wb;
   uint64_t new_loans = 0;
-  for (const Group::Undo& u : g->undo) new_loans += u.inserted ? 1 : 0;  // every one left was applied
-  for (const auto& [batch_no, record] : g->journal) wb.Put(cf_journal_, EncodeJournalKey(batch_no), record);
+  for (const Group::Undo& u : g->undo)
+    new_loans += u.inserted ? 1 : 0;  // every one left was applied
+  for (const auto& [batch_no, record] : g->journal)
+    wb.Put(cf_journal_, EncodeJournalKey(batch_no), record);
   for (const auto& [packed, delta] : g->deltas) {
     const CellKey key = UnpackCell(packed);
     const Measures now = agg_.CellOnDay(key) + delta;  // writer-only data; see InstitutionIdFor
@@ -821,7 +844,8 @@ LedgerStats LedgerImpl::Stats() const {
   st.live_sst_bytes = prop("rocksdb.live-sst-files-size");
   uint64_t v = 0;
   if (db_->GetIntProperty("rocksdb.block-cache-usage", &v)) st.block_cache_usage_bytes = v;
-  st.write_stopped = prop("rocksdb.is-write-stopped") != 0 || prop("rocksdb.actual-delayed-write-rate") != 0;
+  st.write_stopped =
+      prop("rocksdb.is-write-stopped") != 0 || prop("rocksdb.actual-delayed-write-rate") != 0;
   std::shared_lock lock(agg_mu_);
   st.batches_applied = next_batch_no_ - 1;
   st.loans = loan_count_;

@@ -24,9 +24,9 @@
 namespace loanledger::storage {
 
 struct LedgerOptions {
-  std::string path;                      // data directory; created if missing
-  bool sync = true;                      // fsync the WAL before Apply returns (SPEC §3). Tests only set false.
-  size_t block_cache_bytes = 256u << 20; // RocksDB block cache shared by all column families
+  std::string path;  // data directory; created if missing
+  bool sync = true;  // fsync the WAL before Apply returns (SPEC §3). Tests only set false.
+  size_t block_cache_bytes = 256u << 20;  // RocksDB block cache shared by all column families
   // From this many stored loans, open reads them with two threads (tests
   // lower it to cover that path on a small store).
   uint64_t parallel_load_loans = 1'000'000;
@@ -43,30 +43,31 @@ struct LedgerOptions {
 
 // One batch as submitted: atomic, exactly once per event (SPEC §3).
 struct Batch {
-  std::string submitter;                 // who sent it (token name / principal), kept in the journal
-  std::string caller_institution;        // every event must carry this institution_id; "" = no restriction
-  std::vector<LoanEvent> events;         // 1..kBatchEventsMax
+  std::string submitter;  // who sent it (token name / principal), kept in the journal
+  std::string
+      caller_institution;         // every event must carry this institution_id; "" = no restriction
+  std::vector<LoanEvent> events;  // 1..kBatchEventsMax
 };
 
 struct EventRejection {
-  uint32_t index = 0;                    // position of the event in the batch
+  uint32_t index = 0;  // position of the event in the batch
   Reason reason = Reason::kOk;
-  std::string message;                   // readable detail naming the values
+  std::string message;  // readable detail naming the values
 };
 
 struct ApplyResult {
-  bool applied = false;                  // false: rejected whole, nothing changed
-  uint64_t batch_no = 0;                 // journal number when applied and not all duplicates; else 0
+  bool applied = false;   // false: rejected whole, nothing changed
+  uint64_t batch_no = 0;  // journal number when applied and not all duplicates; else 0
   uint32_t events_applied = 0;
-  uint32_t events_duplicate = 0;         // seq <= last applied: skipped, counted
-  std::vector<EventRejection> rejections;// non-empty iff !applied
+  uint32_t events_duplicate = 0;           // seq <= last applied: skipped, counted
+  std::vector<EventRejection> rejections;  // non-empty iff !applied
 };
 
 // One difference found by Verify.
 struct VerifyDifference {
-  std::string what;                      // e.g. "cell MANUFACTURING/31/B0001/2024-03-01 balance_fen"
-  int64_t expected = 0;                  // recomputed from the journal
-  int64_t actual = 0;                    // stored / maintained
+  std::string what;      // e.g. "cell MANUFACTURING/31/B0001/2024-03-01 balance_fen"
+  int64_t expected = 0;  // recomputed from the journal
+  int64_t actual = 0;    // stored / maintained
 };
 
 struct VerifyReport {
@@ -83,11 +84,11 @@ struct LedgerStats {
   uint64_t pending_compaction_bytes = 0;
   uint64_t live_sst_bytes = 0;
   uint64_t block_cache_usage_bytes = 0;
-  bool write_stopped = false;            // RocksDB is stalling or stopping writes
-  uint64_t batches_applied = 0;          // journal records
-  uint64_t loans = 0;                    // loans known
-  uint64_t snapshots_written = 0;        // loan snapshots written since open
-  uint64_t snapshots_failed = 0;         // background snapshot attempts that failed (I/O) since open
+  bool write_stopped = false;      // RocksDB is stalling or stopping writes
+  uint64_t batches_applied = 0;    // journal records
+  uint64_t loans = 0;              // loans known
+  uint64_t snapshots_written = 0;  // loan snapshots written since open
+  uint64_t snapshots_failed = 0;   // background snapshot attempts that failed (I/O) since open
   // Events applied since the newest written snapshot began, counting the
   // journal tail replayed at open: about what a start after a crash now
   // would replay. Keeps growing while snapshots fail.

@@ -3,6 +3,8 @@
 // (report, series, loan) and verify.cc.
 #pragma once
 
+#include <rocksdb/db.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -16,8 +18,6 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#include <rocksdb/db.h>
 
 #include "storage/aggregator.h"
 #include "storage/codec.h"
@@ -101,7 +101,8 @@ class LedgerImpl final : public Ledger {
   Result<std::vector<ApplyResult>> ApplyGroup(std::span<const Batch* const> batches) override;
   Result<Report> QueryReport(const ReportQuery& query) const override;
   Result<Series> QuerySeries(const SeriesQuery& query) const override;
-  Result<LoanView> QueryLoan(std::string_view institution_id, std::string_view loan_id) const override;
+  Result<LoanView> QueryLoan(std::string_view institution_id,
+                             std::string_view loan_id) const override;
   Result<VerifyReport> Verify() override;
   Result<uint64_t> RebuildAggregates() override;
   LedgerStats Stats() const override;
@@ -118,7 +119,7 @@ class LedgerImpl final : public Ledger {
   Status LoadLoansFromColumnFamily();           // format 1
   Status LoadLoansFromSnapshot(uint64_t from);  // format 2: the newest snapshot
   Status InsertLoanBlocks(std::vector<BlockReader> readers);  // readers' threads -> loans_
-  Status ReplayJournalTail(uint64_t from);      // journal batches >= from into loans_
+  Status ReplayJournalTail(uint64_t from);                    // journal batches >= from into loans_
   Status MigrateFromFormat1();
   // Loan snapshots (snapshot.cc).
   std::string SnapshotDir() const;
@@ -143,7 +144,7 @@ class LedgerImpl final : public Ledger {
 
   const LedgerOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
-  rocksdb::ColumnFamilyHandle* cf_meta_ = nullptr;     // default CF: meta keys
+  rocksdb::ColumnFamilyHandle* cf_meta_ = nullptr;  // default CF: meta keys
   rocksdb::ColumnFamilyHandle* cf_loans_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_journal_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_cells_ = nullptr;
@@ -155,7 +156,7 @@ class LedgerImpl final : public Ledger {
   mutable std::shared_mutex agg_mu_;
   Aggregator agg_;
   std::map<std::string, uint32_t, std::less<>> institution_ids_;  // name -> id, sorted by name
-  std::vector<std::string> institution_names_;                   // id -> name; [0] unused
+  std::vector<std::string> institution_names_;                    // id -> name; [0] unused
   uint64_t next_batch_no_ = 1;
   // Every loan's state: the writer validates against it and QueryLoan reads
   // it; its durable copy is the newest snapshot plus the journal since.
@@ -163,15 +164,15 @@ class LedgerImpl final : public Ledger {
   // (slots change in place until durable); QueryLoan takes it shared.
   mutable std::shared_mutex loans_mu_;
   LoanTable loans_;
-  uint64_t loan_count_ = 0;    // == loans_.size() between groups; also kept in meta
-  uint64_t touch_stamp_ = 0;   // batch counter for LoanSlot::stamp (writer only)
+  uint64_t loan_count_ = 0;   // == loans_.size() between groups; also kept in meta
+  uint64_t touch_stamp_ = 0;  // batch counter for LoanSlot::stamp (writer only)
 
   // Loan snapshots.
-  std::mutex snapshot_write_mu_;           // one snapshot written at a time; guards the two below
-  uint64_t snapshot_from_ = 0;             // replay_from of the newest snapshot; 0 = none
+  std::mutex snapshot_write_mu_;  // one snapshot written at a time; guards the two below
+  uint64_t snapshot_from_ = 0;    // replay_from of the newest snapshot; 0 = none
   std::atomic<uint64_t> snapshots_written_{0};
   std::atomic<uint64_t> snapshots_failed_{0};
-  bool loaded_ = false;                    // Open succeeded: the table is whole (set by StartSnapshots)
+  bool loaded_ = false;  // Open succeeded: the table is whole (set by StartSnapshots)
   // Events applied since open, counting the journal tail replayed at open
   // (the writer adds to it in Commit, under loans_mu_), and its value when
   // the newest snapshot attempt began and when the newest snapshot that was
@@ -183,7 +184,7 @@ class LedgerImpl final : public Ledger {
   std::atomic<uint64_t> events_at_snapshot_{0};
   std::atomic<bool> snapshot_busy_{false};  // a snapshot was requested and is not finished
   std::atomic<bool> snapshot_stop_{false};  // closing: a running snapshot gives up
-  std::mutex snap_mu_;                     // guards snap_wanted_
+  std::mutex snap_mu_;                      // guards snap_wanted_
   std::condition_variable snap_cv_;
   bool snap_wanted_ = false;
   std::thread snap_thread_;
@@ -193,10 +194,17 @@ template <typename AddFn>
 void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add) {
   Measures flow;
   switch (e.kind) {
-    case EventKind::kDisburse: flow.disbursed_fen = e.amount_fen; break;
-    case EventKind::kRepay: flow.repaid_fen = e.amount_fen; break;
-    case EventKind::kWriteOff: flow.written_off_fen = e.amount_fen; break;
-    case EventKind::kReclassify: break;
+    case EventKind::kDisburse:
+      flow.disbursed_fen = e.amount_fen;
+      break;
+    case EventKind::kRepay:
+      flow.repaid_fen = e.amount_fen;
+      break;
+    case EventKind::kWriteOff:
+      flow.written_off_fen = e.amount_fen;
+      break;
+    case EventKind::kReclassify:
+      break;
   }
   const int64_t b0 = before.exists ? before.balance_fen : 0;
   const int64_t b1 = after.balance_fen;

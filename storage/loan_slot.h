@@ -18,13 +18,13 @@ namespace loanledger::storage {
 // inline, the 6-digit region code as a number.
 struct PackedAttributes {
   int64_t credit_line_fen = 0;
-  uint32_t region = 0;          // region_code as a number, 0 = none
-  char industry[5] = {};        // industry_code, industry_len chars, no NUL
+  uint32_t region = 0;    // region_code as a number, 0 = none
+  char industry[5] = {};  // industry_code, industry_len chars, no NUL
   uint8_t industry_len = 0;
   uint16_t term_months = 0;
   uint8_t borrower_type = 0;
   uint8_t enterprise_size = 0;
-  uint8_t flags = 0;            // srdi 1, tech 2, green 4, elderly 8, digital 16
+  uint8_t flags = 0;  // srdi 1, tech 2, green 4, elderly 8, digital 16
 
   // REQUIRES: a passes ValidateEvent's attribute rules.
   static PackedAttributes From(const LoanAttributes& a) {
@@ -37,8 +37,9 @@ struct PackedAttributes {
     p.term_months = a.term_months;
     p.borrower_type = static_cast<uint8_t>(a.borrower_type);
     p.enterprise_size = static_cast<uint8_t>(a.enterprise_size);
-    p.flags = static_cast<uint8_t>((a.srdi ? 1 : 0) | (a.tech_enterprise ? 2 : 0) | (a.green ? 4 : 0) |
-                                   (a.elderly_care ? 8 : 0) | (a.digital_economy ? 16 : 0));
+    p.flags =
+        static_cast<uint8_t>((a.srdi ? 1 : 0) | (a.tech_enterprise ? 2 : 0) | (a.green ? 4 : 0) |
+                             (a.elderly_care ? 8 : 0) | (a.digital_economy ? 16 : 0));
     return p;
   }
 
@@ -62,9 +63,10 @@ struct PackedAttributes {
   }
 
   bool operator==(const PackedAttributes& o) const {
-    return credit_line_fen == o.credit_line_fen && region == o.region && industry_len == o.industry_len &&
-           std::memcmp(industry, o.industry, industry_len) == 0 && term_months == o.term_months &&
-           borrower_type == o.borrower_type && enterprise_size == o.enterprise_size && flags == o.flags;
+    return credit_line_fen == o.credit_line_fen && region == o.region &&
+           industry_len == o.industry_len && std::memcmp(industry, o.industry, industry_len) == 0 &&
+           term_months == o.term_months && borrower_type == o.borrower_type &&
+           enterprise_size == o.enterprise_size && flags == o.flags;
   }
   uint8_t province() const { return static_cast<uint8_t>(region / 10000); }
 };
@@ -73,11 +75,11 @@ struct PackedAttributes {
 struct LoanSlot {
   uint64_t last_seq = 0;
   int64_t balance_fen = 0;
-  uint64_t stamp = 0;            // the batch that last took an undo copy of it (writer only)
-  PackedAttributes attributes;   // as of the latest event
+  uint64_t stamp = 0;           // the batch that last took an undo copy of it (writer only)
+  PackedAttributes attributes;  // as of the latest event
   Day last_date = 0;
-  uint16_t mask = 0;             // Classify(attributes), when exists (a CategoryMask)
-  bool exists = false;           // the loan has at least one applied event
+  uint16_t mask = 0;    // Classify(attributes), when exists (a CategoryMask)
+  bool exists = false;  // the loan has at least one applied event
 
   uint8_t province() const { return attributes.province(); }
 

@@ -105,7 +105,9 @@ class LoanTable {
   static constexpr uint64_t kEmpty = 0;
 
   Entry& EntryAt(size_t i) { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
-  const Entry& EntryAt(size_t i) const { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
+  const Entry& EntryAt(size_t i) const {
+    return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)];
+  }
   std::string_view KeyAt(uint64_t pos) const;
   uint64_t AppendKey(std::string_view key);
   // Index position holding entry `i` (whose key hashes to h). REQUIRES: present.
@@ -114,9 +116,9 @@ class LoanTable {
 
   std::vector<std::unique_ptr<Entry[]>> chunks_;
   std::vector<std::unique_ptr<char[]>> arena_;
-  uint64_t arena_end_ = 0;            // next free arena position
-  std::vector<uint64_t> index_;       // capacity a power of two
-  size_t mask_ = 0;                   // index_.size() - 1
+  uint64_t arena_end_ = 0;       // next free arena position
+  std::vector<uint64_t> index_;  // capacity a power of two
+  size_t mask_ = 0;              // index_.size() - 1
   size_t size_ = 0;
 };
 

@@ -28,7 +28,8 @@ struct GroupSeries {
 
 }  // namespace
 
-std::optional<uint32_t> LedgerImpl::ScopeId(const std::optional<std::string>& scope, bool* unknown) const {
+std::optional<uint32_t> LedgerImpl::ScopeId(const std::optional<std::string>& scope,
+                                            bool* unknown) const {
   *unknown = false;
   if (!scope) return std::nullopt;
   auto it = institution_ids_.find(*scope);
@@ -60,8 +61,10 @@ ReportRow LedgerImpl::MakeRow(Category c, std::string group, const DaySeries* s,
 }
 
 // The groups of category c for `by`, within the caller's scope. REQUIRES agg_mu_ shared.
-static std::vector<GroupSeries> Groups(const Aggregator& agg, const std::map<std::string, uint32_t, std::less<>>& ids,
-                                       Category c, GroupBy by, std::optional<uint32_t> scope, bool scope_unknown) {
+static std::vector<GroupSeries> Groups(const Aggregator& agg,
+                                       const std::map<std::string, uint32_t, std::less<>>& ids,
+                                       Category c, GroupBy by, std::optional<uint32_t> scope,
+                                       bool scope_unknown) {
   std::vector<GroupSeries> groups;
   const uint32_t inst = scope.value_or(0);
   switch (by) {
@@ -94,7 +97,8 @@ Result<Report> LedgerImpl::QueryReport(const ReportQuery& q) const {
     for (const CategoryRule& r : CategoryRules()) categories.push_back(r.category);
   }
   for (Category c : categories) {
-    if (static_cast<size_t>(c) >= kCategoryCount) return Status::InvalidArgument("unknown category");
+    if (static_cast<size_t>(c) >= kCategoryCount)
+      return Status::InvalidArgument("unknown category");
   }
   Report report;
   report.date = q.date;
@@ -113,7 +117,8 @@ Result<Series> LedgerImpl::QuerySeries(const SeriesQuery& q) const {
   if (Status s = CheckDate(q.from, "from"); !s.ok()) return s;
   if (Status s = CheckDate(q.to, "to"); !s.ok()) return s;
   if (q.from > q.to) return Status::InvalidArgument("from must not be after to");
-  if (static_cast<size_t>(q.category) >= kCategoryCount) return Status::InvalidArgument("unknown category");
+  if (static_cast<size_t>(q.category) >= kCategoryCount)
+    return Status::InvalidArgument("unknown category");
   const std::vector<Day> dates = SeriesDates(q.from, q.to, q.step);
   Series series;
   series.category = q.category;
@@ -122,9 +127,11 @@ Result<Series> LedgerImpl::QuerySeries(const SeriesQuery& q) const {
   std::shared_lock lock(agg_mu_);
   bool unknown = false;
   const std::optional<uint32_t> scope = ScopeId(q.scope_institution, &unknown);
-  const std::vector<GroupSeries> groups = Groups(agg_, institution_ids_, q.category, q.by, scope, unknown);
+  const std::vector<GroupSeries> groups =
+      Groups(agg_, institution_ids_, q.category, q.by, scope, unknown);
   if (dates.size() * std::max<size_t>(groups.size(), 1) > kSeriesPointsMax) {
-    return Status::ResourceExhausted("a series returns at most " + std::to_string(kSeriesPointsMax) +
+    return Status::ResourceExhausted("a series returns at most " +
+                                     std::to_string(kSeriesPointsMax) +
                                      " points; narrow the range or use a longer step");
   }
   for (Day d : dates) {
@@ -136,14 +143,16 @@ Result<Series> LedgerImpl::QuerySeries(const SeriesQuery& q) const {
   return series;
 }
 
-Result<LoanView> LedgerImpl::QueryLoan(std::string_view institution_id, std::string_view loan_id) const {
+Result<LoanView> LedgerImpl::QueryLoan(std::string_view institution_id,
+                                       std::string_view loan_id) const {
   if (!IsValidInstitutionId(institution_id) || !IsValidLoanId(loan_id)) {
     return Status::InvalidArgument("invalid institution_id or loan_id");
   }
   std::shared_lock lock(loans_mu_);
   const LoanSlot* slot = loans_.Find(LoanKey(institution_id, loan_id));
   if (slot == nullptr) {
-    return Status::NotFound("no loan " + std::string(loan_id) + " at " + std::string(institution_id));
+    return Status::NotFound("no loan " + std::string(loan_id) + " at " +
+                            std::string(institution_id));
   }
   const LoanState state = slot->ToState();
   LoanView view;

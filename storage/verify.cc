@@ -31,30 +31,37 @@ struct JournalReplay {
   std::map<uint64_t, Measures> cells;  // packed cell -> day change
   uint64_t batches = 0;
   uint64_t events = 0;
-  uint64_t next_batch_no = 1;          // one past the last record
+  uint64_t next_batch_no = 1;  // one past the last record
 };
 
 std::string CellName(const CellKey& k, const std::vector<std::string>& names) {
-  std::string inst = k.institution < names.size() ? names[k.institution] : "#" + std::to_string(k.institution);
-  return "cell " + std::string(CategoryName(k.category)) + "/" + std::to_string(k.province) + "/" + inst + "/" +
-         FormatDate(k.day);
+  std::string inst =
+      k.institution < names.size() ? names[k.institution] : "#" + std::to_string(k.institution);
+  return "cell " + std::string(CategoryName(k.category)) + "/" + std::to_string(k.province) + "/" +
+         inst + "/" + FormatDate(k.day);
 }
 
-void CompareMeasures(const std::string& what, const Measures& expected, const Measures& actual, Differences* d) {
-  if (expected.balance_fen != actual.balance_fen) d->Add(what + " balance_fen", expected.balance_fen, actual.balance_fen);
-  if (expected.loan_count != actual.loan_count) d->Add(what + " loan_count", expected.loan_count, actual.loan_count);
+void CompareMeasures(const std::string& what, const Measures& expected, const Measures& actual,
+                     Differences* d) {
+  if (expected.balance_fen != actual.balance_fen)
+    d->Add(what + " balance_fen", expected.balance_fen, actual.balance_fen);
+  if (expected.loan_count != actual.loan_count)
+    d->Add(what + " loan_count", expected.loan_count, actual.loan_count);
   if (expected.disbursed_fen != actual.disbursed_fen) {
     d->Add(what + " disbursed_fen", expected.disbursed_fen, actual.disbursed_fen);
   }
-  if (expected.repaid_fen != actual.repaid_fen) d->Add(what + " repaid_fen", expected.repaid_fen, actual.repaid_fen);
+  if (expected.repaid_fen != actual.repaid_fen)
+    d->Add(what + " repaid_fen", expected.repaid_fen, actual.repaid_fen);
   if (expected.written_off_fen != actual.written_off_fen) {
     d->Add(what + " written_off_fen", expected.written_off_fen, actual.written_off_fen);
   }
 }
 
 // Replays every journal record visible to `ro` from an empty ledger.
-Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal, const rocksdb::ReadOptions& ro,
-                     const std::unordered_map<std::string, uint32_t>& ids, JournalReplay* out, Differences* diff) {
+Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal,
+                     const rocksdb::ReadOptions& ro,
+                     const std::unordered_map<std::string, uint32_t>& ids, JournalReplay* out,
+                     Differences* diff) {
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf_journal));
   uint64_t expect_no = 1;
   JournalRecord rec;
@@ -67,14 +74,16 @@ Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal, c
       continue;
     }
     if (batch_no != expect_no) {
-      diff->Add("journal batch number", static_cast<int64_t>(expect_no), static_cast<int64_t>(batch_no));
+      diff->Add("journal batch number", static_cast<int64_t>(expect_no),
+                static_cast<int64_t>(batch_no));
     }
     expect_no = batch_no + 1;
     ++out->batches;
     for (size_t i = 0; i < rec.events.size(); ++i) {
       const LoanEvent& e = rec.events[i];
       ++out->events;
-      const std::string where = "journal batch " + std::to_string(batch_no) + " event " + std::to_string(i);
+      const std::string where =
+          "journal batch " + std::to_string(batch_no) + " event " + std::to_string(i);
       if (auto fe = ValidateEvent(e)) {
         diff->Add(where + " invalid: " + fe->message, 0, 1);
         continue;
@@ -103,14 +112,18 @@ Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal, c
 }
 
 // The institution dictionary visible to `ro`.
-Status ReadInstitutions(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_meta, const rocksdb::ReadOptions& ro,
-                        std::unordered_map<std::string, uint32_t>* ids, std::vector<std::string>* names) {
+Status ReadInstitutions(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_meta,
+                        const rocksdb::ReadOptions& ro,
+                        std::unordered_map<std::string, uint32_t>* ids,
+                        std::vector<std::string>* names) {
   names->assign(1, std::string());
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf_meta));
-  for (it->Seek(kMetaInstitutionPrefix); it->Valid() && it->key().starts_with(kMetaInstitutionPrefix); it->Next()) {
+  for (it->Seek(kMetaInstitutionPrefix);
+       it->Valid() && it->key().starts_with(kMetaInstitutionPrefix); it->Next()) {
     uint32_t id = 0;
     if (it->value().size() == 4) std::memcpy(&id, it->value().data(), 4);
-    if (id == 0 || id > kInstitutionsMax) return Status::Corruption("bad institution id " + it->key().ToString());
+    if (id == 0 || id > kInstitutionsMax)
+      return Status::Corruption("bad institution id " + it->key().ToString());
     std::string name = it->key().ToString().substr(kMetaInstitutionPrefix.size());
     if (names->size() <= id) names->resize(id + 1);
     (*names)[id] = name;
@@ -147,7 +160,8 @@ Result<VerifyReport> LedgerImpl::Verify() {
 
   // 1. Replay the journal from nothing.
   JournalReplay replay;
-  if (Status st = ReplayJournal(db_.get(), cf_journal_, ro, ids, &replay, &diff); !st.ok()) return st;
+  if (Status st = ReplayJournal(db_.get(), cf_journal_, ro, ids, &replay, &diff); !st.ok())
+    return st;
   report.batches_replayed = replay.batches;
   report.events_replayed = replay.events;
   if (replay.next_batch_no != next_batch_at_snapshot) {
@@ -179,7 +193,8 @@ Result<VerifyReport> LedgerImpl::Verify() {
       if (m.IsZero()) continue;
       ++report.cells_checked;
       auto s = stored.find(packed);
-      CompareMeasures(CellName(UnpackCell(packed), names), m, s == stored.end() ? Measures{} : s->second, &diff);
+      CompareMeasures(CellName(UnpackCell(packed), names), m,
+                      s == stored.end() ? Measures{} : s->second, &diff);
     }
     for (const auto& [packed, m] : stored) {
       auto c = cells.find(packed);
@@ -208,16 +223,20 @@ Result<VerifyReport> LedgerImpl::Verify() {
         diff.Add(what + " in the journal but not in memory", 1, 0);
         continue;
       }
-      if (r.balance_fen != slot->balance_fen) diff.Add(what + " balance_fen", r.balance_fen, slot->balance_fen);
+      if (r.balance_fen != slot->balance_fen)
+        diff.Add(what + " balance_fen", r.balance_fen, slot->balance_fen);
       if (r.last_seq != slot->last_seq) {
-        diff.Add(what + " last_seq", static_cast<int64_t>(r.last_seq), static_cast<int64_t>(slot->last_seq));
+        diff.Add(what + " last_seq", static_cast<int64_t>(r.last_seq),
+                 static_cast<int64_t>(slot->last_seq));
       }
-      if (r.last_date != slot->last_date) diff.Add(what + " last_business_date", r.last_date, slot->last_date);
+      if (r.last_date != slot->last_date)
+        diff.Add(what + " last_business_date", r.last_date, slot->last_date);
       if (!(r.attributes == slot->attributes)) diff.Add(what + " attributes", 0, 1);
       if (r.mask != slot->mask) diff.Add(what + " category mask", r.mask, slot->mask);
     }
     if (replayed != loans_.size()) {
-      diff.Add("number of loans", static_cast<int64_t>(replayed), static_cast<int64_t>(loans_.size()));
+      diff.Add("number of loans", static_cast<int64_t>(replayed),
+               static_cast<int64_t>(loans_.size()));
     }
     std::map<uint64_t, Measures> in_memory;
     agg_.ForEachCellSeries([&](Category c, uint8_t p, uint32_t inst, const DaySeries& s) {
@@ -250,9 +269,11 @@ Result<uint64_t> LedgerImpl::RebuildAggregates() {
   VerifyReport problems;
   Differences diff(&problems);
   JournalReplay replay;
-  if (Status st = ReplayJournal(db_.get(), cf_journal_, ro, ids, &replay, &diff); !st.ok()) return st;
+  if (Status st = ReplayJournal(db_.get(), cf_journal_, ro, ids, &replay, &diff); !st.ok())
+    return st;
   if (!problems.differences.empty()) {
-    return Status::Corruption("the journal does not replay cleanly: " + problems.differences.front().what);
+    return Status::Corruption("the journal does not replay cleanly: " +
+                              problems.differences.front().what);
   }
   rocksdb::WriteBatch wb;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_cells_));
@@ -269,7 +290,8 @@ Result<uint64_t> LedgerImpl::RebuildAggregates() {
   }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
-  if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok()) return Status::IoError("write cells: " + s.ToString());
+  if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok())
+    return Status::IoError("write cells: " + s.ToString());
   std::unique_lock loans_lock(loans_mu_);
   std::unique_lock agg_lock(agg_mu_);
   agg_ = std::move(rebuilt);

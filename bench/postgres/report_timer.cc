@@ -53,9 +53,10 @@ int Measure(int runs, int warmup, const std::function<long()>& call) {
   }
   double sum = 0;
   for (double x : ms) sum += x;
-  std::printf("runs=%d rows=%ld p50_ms=%.3f p99_ms=%.3f min_ms=%.3f max_ms=%.3f mean_ms=%.3f\n", runs, rows,
-              Percentile(ms, 0.50), Percentile(ms, 0.99), *std::min_element(ms.begin(), ms.end()),
-              *std::max_element(ms.begin(), ms.end()), sum / runs);
+  std::printf("runs=%d rows=%ld p50_ms=%.3f p99_ms=%.3f min_ms=%.3f max_ms=%.3f mean_ms=%.3f\n",
+              runs, rows, Percentile(ms, 0.50), Percentile(ms, 0.99),
+              *std::min_element(ms.begin(), ms.end()), *std::max_element(ms.begin(), ms.end()),
+              sum / runs);
   return 0;
 }
 

@@ -452,9 +452,10 @@ TEST_F(StorageLedgerSnapshotTest, ReplayedTailCountsAsEventsSinceTheSnapshot) {
   EXPECT_EQ(ledger_->Stats().events_since_snapshot, 0u);
   // Meta points back at no snapshot: open replays the whole journal.
   Close();
-  WithRawStore(dir_, [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, rocksdb::ColumnFamilyHandle*) {
-    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), meta, std::string(kMetaLoanSnapshot)).ok());
-  });
+  WithRawStore(
+      dir_, [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, rocksdb::ColumnFamilyHandle*) {
+        ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), meta, std::string(kMetaLoanSnapshot)).ok());
+      });
   ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(ledger_->Stats().events_since_snapshot, 300u);
   ExpectLedgerHoldsModel(*ledger_, m);
