@@ -166,7 +166,8 @@ std::optional<CsvParseError> ParseAttributeFields(
   a.term_months = term;
   if (!ParseUnsigned<int64_t>(f[kCreditLineFen], kCreditLineFenMax, a.credit_line_fen)) {
     return FieldErrorFor(Reason::kBadCreditLine, kCreditLineFen,
-                         "must be an integer 0..10^18 (digits only)", f[kCreditLineFen]);
+                         "must be an integer 0..9223372036854775807 (digits only)",
+                         f[kCreditLineFen]);
   }
   bool* const flags[] = {&a.srdi, &a.tech_enterprise, &a.green, &a.elderly_care,
                          &a.digital_economy};

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 namespace loanledger {
 
@@ -19,9 +20,9 @@ inline constexpr size_t kInstitutionIdBytesMax = 32;
 inline constexpr size_t kLoanIdBytesMax = 64;
 inline constexpr int64_t kAmountFenMax = 1'000'000'000'000'000;  // 10^15 fen
 inline constexpr uint16_t kTermMonthsMax = 600;
-// A credit line is a declared figure; bounded like a balance so that sums
-// of it never overflow.
-inline constexpr int64_t kCreditLineFenMax = 1'000'000'000'000'000'000;  // 10^18
+// A credit line is a declared figure, compared, never summed: SPEC §2 allows
+// any int64 >= 0.
+inline constexpr int64_t kCreditLineFenMax = std::numeric_limits<int64_t>::max();
 
 // A loan's outstanding balance may not exceed this (10^16 fen = 100 billion
 // yuan, beyond any single loan in the world); a DISBURSE past it is rejected

@@ -81,7 +81,7 @@ std::string_view ReasonDescription(Reason r) {
     case Reason::kBadTermMonths:
       return "term_months must be 1..600";
     case Reason::kBadCreditLine:
-      return "credit_line_fen must be 0..10^18";
+      return "credit_line_fen must be 0..9223372036854775807";
     case Reason::kBadFlag:
       return "flags must be 0 or 1";
     case Reason::kMalformedRecord:

@@ -21,7 +21,7 @@ enum class Reason : uint16_t {
   kBadIndustryCode = 9,    // not section letter A-T + 0/2/3/4 digits, or empty for a non-INDIVIDUAL
   kBadRegionCode = 10,     // not 6 digits of one of the 31 provinces
   kBadTermMonths = 11,     // not 1..600
-  kBadCreditLine = 12,     // negative or above 10^18
+  kBadCreditLine = 12,     // negative or not an int64
   kBadFlag = 13,           // a boolean that is not 0 or 1
   kMalformedRecord = 14,   // a CSV line with the wrong number of fields, etc.
   // Against the loan's state (SPEC §3).

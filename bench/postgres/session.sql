@@ -26,7 +26,7 @@ CREATE TEMP TABLE stage (
                     '11', '12', '13', '14', '15', '21', '22', '23', '31', '32', '33', '34', '35', '36', '37', '41',
                     '42', '43', '44', '45', '46', '50', '51', '52', '53', '54', '61', '62', '63', '64', '65')),
   term_months     integer NOT NULL CHECK (term_months BETWEEN 1 AND 600),
-  credit_line_fen bigint NOT NULL CHECK (credit_line_fen BETWEEN 0 AND 1000000000000000000),
+  credit_line_fen bigint NOT NULL CHECK (credit_line_fen >= 0),
   srdi            boolean NOT NULL,
   tech_enterprise boolean NOT NULL,
   green           boolean NOT NULL,

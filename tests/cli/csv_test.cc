@@ -238,11 +238,13 @@ TEST(CsvParse, TermMonthsRules) {
 
 TEST(CsvParse, CreditLineRules) {
   ExpectCases({{11, "-1", Reason::kBadCreditLine},
-               {11, "1000000000000000001", Reason::kBadCreditLine},
+               {11, "9223372036854775808", Reason::kBadCreditLine},
+               {11, "99999999999999999999", Reason::kBadCreditLine},
                {11, "x", Reason::kBadCreditLine},
                {11, "", Reason::kBadCreditLine},
                {11, "0", std::nullopt},
-               {11, "1000000000000000000", std::nullopt}});
+               {11, "1000000000000000001", std::nullopt},
+               {11, "9223372036854775807", std::nullopt}});
 }
 
 TEST(CsvParse, EveryFlagIsZeroOrOne) {
