@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <random>
 #include <thread>
 
 #include "client/connection.h"
@@ -44,6 +45,10 @@ BatchOutcome OutcomeOf(const wire::Message& m) {
   }
   const wire::Rejected* rejected = m.body_as_Rejected();
   LL_CHECK(rejected != nullptr);
+  if (rejected->skipped()) {
+    o.skipped = true;
+    return o;
+  }
   for (wire::RejectionEntry& r : wire::DecodeRejected(*rejected)) {
     o.rejections.push_back(Rejection{r.index, r.reason, std::move(r.message)});
   }
@@ -255,7 +260,8 @@ class ClientImpl final : public Client {
   std::unique_ptr<detail::TlsContext> tls_;  // null without TLS
   std::unique_ptr<Connection> conn_;         // null after a failure until reconnected
   Identity identity_;
-  uint64_t next_request_id_ = 1;  // never reused within this client
+  uint64_t next_request_id_ = 1;                 // never reused within this client
+  std::mt19937_64 rng_{std::random_device{}()};  // stream ids
 };
 
 Status ClientImpl::SubmitStream(
@@ -268,7 +274,24 @@ Status ClientImpl::SubmitStream(
   Status result;      // returned at the end (error for a batch we refused to send)
   uint64_t next_index = 0;
   uint32_t failures = 0;  // reconnects since the last reply
+  // The server skips this stream's batches after a rejected one
+  // (SubmitBatch.stream); nonzero and random, so that two streams of one
+  // institution never share it.
+  const uint64_t stream = std::uniform_int_distribution<uint64_t>(1)(rng_);
+  bool rejected = false;  // a batch of this stream was rejected
   std::vector<LoanEvent> batch;
+  // After a rejection, batches still unanswered were skipped or never
+  // taken: they are not applied, and must not be resent (a restarted
+  // server no longer knows the stream was rejected).
+  auto skip_unanswered = [&] {
+    for (Pending& p : pending) {
+      if (!p.outcome) p.outcome = BatchOutcome{.skipped = true};
+    }
+    while (!pending.empty()) {
+      on_outcome(pending.front().index, *pending.front().outcome);
+      pending.pop_front();
+    }
+  };
   while (true) {
     while (!input_done && !stop && pending.size() < in_flight_max) {
       batch.clear();
@@ -285,7 +308,7 @@ Status ClientImpl::SubmitStream(
         break;
       }
       const uint64_t id = next_request_id_++;
-      auto frame = std::make_shared<const wire::Frame>(wire::EncodeSubmitBatch(id, batch));
+      auto frame = std::make_shared<const wire::Frame>(wire::EncodeSubmitBatch(id, batch, stream));
       if (frame->size() - wire::kFrameHeaderBytes > kFrameBytesMaxDefault) {
         result = Status::InvalidArgument("batch " + std::to_string(index) + " encodes to " +
                                          std::to_string(frame->size()) +
@@ -302,6 +325,11 @@ Status ClientImpl::SubmitStream(
 
     Result<wire::OwnedMessage> reply = conn_->Receive(RequestDeadline(pending.front().sent));
     if (!reply.ok()) {
+      if (rejected) {
+        conn_.reset();
+        skip_unanswered();
+        break;
+      }
       if (Status s = Resend(pending, failures, reply.status()); !s.ok()) return s;
       continue;
     }
@@ -311,6 +339,11 @@ Status ClientImpl::SubmitStream(
     if (IsError(m)) {
       Status s = wire::StatusFromError(*m.body_as_Error());
       if (Retryable(s) || (m.request_id() == 0 && s.code() == Status::Code::kUnavailable)) {
+        if (rejected) {
+          conn_.reset();
+          skip_unanswered();
+          break;
+        }
         if (Status r = Resend(pending, failures, s); !r.ok()) return r;
         continue;
       }
@@ -322,6 +355,7 @@ Status ClientImpl::SubmitStream(
                               std::string(wire::BodyName(m.body_type())));
     }
     it->outcome = OutcomeOf(m);
+    if (!it->outcome->applied) rejected = true;
     failures = 0;
     while (!pending.empty() && pending.front().outcome) {
       if (!on_outcome(pending.front().index, *pending.front().outcome)) stop = true;

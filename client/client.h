@@ -49,13 +49,15 @@ struct Rejection {
   std::string message;
 };
 
-// The outcome of one batch: applied (durable) or rejected whole.
+// The outcome of one batch: applied (durable), rejected whole, or skipped
+// (not applied: an earlier batch of the same SubmitStream was rejected).
 struct BatchOutcome {
   bool applied = false;
+  bool skipped = false;
   uint64_t batch_no = 0;
   uint32_t events_applied = 0;
   uint32_t events_duplicate = 0;
-  std::vector<Rejection> rejections;  // non-empty iff !applied
+  std::vector<Rejection> rejections;  // non-empty iff !applied && !skipped
 };
 
 struct VerifyOutcome {
@@ -84,12 +86,14 @@ class Client {
   // outcome; return false from it to stop submitting (e.g. on a rejection).
   // After a lost connection, unacknowledged batches are resent on a new one.
   // Once on_outcome returns false, `next` is not called again, but batches
-  // already in flight still get their on_outcome call (they may have been
-  // applied). A batch that `next` returns empty or above kBatchEventsMax ends
-  // the stream with kInvalidArgument. Returns OK when every batch given was
-  // answered; otherwise the error (kUnavailable after reconnect_attempts_max
-  // failed reconnects, kPermissionDenied, kInvalidArgument, kIoError, ...),
-  // and batches not yet answered are each wholly applied or wholly absent.
+  // already in flight still get their on_outcome call. The batches form one
+  // stream (SubmitBatch.stream): once one is rejected, the server applies
+  // none after it, so every later batch's outcome is `skipped` (also when
+  // the connection is lost after the rejection: they are not resent). A batch that `next` returns
+  // empty or above kBatchEventsMax ends the stream with kInvalidArgument. Returns OK when every
+  // batch given was answered; otherwise the error (kUnavailable after reconnect_attempts_max failed
+  // reconnects, kPermissionDenied, kInvalidArgument, kIoError, ...), and batches not yet answered
+  // are each wholly applied or wholly absent.
   virtual Status SubmitStream(
       const std::function<bool(std::vector<LoanEvent>& batch)>& next,
       const std::function<bool(uint64_t batch_index, const BatchOutcome& outcome)>& on_outcome) = 0;

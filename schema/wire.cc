@@ -206,14 +206,14 @@ Frame EncodeHelloOk(uint64_t request_id, const HelloOkInfo& info) {
   return Finish(b, request_id, Body::HelloOk, CreateHelloOk(b, info.role, i, v));
 }
 
-Frame EncodeSubmitBatch(uint64_t request_id, std::span<const LoanEvent> events) {
+Frame EncodeSubmitBatch(uint64_t request_id, std::span<const LoanEvent> events, uint64_t stream) {
   // ~120 bytes per event on the wire.
   fb::FlatBufferBuilder b(256 + events.size() * 128);
   std::vector<fb::Offset<Event>> offsets;
   offsets.reserve(events.size());
   for (const LoanEvent& e : events) offsets.push_back(BuildEvent(b, &e, e.attributes));
   const auto v = b.CreateVector(offsets);
-  return Finish(b, request_id, Body::SubmitBatch, CreateSubmitBatch(b, v));
+  return Finish(b, request_id, Body::SubmitBatch, CreateSubmitBatch(b, v, stream));
 }
 
 Frame EncodeAck(uint64_t request_id, const AckInfo& ack) {
@@ -222,7 +222,8 @@ Frame EncodeAck(uint64_t request_id, const AckInfo& ack) {
                 CreateAck(b, ack.batch_no, ack.events_applied, ack.events_duplicate));
 }
 
-Frame EncodeRejected(uint64_t request_id, std::span<const RejectionEntry> rejections) {
+Frame EncodeRejected(uint64_t request_id, std::span<const RejectionEntry> rejections,
+                     bool skipped) {
   fb::FlatBufferBuilder b(256 + rejections.size() * 96);
   std::vector<fb::Offset<EventRejection>> offsets;
   offsets.reserve(rejections.size());
@@ -233,7 +234,7 @@ Frame EncodeRejected(uint64_t request_id, std::span<const RejectionEntry> reject
         CreateEventRejection(b, r.index, static_cast<uint16_t>(r.reason), name, message));
   }
   const auto v = b.CreateVector(offsets);
-  return Finish(b, request_id, Body::Rejected, CreateRejected(b, v));
+  return Finish(b, request_id, Body::Rejected, CreateRejected(b, v, skipped));
 }
 
 Frame EncodeReportRequest(uint64_t request_id, const ReportQuery& query) {

@@ -139,9 +139,14 @@ struct HelloOkInfo {
 // Encoders: each builds one Message with the given request id.
 Frame EncodeHello(uint64_t request_id, std::string_view token, std::string_view client_name);
 Frame EncodeHelloOk(uint64_t request_id, const HelloOkInfo& info);
-Frame EncodeSubmitBatch(uint64_t request_id, std::span<const LoanEvent> events);
+// stream: 0 or the submitter's stream id (SubmitBatch in loanledger.fbs).
+Frame EncodeSubmitBatch(uint64_t request_id, std::span<const LoanEvent> events,
+                        uint64_t stream = 0);
 Frame EncodeAck(uint64_t request_id, const AckInfo& ack);
-Frame EncodeRejected(uint64_t request_id, std::span<const RejectionEntry> rejections);
+// skipped: the batch was not applied because an earlier batch of its stream
+// was rejected (rejections is then empty).
+Frame EncodeRejected(uint64_t request_id, std::span<const RejectionEntry> rejections,
+                     bool skipped = false);
 // scope_institution is not sent: the server derives it from the token.
 Frame EncodeReportRequest(uint64_t request_id, const ReportQuery& query);
 Frame EncodeReportReply(uint64_t request_id, const Report& report);

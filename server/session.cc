@@ -449,6 +449,7 @@ Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t 
   job.batch.submitter = principal_->name;
   job.batch.caller_institution = principal_->institution_id;
   job.batch.events = std::move(*events);
+  job.batch.stream = message.body_as_SubmitBatch()->stream();
   job.done = [self = shared_from_this(), id, frame_bytes,
               received](Result<storage::ApplyResult> result) {
     // Writer thread: hand the result to the session's strand.
@@ -501,7 +502,7 @@ void Session::OnBatchDone(uint64_t request_id, uint64_t frame_bytes, Clock::time
   for (const storage::EventRejection& e : r.rejections) {
     entries.push_back(wire::RejectionEntry{e.index, e.reason, e.message});
   }
-  Complete(frame_bytes, wire::EncodeRejected(request_id, entries));
+  Complete(frame_bytes, wire::EncodeRejected(request_id, entries, r.skipped));
 }
 
 template <typename F>

@@ -816,12 +816,34 @@ Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroup(std::span<const Batch* c
   }
   std::vector<ApplyResult> results;
   results.reserve(batches.size());
-  for (const Batch* b : batches) results.push_back(ProcessBatch(*b, &g));
-  if (g.journal.empty()) {
-    Unwind(&g, 0);  // only duplicates or rejections: nothing changed, but stamps/keys were touched
-    return results;
+  std::vector<StreamKey> newly_rejected;  // forgotten again if the group fails
+  for (const Batch* b : batches) {
+    StreamKey stream{b->stream == 0 ? std::string() : b->caller_institution, b->stream};
+    if (b->stream != 0 && rejected_streams_.contains(stream)) {
+      ApplyResult skipped;
+      skipped.skipped = true;
+      results.push_back(std::move(skipped));
+      continue;
+    }
+    results.push_back(ProcessBatch(*b, &g));
+    if (b->stream != 0 && !results.back().applied) {
+      rejected_streams_.insert(stream);
+      newly_rejected.push_back(std::move(stream));
+    }
   }
-  if (Status s = Commit(&g); !s.ok()) return s;
+  if (!g.journal.empty()) {
+    if (Status s = Commit(&g); !s.ok()) {
+      for (const StreamKey& k : newly_rejected) rejected_streams_.erase(k);
+      return s;
+    }
+  } else {
+    Unwind(&g, 0);  // only duplicates or rejections: nothing changed, but stamps/keys were touched
+  }
+  for (StreamKey& k : newly_rejected) rejected_order_.push_back(std::move(k));
+  while (rejected_order_.size() > kRejectedStreamsMax) {
+    rejected_streams_.erase(rejected_order_.front());
+    rejected_order_.pop_front();
+  }
   return results;
 }
 

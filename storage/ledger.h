@@ -47,7 +47,14 @@ struct Batch {
   std::string
       caller_institution;         // every event must carry this institution_id; "" = no restriction
   std::vector<LoanEvent> events;  // 1..kBatchEventsMax
+  // 0, or the submitter's stream: once a batch of (caller_institution,
+  // stream) is rejected, later batches of it are skipped (not applied), so
+  // a client that stops at a rejection leaves nothing after it applied. The
+  // ledger remembers the last kRejectedStreamsMax rejected streams, in
+  // memory only.
+  uint64_t stream = 0;
 };
+inline constexpr size_t kRejectedStreamsMax = 65'536;
 
 struct EventRejection {
   uint32_t index = 0;  // position of the event in the batch
@@ -57,10 +64,11 @@ struct EventRejection {
 
 struct ApplyResult {
   bool applied = false;   // false: rejected whole, nothing changed
+  bool skipped = false;   // not applied because an earlier batch of its stream was rejected
   uint64_t batch_no = 0;  // journal number when applied and not all duplicates; else 0
   uint32_t events_applied = 0;
   uint32_t events_duplicate = 0;           // seq <= last applied: skipped, counted
-  std::vector<EventRejection> rejections;  // non-empty iff !applied
+  std::vector<EventRejection> rejections;  // non-empty iff !applied && !skipped
 };
 
 // One difference found by Verify.

@@ -94,9 +94,11 @@ bool CsvSubmitter::OnOutcome(uint64_t batch_index, const BatchOutcome& outcome) 
     counts_.batches += 1;
     bytes_acknowledged_ = std::max(bytes_acknowledged_, it->second.end_offset);
     progress_.Update(counts_, bytes_acknowledged_);
+  } else if (outcome.skipped) {
+    // In flight behind a rejected batch: the server applied none of it
+    // (SubmitStream's stream rule), so the file stops at the rejection.
+    stop_ = true;
   } else {
-    // Batches already in flight behind this one may still be reported;
-    // they are counted (and their rejections printed) like any other.
     ReportRejections(batch_index, it->second, outcome);
     stop_ = true;
   }

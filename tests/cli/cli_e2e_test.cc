@@ -290,6 +290,34 @@ TEST_F(CliE2eTest, ServerRejectionReportsFileAndLineAndExitsTwo) {
   EXPECT_EQ(Ask({"loan", "--institution", "B0001", "--loan-id", "G1"}, institution_token_).code, 4);
 }
 
+TEST_F(CliE2eTest, SubmitStopsAtARejectedBatchAndAppliesNothingAfterIt) {
+  // One event per batch, so that many batches are in flight behind the
+  // rejected one (line 4: a REPAY as a loan's first event).
+  std::vector<std::string> lines;
+  for (int i = 1; i <= 40; ++i) {
+    const char* kind = i == 3 ? "REPAY" : "DISBURSE";
+    lines.push_back("B0001,S" + std::to_string(i) + ",1,2024-01-02," + kind +
+                    ",100,ENTERPRISE,LARGE,C27,110000,6,0,0,0,0,0,0");
+  }
+  const std::string csv = WriteCsv("stop.csv", lines);
+  ProcessResult r = Ask({"submit", csv, "--batch-size", "1"}, institution_token_);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(csv + ":4: FIRST_EVENT_NOT_DISBURSE"), std::string::npos) << r.err;
+  EXPECT_EQ(Lines(r.out).back(), "applied=2 duplicates=0 batches=2 rejected=1");
+  EXPECT_EQ(Ask({"loan", "--institution", "B0001", "--loan-id", "S2"}, institution_token_).code, 0);
+  for (const char* after : {"S4", "S5", "S20", "S40"}) {
+    EXPECT_EQ(Ask({"loan", "--institution", "B0001", "--loan-id", after}, institution_token_).code,
+              4)
+        << after << " was applied after the rejected batch";
+  }
+  // Fixed and rerun: the first two are duplicates, the rest applied.
+  lines[2].replace(lines[2].find("REPAY"), 5, "DISBURSE");
+  WriteCsv("stop.csv", lines);
+  r = Ask({"submit", csv, "--batch-size", "1"}, institution_token_);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Lines(r.out).back(), "applied=38 duplicates=2 batches=40 rejected=0");
+}
+
 TEST_F(CliE2eTest, WrongTokenExitsThree) {
   const ProcessResult r = Ask({"report", "--date", "2024-09-30"}, "llt_" + std::string(64, '0'));
   EXPECT_EQ(r.code, 3) << r.err;

@@ -81,11 +81,13 @@ void ConvertSubmitBatch(const w::SubmitBatch& body) {
     }
   }
   std::vector<uint8_t> storage;
-  const w::Frame again = w::EncodeSubmitBatch(7, *events);
+  const w::Frame again = w::EncodeSubmitBatch(7, *events, body.stream());
   const w::Message& m = Reverify(again, storage);
   FUZZ_CHECK(m.body_type() == w::Body::SubmitBatch, "re-encoded batch has another type");
   Result<std::vector<LoanEvent>> reread = w::DecodeSubmitBatch(*m.body_as_SubmitBatch());
   FUZZ_CHECK(reread.ok() && *reread == *events, "a batch does not survive encode + decode");
+  FUZZ_CHECK(m.body_as_SubmitBatch()->stream() == body.stream(),
+             "a batch's stream does not survive encode + decode");
 }
 
 void ConvertReportRequest(const w::ReportRequest& body) {
@@ -146,9 +148,10 @@ void ConvertReplies(const w::Message& message) {
     case w::Body::Rejected: {
       const std::vector<w::RejectionEntry> r = w::DecodeRejected(*message.body_as_Rejected());
       for (const w::RejectionEntry& e : r) (void)ReasonName(e.reason);
-      const w::Message& m = Reverify(w::EncodeRejected(1, r), storage);
+      const bool skipped = message.body_as_Rejected()->skipped();
+      const w::Message& m = Reverify(w::EncodeRejected(1, r, skipped), storage);
       const std::vector<w::RejectionEntry> again = w::DecodeRejected(*m.body_as_Rejected());
-      bool same = again.size() == r.size();
+      bool same = again.size() == r.size() && m.body_as_Rejected()->skipped() == skipped;
       for (size_t i = 0; same && i < r.size(); ++i) {
         same = again[i].index == r[i].index && again[i].reason == r[i].reason &&
                again[i].message == r[i].message;

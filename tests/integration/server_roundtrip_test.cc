@@ -193,6 +193,61 @@ TEST_F(ServerRoundTrip, StreamStopsSubmittingWhenTheCallbackSaysSo) {
   EXPECT_EQ((*bank)->QueryLoan("B0001", "S2").status().code(), Status::Code::kNotFound);
 }
 
+TEST_F(ServerRoundTrip, BatchesInFlightBehindARejectedOneAreSkippedNotApplied) {
+  StartServer();
+  ASSERT_FALSE(HasFatalFailure());
+  client::ClientOptions options = ClientOptionsFor(*server_, kTokenB1);
+  options.batches_in_flight_max = 16;
+  auto bank = client::Client::Connect(options);
+  ASSERT_TRUE(bank.ok());
+  constexpr uint64_t kBatches = 40;
+  uint64_t made = 0;
+  std::vector<BatchOutcome> outcomes;
+  Status s = (*bank)->SubmitStream(
+      [&](std::vector<LoanEvent>& batch) {
+        if (made == kBatches) return false;
+        // Batch 1 is rejected (seq gap); up to 15 more are in flight behind it.
+        batch.push_back(MakeEvent("B0001", "K" + std::to_string(made), made == 1 ? 3 : 1,
+                                  "2024-05-01", EventKind::kDisburse, 1000));
+        ++made;
+        return true;
+      },
+      [&](uint64_t index, const BatchOutcome& o) {
+        EXPECT_EQ(index, outcomes.size());
+        outcomes.push_back(o);
+        return o.applied;
+      });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_GE(outcomes.size(), 3u) << "nothing was in flight behind the rejection";
+  EXPECT_TRUE(outcomes[0].applied);
+  EXPECT_FALSE(outcomes[1].applied || outcomes[1].skipped);
+  ASSERT_EQ(outcomes[1].rejections.size(), 1u);
+  EXPECT_EQ(outcomes[1].rejections[0].reason, Reason::kSeqGap);
+  for (size_t i = 2; i < outcomes.size(); ++i) {
+    EXPECT_FALSE(outcomes[i].applied) << i;
+    EXPECT_TRUE(outcomes[i].skipped) << i;
+    EXPECT_TRUE(outcomes[i].rejections.empty()) << i;
+  }
+  for (uint64_t i = 1; i < made; ++i) {
+    EXPECT_EQ((*bank)->QueryLoan("B0001", "K" + std::to_string(i)).status().code(),
+              Status::Code::kNotFound)
+        << i;
+  }
+  // Skipped batches count as rejected batches, with no event to blame.
+  const std::string metrics = FetchMetrics(server_->metrics_port());
+  EXPECT_NE(metrics.find("loanledger_batches_total{result=\"rejected\"} " +
+                         std::to_string(outcomes.size() - 1) + "\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("loanledger_events_rejected_total{reason=\"SEQ_GAP\"} 1\n"),
+            std::string::npos);
+  // A new stream of the same client is not affected.
+  Result<BatchOutcome> again =
+      (*bank)->Submit({MakeEvent("B0001", "K1", 1, "2024-05-01", EventKind::kDisburse, 1000)});
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->applied);
+}
+
 TEST_F(ServerRoundTrip, AdminVerifiesAndReadsStats) {
   StartServer();
   ASSERT_FALSE(HasFatalFailure());

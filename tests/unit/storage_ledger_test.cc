@@ -809,6 +809,81 @@ TEST_F(StorageLedgerTest, ApplyGroupBatchesSeeEachOthersEffects) {
   EXPECT_EQ(Loan("B0001", "L1").balance_fen, 0);
 }
 
+TEST_F(StorageLedgerTest, AfterARejectedBatchOfAStreamItsLaterBatchesAreSkipped) {
+  auto in_stream = [](std::vector<LoanEvent> events, uint64_t stream, std::string caller) {
+    Batch b = MakeBatch(std::move(events), std::move(caller));
+    b.stream = stream;
+    return b;
+  };
+  const Batch a = in_stream({Disburse("L1", 1, "2024-01-10", 1000)}, 7, "B0001");
+  const Batch bad = in_stream({Repay("L1", 2, "2024-01-11", 5000)}, 7, "B0001");  // overdraw
+  const Batch after = in_stream({Disburse("L2", 1, "2024-01-12", 30)}, 7, "B0001");
+  const Batch other_stream = in_stream({Disburse("L3", 1, "2024-01-12", 40)}, 8, "B0001");
+  const Batch no_stream = MakeBatch({Disburse("L4", 1, "2024-01-12", 50)}, "B0001");
+  // The same stream id of another institution is another stream.
+  const Batch other_institution =
+      in_stream({Disburse("L5", 1, "2024-01-12", 60, Attrs(), "B0002")}, 7, "B0002");
+  const Batch* group[] = {&a, &bad, &after, &other_stream, &no_stream, &other_institution};
+  Result<std::vector<ApplyResult>> r = ledger_->ApplyGroup(group);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 6u);
+  EXPECT_TRUE((*r)[0].applied);
+  EXPECT_FALSE((*r)[1].applied);
+  EXPECT_FALSE((*r)[1].skipped);
+  ASSERT_EQ((*r)[1].rejections.size(), 1u);
+  EXPECT_EQ((*r)[1].rejections[0].reason, Reason::kOverdraw);
+  EXPECT_FALSE((*r)[2].applied);
+  EXPECT_TRUE((*r)[2].skipped);
+  EXPECT_TRUE((*r)[2].rejections.empty());
+  EXPECT_EQ((*r)[2].batch_no, 0u);
+  for (size_t i : {3, 4, 5}) {
+    EXPECT_TRUE((*r)[i].applied) << i;
+    EXPECT_FALSE((*r)[i].skipped) << i;
+  }
+  EXPECT_EQ(ledger_->QueryLoan("B0001", "L2").status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(Loan("B0001", "L3").balance_fen, 40);
+  EXPECT_EQ(Loan("B0002", "L5").balance_fen, 60);
+
+  // In a later group too, whatever the batch holds; other streams go on.
+  const Batch later = in_stream({Repay("L1", 2, "2024-01-13", 10)}, 7, "B0001");
+  const Batch fresh = in_stream({Repay("L1", 2, "2024-01-13", 10)}, 9, "B0001");
+  Result<ApplyResult> one = ledger_->Apply(later);
+  ASSERT_TRUE(one.ok());
+  EXPECT_TRUE(one->skipped);
+  EXPECT_EQ(Loan("B0001", "L1").last_seq, 1u);
+  one = ledger_->Apply(fresh);
+  ASSERT_TRUE(one.ok());
+  EXPECT_TRUE(one->applied);
+  EXPECT_EQ(Loan("B0001", "L1").balance_fen, 990);
+  EXPECT_EQ(Balance("2024-01-31"), 990 + 40 + 50 + 60);
+}
+
+TEST_F(StorageLedgerTest, TheLedgerRemembersTheLastRejectedStreamsOnly) {
+  // Rejected streams 1..kRejectedStreamsMax+1: the oldest is forgotten.
+  const uint64_t n = kRejectedStreamsMax + 1;
+  std::vector<Batch> bad;
+  bad.reserve(n);
+  for (uint64_t s = 1; s <= n; ++s) {
+    bad.push_back(MakeBatch({Repay("NOPE", 1, "2024-01-10", 1)}, "B0001"));
+    bad.back().stream = s;
+  }
+  std::vector<const Batch*> group;
+  for (const Batch& b : bad) group.push_back(&b);
+  Result<std::vector<ApplyResult>> r = ledger_->ApplyGroup(group);
+  ASSERT_TRUE(r.ok());
+  for (const ApplyResult& x : *r) ASSERT_FALSE(x.applied || x.skipped);
+  Batch oldest = MakeBatch({Disburse("L1", 1, "2024-01-10", 1)}, "B0001");
+  oldest.stream = 1;
+  Batch newest = MakeBatch({Disburse("L2", 1, "2024-01-10", 1)}, "B0001");
+  newest.stream = n;
+  Result<ApplyResult> one = ledger_->Apply(newest);
+  ASSERT_TRUE(one.ok());
+  EXPECT_TRUE(one->skipped);
+  one = ledger_->Apply(oldest);
+  ASSERT_TRUE(one.ok());
+  EXPECT_TRUE(one->applied);
+}
+
 // ---------------------------------------------------------------------------
 // Edges
 
