@@ -32,6 +32,8 @@ Result<HostPort> ParseHostPort(const std::string& text) {
 std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
   CLI::App app{"loanledgerd: loan-ledger aggregation server (SPEC §7)", "loanledgerd"};
   app.set_config("--config", "", "Read options from a TOML/INI file (same keys as the flags)");
+  // A misspelt key must not be ignored (a typo of `verify` would start a server).
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_option("--listen", c.listen, "HOST:PORT for clients (port 0: any)")
       ->capture_default_str();
   app.add_option("--metrics-listen", c.metrics_listen, "HOST:PORT for Prometheus /metrics")

@@ -296,5 +296,20 @@ TEST(Config, ConfigFileUsesTheFlagNames) {
   EXPECT_EQ(c.read_timeout_ms, 55u);
 }
 
+TEST(Config, UnknownConfigFileKeyIsAUsageError) {
+  TempDir dir;
+  const std::string file = dir.Sub("typo.toml");
+  {
+    std::ofstream out(file);
+    out << "data = \"/var/x\"\nverfy = true\n";
+  }
+  server::ServerConfig c;
+  std::vector<std::string> args = {"loanledgerd", "--config", file};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  EXPECT_EQ(server::ParseFlags(static_cast<int>(argv.size()), argv.data(), c), 1);
+  EXPECT_FALSE(c.verify);
+}
+
 }  // namespace
 }  // namespace loanledger::testing
