@@ -71,7 +71,7 @@ void AddConnectionOptions(CLI::App* cmd, ConnectionFlags& f) {
   cmd->add_option("--server", f.server,
                   "server address HOST:PORT (default $LOANLEDGER_SERVER, else 127.0.0.1:7700)");
   cmd->add_option("--token", f.token, "bearer token (default $LOANLEDGER_TOKEN)");
-  cmd->add_flag("--tls", f.tls, "connect with TLS");
+  cmd->add_flag("--tls", f.tls, "connect with TLS (encrypted; not verified without --tls-ca)");
   cmd->add_option("--tls-ca", f.tls_ca, "PEM CA file to verify the server (implies --tls)");
 }
 
@@ -175,6 +175,10 @@ std::optional<int> ResolveConnection(const ConnectionFlags& f, std::string_view 
     return Usage(ctx, command, "no token: pass --token or set LOANLEDGER_TOKEN");
   options.tls = f.tls || !f.tls_ca.empty();
   options.tls_ca_file = f.tls_ca;
+  if (options.tls && options.tls_ca_file.empty()) {
+    ctx.err << "loanledger " << command
+            << ": warning: TLS without --tls-ca does not verify the server's certificate\n";
+  }
   options.client_name = "loanledger-cli";
   return std::nullopt;
 }

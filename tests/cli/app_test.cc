@@ -239,6 +239,11 @@ TEST_F(CliTest, ServerAndTokenComeFromFlagsThenEnvironmentThenDefault) {
   EXPECT_EQ(Run({"report", "--date", "2024-09-30", "--tls-ca", "/ca.pem"}), 0);
   EXPECT_TRUE(ledger_.last_options.tls);
   EXPECT_EQ(ledger_.last_options.tls_ca_file, "/ca.pem");
+  EXPECT_EQ(err_.str().find("does not verify"), std::string::npos) << err_.str();
+  EXPECT_EQ(Run({"report", "--date", "2024-09-30", "--tls"}), 0);
+  EXPECT_TRUE(ledger_.last_options.tls);
+  EXPECT_NE(err_.str().find("warning: TLS without --tls-ca does not verify"), std::string::npos)
+      << err_.str();
 }
 
 TEST_F(CliTest, ConnectionFailuresExitThree) {
