@@ -68,6 +68,12 @@ struct VerifyOutcome {
   std::vector<std::string> differences;  // "what: expected X actual Y"
 };
 
+struct CompactOutcome {
+  uint64_t duration_ms = 0;
+  uint64_t live_sst_bytes_before = 0;
+  uint64_t live_sst_bytes_after = 0;
+};
+
 class Client {
  public:
   // Connects and authenticates. Status codes: kUnavailable (cannot connect),
@@ -106,6 +112,8 @@ class Client {
                                      const std::string& loan_id) = 0;
   virtual Result<VerifyOutcome> Verify() = 0;  // admin
   virtual Result<std::string> Stats() = 0;     // admin
+  // admin: compacts the server's store (minutes on a large one).
+  virtual Result<CompactOutcome> Compact() = 0;
 };
 
 }  // namespace loanledger::client

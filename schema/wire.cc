@@ -336,6 +336,18 @@ Frame EncodeVerifyReply(uint64_t request_id, const VerifySummary& s) {
                                   s.cells_checked, v));
 }
 
+Frame EncodeCompactRequest(uint64_t request_id) {
+  fb::FlatBufferBuilder b(64);
+  return Finish(b, request_id, Body::CompactRequest, CreateCompactRequest(b));
+}
+
+Frame EncodeCompactReply(uint64_t request_id, const CompactSummary& s) {
+  fb::FlatBufferBuilder b(128);
+  return Finish(
+      b, request_id, Body::CompactReply,
+      CreateCompactReply(b, s.duration_ms, s.live_sst_bytes_before, s.live_sst_bytes_after));
+}
+
 Frame EncodeStatsRequest(uint64_t request_id) {
   fb::FlatBufferBuilder b(64);
   return Finish(b, request_id, Body::StatsRequest, CreateStatsRequest(b));
@@ -518,6 +530,11 @@ VerifySummary DecodeVerifyReply(const VerifyReply& reply) {
     }
   }
   return s;
+}
+
+CompactSummary DecodeCompactReply(const CompactReply& reply) {
+  return CompactSummary{reply.duration_ms(), reply.live_sst_bytes_before(),
+                        reply.live_sst_bytes_after()};
 }
 
 ErrorCode ErrorCodeFor(Status::Code code) {

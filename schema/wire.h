@@ -125,6 +125,11 @@ struct VerifySummary {
   uint64_t cells_checked = 0;
   std::vector<VerifyDiff> differences;  // empty = consistent
 };
+struct CompactSummary {
+  uint64_t duration_ms = 0;
+  uint64_t live_sst_bytes_before = 0;
+  uint64_t live_sst_bytes_after = 0;
+};
 struct AckInfo {
   uint64_t batch_no = 0;  // 0 when every event was a duplicate
   uint32_t events_applied = 0;
@@ -159,6 +164,8 @@ Frame EncodeVerifyRequest(uint64_t request_id);
 Frame EncodeVerifyReply(uint64_t request_id, const VerifySummary& summary);
 Frame EncodeStatsRequest(uint64_t request_id);
 Frame EncodeStatsReply(uint64_t request_id, std::string_view text);
+Frame EncodeCompactRequest(uint64_t request_id);
+Frame EncodeCompactReply(uint64_t request_id, const CompactSummary& summary);
 Frame EncodeError(uint64_t request_id, ErrorCode code, std::string_view message);
 
 // Decoders. Request decoders validate what the server must not pass on
@@ -176,6 +183,7 @@ Report DecodeReportReply(const ReportReply& reply);
 Series DecodeSeriesReply(const SeriesReply& reply);
 LoanView DecodeLoanReply(const LoanReply& reply);
 VerifySummary DecodeVerifyReply(const VerifyReply& reply);
+CompactSummary DecodeCompactReply(const CompactReply& reply);
 
 // Error codes <-> Status. BAD_FRAME has no Status code of its own and maps
 // to kInvalidArgument; an unknown code maps to kInternal.

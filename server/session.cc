@@ -373,6 +373,7 @@ Session::Awaitable Session::Dispatch(const wire::Message& message, uint64_t fram
       break;
     case wire::Body::VerifyRequest:
     case wire::Body::StatsRequest:
+    case wire::Body::CompactRequest:
       HandleAdmin(message, frame_bytes);
       break;
     default: {
@@ -623,6 +624,21 @@ void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
         s.differences.push_back(wire::VerifyDiff{d.what, d.expected, d.actual});
       }
       return wire::EncodeVerifyReply(id, s);
+    });
+    return;
+  }
+  if (message.body_type() == wire::Body::CompactRequest) {
+    // On the query pool like Verify: it may take minutes, and the session
+    // goes on answering meanwhile.
+    spdlog::info("session {} {}: compaction requested by {}", id_, peer_, principal_->name);
+    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id] {
+      Result<storage::CompactionReport> r = ledger->Compact();
+      if (!r.ok()) return ErrorFrame(id, r.status());
+      spdlog::info("compaction done in {} ms: live SST bytes {} -> {}", r->duration_ms,
+                   r->live_sst_bytes_before, r->live_sst_bytes_after);
+      return wire::EncodeCompactReply(
+          id,
+          wire::CompactSummary{r->duration_ms, r->live_sst_bytes_before, r->live_sst_bytes_after});
     });
     return;
   }

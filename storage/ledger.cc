@@ -855,6 +855,24 @@ Result<ApplyResult> LedgerImpl::Apply(const Batch& batch) {
   return std::move(results->front());
 }
 
+Result<CompactionReport> LedgerImpl::Compact() {
+  CompactionReport report;
+  report.live_sst_bytes_before = Stats().live_sst_bytes;
+  const auto start = std::chrono::steady_clock::now();
+  rocksdb::CompactRangeOptions options;
+  options.exclusive_manual_compaction = false;  // background compactions go on meanwhile
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  for (rocksdb::ColumnFamilyHandle* cf : handles_) {
+    rocksdb::Status s = db_->CompactRange(options, cf, nullptr, nullptr);
+    if (!s.ok()) return FromRocks(s, "compact " + cf->GetName());
+  }
+  report.duration_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::steady_clock::now() - start)
+                                                 .count());
+  report.live_sst_bytes_after = Stats().live_sst_bytes;
+  return report;
+}
+
 LedgerStats LedgerImpl::Stats() const {
   LedgerStats st;
   auto prop = [&](const std::string& name) {

@@ -86,6 +86,12 @@ struct VerifyReport {
   std::vector<VerifyDifference> differences;  // empty = consistent (capped at 1000 entries)
 };
 
+struct CompactionReport {
+  uint64_t duration_ms = 0;
+  uint64_t live_sst_bytes_before = 0;
+  uint64_t live_sst_bytes_after = 0;
+};
+
 // RocksDB health and sizes, for metrics (SPEC §8).
 struct LedgerStats {
   uint64_t memtable_bytes = 0;
@@ -147,6 +153,12 @@ class Ledger {
   // Writers wait while it runs. Returns the number of cells now stored;
   // Corruption when the journal does not replay cleanly (run Verify).
   virtual Result<uint64_t> RebuildAggregates() = 0;
+
+  // Compacts every column family down to the bottom level (the admin
+  // "compaction" request, SPEC §6): reclaims space now rather than as
+  // RocksDB gets to it. Runs beside writers and queries, which go on; can
+  // take minutes on a large store.
+  virtual Result<CompactionReport> Compact() = 0;
 
   virtual LedgerStats Stats() const = 0;
   // Current (latest-date) balance per category x province.

@@ -107,6 +107,7 @@ class LedgerImpl final : public Ledger {
                              std::string_view loan_id) const override;
   Result<VerifyReport> Verify() override;
   Result<uint64_t> RebuildAggregates() override;
+  Result<CompactionReport> Compact() override;
   LedgerStats Stats() const override;
   std::vector<CategoryBalance> CategoryBalances() const override;
 

@@ -59,6 +59,9 @@ struct Commands {
   CLI::App* loan;
   CLI::App* token_new;
   CLI::App* gen;
+  CLI::App* admin_verify;
+  CLI::App* admin_stats;
+  CLI::App* admin_compact;
 };
 
 std::vector<std::string> CategoryNameList() {
@@ -136,6 +139,19 @@ void AddCommands(CLI::App& app, Flags& f, Commands& c) {
   c.token_new->add_option("--institution", f.token_institution,
                           "institution_id (role institution only)");
   c.token_new->add_option("--name", f.token_name, "a label for the tokens file (no spaces)");
+
+  CLI::App* admin =
+      app.add_subcommand("admin", "operator requests to the server (admin token, SPEC section 6)");
+  admin->require_subcommand(1);
+  c.admin_verify = admin->add_subcommand(
+      "verify",
+      "recompute every figure from the journal and compare (exit 0 if none differ, else 1)");
+  c.admin_stats = admin->add_subcommand("stats", "the server's counters, 'key value' lines");
+  c.admin_compact = admin->add_subcommand(
+      "compact", "compact the server's RocksDB store now (minutes on a large store)");
+  for (CLI::App* cmd : {c.admin_verify, c.admin_stats, c.admin_compact}) {
+    AddConnectionOptions(cmd, f.connection);
+  }
 
   c.gen = app.add_subcommand("gen",
                              "generate the synthetic national portfolio as CSV (SPEC section 9)");
@@ -316,6 +332,40 @@ int RunLoan(const Flags& f, CliContext& ctx) {
   return kExitOk;
 }
 
+// ---- admin ------------------------------------------------------------------
+
+int RunAdmin(const Flags& f, const Commands& c, CliContext& ctx) {
+  const std::string command = "admin " + std::string(c.admin_verify->parsed()  ? "verify"
+                                                     : c.admin_stats->parsed() ? "stats"
+                                                                               : "compact");
+  ClientOptions options;
+  if (auto code = ResolveConnection(f.connection, command, ctx, options)) return *code;
+  Result<std::unique_ptr<Client>> client = ctx.connect(options);
+  if (!client.ok()) return Fail(ctx, command, client.status());
+  if (c.admin_verify->parsed()) {
+    Result<VerifyOutcome> v = (*client)->Verify();
+    if (!v.ok()) return Fail(ctx, command, v.status());
+    for (const std::string& d : v->differences) ctx.out << "difference: " << d << '\n';
+    ctx.out << "verify: batches_replayed=" << v->batches_replayed
+            << " events_replayed=" << v->events_replayed << " loans_checked=" << v->loans_checked
+            << " cells_checked=" << v->cells_checked << " differences=" << v->differences.size()
+            << std::endl;
+    return v->differences.empty() ? kExitOk : kExitUsage;  // as `loanledgerd --verify`
+  }
+  if (c.admin_stats->parsed()) {
+    Result<std::string> s = (*client)->Stats();
+    if (!s.ok()) return Fail(ctx, command, s.status());
+    ctx.out << *s << std::flush;
+    return kExitOk;
+  }
+  Result<CompactOutcome> r = (*client)->Compact();
+  if (!r.ok()) return Fail(ctx, command, r.status());
+  ctx.out << "compact: duration_ms=" << r->duration_ms
+          << " live_sst_bytes_before=" << r->live_sst_bytes_before
+          << " live_sst_bytes_after=" << r->live_sst_bytes_after << std::endl;
+  return kExitOk;
+}
+
 // ---- token new, gen ---------------------------------------------------------
 
 bool IsValidTokenName(std::string_view name) {
@@ -386,6 +436,9 @@ int Dispatch(const Commands& c, const Flags& f, CliContext& ctx) {
   if (c.loan->parsed()) return RunLoan(f, ctx);
   if (c.token_new->parsed()) return RunTokenNew(f, ctx);
   if (c.gen->parsed()) return RunGen(f, ctx);
+  if (c.admin_verify->parsed() || c.admin_stats->parsed() || c.admin_compact->parsed()) {
+    return RunAdmin(f, c, ctx);
+  }
   LL_CHECK_MSG(false, "a parsed command line without a command");
   return kExitUsage;
 }

@@ -256,6 +256,41 @@ TEST_F(CliTest, ConnectionFailuresExitThree) {
             3);
 }
 
+// ---- admin ------------------------------------------------------------------
+
+TEST_F(CliTest, AdminVerifyPrintsTheSummaryAndExitsOneOnDifferences) {
+  ledger_.verify = VerifyOutcome{3, 10, 2, 50, {}};
+  EXPECT_EQ(Run({"admin", "verify"}), 0);
+  EXPECT_EQ(OutLines().back(),
+            "verify: batches_replayed=3 events_replayed=10 loans_checked=2 cells_checked=50 "
+            "differences=0");
+  ledger_.verify = VerifyOutcome{3, 10, 2, 50, {"cell GREEN/31 balance_fen: expected 5 actual 6"}};
+  EXPECT_EQ(Run({"admin", "verify"}), 1);
+  EXPECT_EQ(OutLines().front(), "difference: cell GREEN/31 balance_fen: expected 5 actual 6");
+  EXPECT_NE(OutLines().back().find(" differences=1"), std::string::npos);
+}
+
+TEST_F(CliTest, AdminStatsAndCompactPrintTheServersAnswer) {
+  ledger_.stats = std::string("batches_applied 7\nloans 3\n");
+  EXPECT_EQ(Run({"admin", "stats"}), 0);
+  EXPECT_EQ(out_.str(), "batches_applied 7\nloans 3\n");
+  ledger_.compact = CompactOutcome{1500, 9000, 4000};
+  EXPECT_EQ(Run({"admin", "compact"}), 0);
+  EXPECT_EQ(out_.str(),
+            "compact: duration_ms=1500 live_sst_bytes_before=9000 live_sst_bytes_after=4000\n");
+}
+
+TEST_F(CliTest, AdminRequestsRefusedOrWithoutACommand) {
+  // The fake refuses as a server does for a non-admin token.
+  EXPECT_EQ(Run({"admin", "verify"}), 2);
+  EXPECT_NE(err_.str().find("PERMISSION_DENIED"), std::string::npos) << err_.str();
+  EXPECT_EQ(Run({"admin", "compact"}), 2);
+  EXPECT_EQ(Run({"admin"}), 1);
+  EXPECT_EQ(Run({"admin", "rebuild"}), 1);
+  ledger_.connect_failure = Status::Unavailable("connection refused");
+  EXPECT_EQ(Run({"admin", "stats"}), 3);
+}
+
 // ---- Queries --------------------------------------------------------------
 
 TEST_F(CliTest, ReportPassesTheQueryAndPrintsJson) {
@@ -407,7 +442,7 @@ TEST_F(CliTest, SubmitRejectedBatchReportsPhysicalLinesAndStops) {
   EXPECT_EQ(ledger_.batches_received.size(), 2u);  // stopped: the third batch was never sent
 }
 
-TEST_F(CliTest, SubmitWithPipeliningCountsBatchesInFlightBehindARejection) {
+TEST_F(CliTest, SubmitWithPipeliningAppliesNothingInFlightBehindARejection) {
   const std::string path = WriteFile("pipe.csv", [] {
     std::string text = std::string(kCsvHeader) + "\n";
     for (int i = 0; i < 9; ++i)
@@ -418,9 +453,10 @@ TEST_F(CliTest, SubmitWithPipeliningCountsBatchesInFlightBehindARejection) {
   ledger_.in_flight_max = 3;
   EXPECT_EQ(Run({"submit", path, "--batch-size", "2"}), 2);
   EXPECT_NE(err_.str().find(path + ":3: SEQ_GAP"), std::string::npos) << err_.str();
-  // Batches 2 and 3 were already in flight and were applied; batch 4 and 5 were never sent.
-  EXPECT_EQ(ledger_.batches_received.size(), 3u);
-  EXPECT_EQ(OutLines().back(), "applied=4 duplicates=0 batches=2 rejected=1");
+  // Batches 2 and 3 were already in flight: skipped by the stream rule, not
+  // applied, not counted; batches 4 and 5 were never sent.
+  EXPECT_EQ(ledger_.batches_received.size(), 1u);
+  EXPECT_EQ(OutLines().back(), "applied=0 duplicates=0 batches=0 rejected=1");
 }
 
 TEST_F(CliTest, SubmitUnparsableLineStopsBeforeItsBatchAndKeepsEarlierOnes) {
@@ -428,11 +464,9 @@ TEST_F(CliTest, SubmitUnparsableLineStopsBeforeItsBatchAndKeepsEarlierOnes) {
   for (int i = 0; i < 10; ++i) text += EventLine("L" + std::to_string(i), 1) + "\n";
   text += "\n";                        // line 12, blank
   text += EventLine("L10", 1) + "\n";  // 13
-  text +=
-      "B0001,L11,1,2024-01-06,DISBURSE,5,ENTERPRISE,SMALL,C3911,310115,36,0,1,1,2,0,1\n";  // 14:
-                                                                                           // bad
-                                                                                           // flag
-  text += EventLine("L12", 1) + "\n";                                                      // 15
+  // 14: a bad flag
+  text += "B0001,L11,1,2024-01-06,DISBURSE,5,ENTERPRISE,SMALL,C3911,310115,36,0,1,1,2,0,1\n";
+  text += EventLine("L12", 1) + "\n";  // 15
   text += "too,few,fields\n";          // 16: malformed, same batch
   text += EventLine("L13", 1) + "\n";  // 17
   const std::string path = WriteFile("bad.csv", text);

@@ -82,6 +82,7 @@ class CliE2eTest : public ::testing::Test {
     institution_token_ =
         NewToken({"--role", "institution", "--institution", "B0001", "--name", "bank-b0001"});
     regulator_token_ = NewToken({"--role", "regulator", "--name", "analyst"});
+    admin_token_ = NewToken({"--role", "admin", "--name", "operator"});
     std::ofstream(dir_ / "tokens") << "# made by the e2e test\n" << tokens_lines_;
     StartServer();
   }
@@ -183,6 +184,7 @@ class CliE2eTest : public ::testing::Test {
   static inline std::string tokens_lines_;
   static inline std::string institution_token_;
   static inline std::string regulator_token_;
+  static inline std::string admin_token_;
 };
 
 // The figures below follow SPEC §5 by hand:
@@ -316,6 +318,31 @@ TEST_F(CliE2eTest, SubmitStopsAtARejectedBatchAndAppliesNothingAfterIt) {
   r = Ask({"submit", csv, "--batch-size", "1"}, institution_token_);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(Lines(r.out).back(), "applied=38 duplicates=2 batches=40 rejected=0");
+}
+
+TEST_F(CliE2eTest, AdminVerifiesStatsAndCompacts) {
+  const std::string csv =
+      WriteCsv("admin.csv",
+               {"B0001,A1,1,2024-01-02,DISBURSE,100,ENTERPRISE,LARGE,C27,110000,6,0,0,0,0,0,0"});
+  ASSERT_EQ(Ask({"submit", csv}, institution_token_).code, 0);
+  ProcessResult r = Ask({"admin", "verify"}, admin_token_);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Lines(r.out).back().rfind("verify: batches_replayed=", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(" differences=0"), std::string::npos) << r.out;
+  r = Ask({"admin", "stats"}, admin_token_);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\nloans "), std::string::npos) << r.out;
+  r = Ask({"admin", "compact"}, admin_token_);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("compact: duration_ms=", 0), 0u) << r.out;
+  // Figures are unchanged by a compaction.
+  r = Ask({"loan", "--institution", "B0001", "--loan-id", "A1", "--format", "json"},
+          institution_token_);
+  EXPECT_NE(r.out.find("\"balance_fen\":100"), std::string::npos) << r.out;
+  // Only an admin may ask: refused for the role, exit 2.
+  EXPECT_EQ(Ask({"admin", "compact"}, institution_token_).code, 2);
+  EXPECT_EQ(Ask({"admin", "verify"}, regulator_token_).code, 2);
+  EXPECT_EQ(Ask({"admin"}, admin_token_).code, 1);
 }
 
 TEST_F(CliE2eTest, WrongTokenExitsThree) {

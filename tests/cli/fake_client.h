@@ -25,6 +25,9 @@ struct FakeLedger {
   Result<Report> report = Report{};
   Result<Series> series = Series{};
   Result<LoanView> loan = Status::NotFound("no such loan");
+  Result<VerifyOutcome> verify = Status::PermissionDenied("not admin");
+  Result<std::string> stats = Status::PermissionDenied("not admin");
+  Result<CompactOutcome> compact = Status::PermissionDenied("not admin");
   ReportQuery last_report_query;
   SeriesQuery last_series_query;
   ClientOptions last_options;
@@ -47,6 +50,7 @@ class FakeClient final : public Client {
     std::deque<std::pair<uint64_t, std::vector<LoanEvent>>> in_flight;
     uint64_t index = 0;
     bool more = true;
+    bool rejected = false;
     while (true) {
       while (more && in_flight.size() < ledger_.in_flight_max) {
         std::vector<LoanEvent> batch;
@@ -56,7 +60,9 @@ class FakeClient final : public Client {
       if (in_flight.empty()) return Status::Ok();
       auto [i, batch] = std::move(in_flight.front());
       in_flight.pop_front();
-      const BatchOutcome outcome = Apply(batch);
+      // The server's stream rule: nothing after a rejected batch is applied.
+      const BatchOutcome outcome = rejected ? BatchOutcome{.skipped = true} : Apply(batch);
+      if (!outcome.applied) rejected = true;
       if (!on_outcome(i, outcome)) more = false;  // in-flight ones are still answered
     }
   }
@@ -72,8 +78,9 @@ class FakeClient final : public Client {
   Result<LoanView> QueryLoan(const std::string&, const std::string&) override {
     return ledger_.loan;
   }
-  Result<VerifyOutcome> Verify() override { return Status::PermissionDenied("not admin"); }
-  Result<std::string> Stats() override { return Status::PermissionDenied("not admin"); }
+  Result<VerifyOutcome> Verify() override { return ledger_.verify; }
+  Result<std::string> Stats() override { return ledger_.stats; }
+  Result<CompactOutcome> Compact() override { return ledger_.compact; }
 
  private:
   BatchOutcome Apply(const std::vector<LoanEvent>& events) {

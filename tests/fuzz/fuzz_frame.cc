@@ -210,6 +210,16 @@ void ConvertReplies(const w::Message& message) {
     case w::Body::StatsReply:
       (void)w::View(message.body_as_StatsReply()->text());
       break;
+    case w::Body::CompactReply: {
+      const w::CompactSummary s = w::DecodeCompactReply(*message.body_as_CompactReply());
+      const w::Message& m = Reverify(w::EncodeCompactReply(1, s), storage);
+      const w::CompactSummary again = w::DecodeCompactReply(*m.body_as_CompactReply());
+      FUZZ_CHECK(again.duration_ms == s.duration_ms &&
+                     again.live_sst_bytes_before == s.live_sst_bytes_before &&
+                     again.live_sst_bytes_after == s.live_sst_bytes_after,
+                 "CompactReply does not survive encode + decode");
+      break;
+    }
     case w::Body::Error: {
       const Status s = w::StatusFromError(*message.body_as_Error());
       FUZZ_CHECK(!s.ok(), "an Error frame converts to OK");

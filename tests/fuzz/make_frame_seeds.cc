@@ -194,6 +194,8 @@ int main(int argc, char** argv) {
       {"loan_request", Of(w::EncodeLoanRequest(5, "B0001", "L000000001"))},
       {"verify_request", Of(w::EncodeVerifyRequest(6))},
       {"stats_request", Of(w::EncodeStatsRequest(7))},
+      {"compact_request", Of(w::EncodeCompactRequest(8))},
+      {"compact_reply", Of(w::EncodeCompactReply(8, w::CompactSummary{1234, 5 << 20, 3 << 20}))},
       {"hello_ok", Of(w::EncodeHelloOk(1, w::HelloOkInfo{w::Role::INSTITUTION, "B0001", "0.1.0"}))},
       {"ack", Of(w::EncodeAck(2, w::AckInfo{42, 3, 1}))},
       {"rejected", Of(w::EncodeRejected(2, rejections))},

@@ -71,6 +71,30 @@ TEST_F(StorageLedgerTest, CloseAndReopenGivesIdenticalAnswers) {
   EXPECT_EQ(Loan("B0001", "L1").last_seq, 4u);
 }
 
+TEST_F(StorageLedgerTest, CompactionChangesNoAnswerAndVerifyStaysClean) {
+  for (const LoanEvent& e : SampleStream()) MustApply({e});
+  const std::vector<std::pair<std::string, std::string>> loans = {
+      {"B0001", "L1"}, {"B0002", "L2"}, {"B0001", "L3"}};
+  const Snapshot before = Take(loans);
+  Result<CompactionReport> r = ledger_->Compact();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  // Everything is in SST files afterwards (the memtables were flushed).
+  EXPECT_GT(r->live_sst_bytes_after, 0u);
+  EXPECT_EQ(ledger_->Stats().live_sst_bytes, r->live_sst_bytes_after);
+  const Snapshot after = Take(loans);
+  ASSERT_EQ(before.reports.size(), after.reports.size());
+  for (size_t i = 0; i < before.reports.size(); ++i)
+    ExpectSameReport(before.reports[i], after.reports[i]);
+  for (size_t i = 0; i < before.loans.size(); ++i) ExpectSameLoan(before.loans[i], after.loans[i]);
+  Result<VerifyReport> v = ledger_->Verify();
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->differences.empty());
+  // Writes go on after it, and the store reopens.
+  MustApply({Repay("L1", 4, "2025-01-03", 10)});
+  Reopen();
+  EXPECT_EQ(Loan("B0001", "L1").last_seq, 4u);
+}
+
 TEST_F(StorageLedgerTest, ReopenKeepsGroupsWhoseDayChangesCancelOut) {
   // On one day the loan enters GREEN (reclassify) and leaves it again: the
   // GREEN cell of that day nets to zero in every measure.
