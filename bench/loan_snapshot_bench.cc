@@ -46,9 +46,9 @@ const Loans& SampleLoans() {
       a.credit_line_fen = static_cast<int64_t>((i % 50) * 100'000'000);
       a.srdi = i % 5 == 0;
       a.green = i % 3 == 0;
-      const storage::LoanState state{
-          1 + i % 40, loanledger::kDayMin + 12000 + static_cast<int32_t>(i % 900),
-          static_cast<int64_t>(1'000'000 + i * 37 % 1'000'000'000), a};
+      const storage::LoanState state{1 + i % 40,
+                                     loanledger::kDayMin + 12000 + static_cast<int32_t>(i % 900),
+                                     static_cast<int64_t>(1'000'000 + i * 37 % 1'000'000'000), a};
       l.keys.push_back(storage::LoanKey("B" + std::to_string(1000 + i % 400),
                                         "L" + std::to_string(100'000'000 + i)));
       l.slots.push_back(storage::LoanSlot::FromState(state));
