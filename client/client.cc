@@ -317,7 +317,8 @@ Status ClientImpl::SubmitStream(
         break;
       }
       const uint64_t id = next_request_id_++;
-      auto frame = std::make_shared<const wire::Frame>(wire::EncodeSubmitBatch(id, batch, stream));
+      auto frame =
+          std::make_shared<const wire::Frame>(wire::EncodeSubmitBatch(id, batch, stream, index));
       if (frame->size() - wire::kFrameHeaderBytes > kFrameBytesMaxDefault) {
         result = Status::InvalidArgument("batch " + std::to_string(index) + " encodes to " +
                                          std::to_string(frame->size()) +

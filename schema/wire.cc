@@ -206,14 +206,15 @@ Frame EncodeHelloOk(uint64_t request_id, const HelloOkInfo& info) {
   return Finish(b, request_id, Body::HelloOk, CreateHelloOk(b, info.role, i, v));
 }
 
-Frame EncodeSubmitBatch(uint64_t request_id, std::span<const LoanEvent> events, uint64_t stream) {
+Frame EncodeSubmitBatch(uint64_t request_id, std::span<const LoanEvent> events, uint64_t stream,
+                        uint64_t stream_batch) {
   // ~120 bytes per event on the wire.
   fb::FlatBufferBuilder b(256 + events.size() * 128);
   std::vector<fb::Offset<Event>> offsets;
   offsets.reserve(events.size());
   for (const LoanEvent& e : events) offsets.push_back(BuildEvent(b, &e, e.attributes));
   const auto v = b.CreateVector(offsets);
-  return Finish(b, request_id, Body::SubmitBatch, CreateSubmitBatch(b, v, stream));
+  return Finish(b, request_id, Body::SubmitBatch, CreateSubmitBatch(b, v, stream, stream_batch));
 }
 
 Frame EncodeAck(uint64_t request_id, const AckInfo& ack) {

@@ -144,9 +144,10 @@ struct HelloOkInfo {
 // Encoders: each builds one Message with the given request id.
 Frame EncodeHello(uint64_t request_id, std::string_view token, std::string_view client_name);
 Frame EncodeHelloOk(uint64_t request_id, const HelloOkInfo& info);
-// stream: 0 or the submitter's stream id (SubmitBatch in loanledger.fbs).
-Frame EncodeSubmitBatch(uint64_t request_id, std::span<const LoanEvent> events,
-                        uint64_t stream = 0);
+// stream: 0 or the submitter's stream id, stream_batch the batch's
+// position in it (SubmitBatch in loanledger.fbs).
+Frame EncodeSubmitBatch(uint64_t request_id, std::span<const LoanEvent> events, uint64_t stream = 0,
+                        uint64_t stream_batch = 0);
 Frame EncodeAck(uint64_t request_id, const AckInfo& ack);
 // skipped: the batch was not applied because an earlier batch of its stream
 // was rejected (rejections is then empty).

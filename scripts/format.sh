@@ -18,7 +18,7 @@ if ! command -v "$CLANG_FORMAT" >/dev/null; then
   echo "format.sh: $CLANG_FORMAT not found (scripts/install-deps.sh installs it)" >&2
   exit 1
 fi
-mapfile -t files < <(git ls-files '*.cc' '*.h')
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cc' '*.h')
 if [ "$mode" != --check ]; then
   "$CLANG_FORMAT" -i --style=file "${files[@]}"
   echo "format.sh: formatted ${#files[@]} files"

@@ -451,6 +451,7 @@ Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t 
   job.batch.caller_institution = principal_->institution_id;
   job.batch.events = std::move(*events);
   job.batch.stream = message.body_as_SubmitBatch()->stream();
+  job.batch.stream_batch = message.body_as_SubmitBatch()->stream_batch();
   job.done = [self = shared_from_this(), id, frame_bytes,
               received](Result<storage::ApplyResult> result) {
     // Writer thread: hand the result to the session's strand.

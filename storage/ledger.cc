@@ -816,34 +816,25 @@ Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroup(std::span<const Batch* c
   }
   std::vector<ApplyResult> results;
   results.reserve(batches.size());
-  std::vector<StreamKey> newly_rejected;  // forgotten again if the group fails
   for (const Batch* b : batches) {
-    StreamKey stream{b->stream == 0 ? std::string() : b->caller_institution, b->stream};
-    if (b->stream != 0 && rejected_streams_.contains(stream)) {
+    if (rejected_streams_.Skips(*b)) {
       ApplyResult skipped;
       skipped.skipped = true;
       results.push_back(std::move(skipped));
       continue;
     }
     results.push_back(ProcessBatch(*b, &g));
-    if (b->stream != 0 && !results.back().applied) {
-      rejected_streams_.insert(stream);
-      newly_rejected.push_back(std::move(stream));
-    }
+    rejected_streams_.OnJudged(*b, results.back().applied);
   }
   if (!g.journal.empty()) {
     if (Status s = Commit(&g); !s.ok()) {
-      for (const StreamKey& k : newly_rejected) rejected_streams_.erase(k);
+      rejected_streams_.Rollback();  // nothing of the group happened
       return s;
     }
   } else {
     Unwind(&g, 0);  // only duplicates or rejections: nothing changed, but stamps/keys were touched
   }
-  for (StreamKey& k : newly_rejected) rejected_order_.push_back(std::move(k));
-  while (rejected_order_.size() > kRejectedStreamsMax) {
-    rejected_streams_.erase(rejected_order_.front());
-    rejected_order_.pop_front();
-  }
+  rejected_streams_.Commit();
   return results;
 }
 

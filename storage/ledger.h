@@ -47,12 +47,14 @@ struct Batch {
   std::string
       caller_institution;         // every event must carry this institution_id; "" = no restriction
   std::vector<LoanEvent> events;  // 1..kBatchEventsMax
-  // 0, or the submitter's stream: once a batch of (caller_institution,
-  // stream) is rejected, later batches of it are skipped (not applied), so
-  // a client that stops at a rejection leaves nothing after it applied. The
-  // ledger remembers the last kRejectedStreamsMax rejected streams, in
-  // memory only.
+  // 0, or the submitter's stream, and the batch's position in it: once a
+  // batch of (caller_institution, stream) is rejected, the later ones
+  // (higher stream_batch) are skipped, not applied, so a client that stops
+  // at a rejection leaves nothing after it applied; the rejected batch
+  // itself, resent, is judged again. The ledger remembers the last
+  // kRejectedStreamsMax rejected streams, in memory only.
   uint64_t stream = 0;
+  uint64_t stream_batch = 0;
 };
 inline constexpr size_t kRejectedStreamsMax = 65'536;
 

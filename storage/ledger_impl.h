@@ -7,12 +7,10 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -27,6 +25,7 @@
 #include "storage/loan_slot.h"
 #include "storage/loan_snapshot.h"
 #include "storage/loan_table.h"
+#include "storage/rejected_streams.h"
 
 namespace loanledger::storage {
 
@@ -154,11 +153,7 @@ class LedgerImpl final : public Ledger {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
 
   std::mutex write_mu_;  // serializes ApplyGroup (one writer at a time) and guards next_batch_no_
-  // Streams with a rejected batch (Batch::stream), oldest first in
-  // rejected_order_; guarded by write_mu_.
-  using StreamKey = std::pair<std::string, uint64_t>;  // (caller_institution, stream)
-  std::set<StreamKey> rejected_streams_;
-  std::deque<StreamKey> rejected_order_;
+  RejectedStreams rejected_streams_{kRejectedStreamsMax};  // guarded by write_mu_
 
   // Guarded by agg_mu_ (the writer publishes under the exclusive lock):
   mutable std::shared_mutex agg_mu_;

@@ -97,6 +97,14 @@ bool CsvSubmitter::OnOutcome(uint64_t batch_index, const BatchOutcome& outcome) 
   } else if (outcome.skipped) {
     // In flight behind a rejected batch: the server applied none of it
     // (SubmitStream's stream rule), so the file stops at the rejection.
+    if (!rejected_) {
+      // The rejection itself was never reported (not expected: the server
+      // judges a resent rejected batch again); say so rather than exit 0.
+      progress_.BreakLine();
+      err_ << file_name_ << ": batch " << batch_index
+           << " not applied: it follows a rejected batch; rerun the file to see why\n";
+      rejected_ = true;
+    }
     stop_ = true;
   } else {
     ReportRejections(batch_index, it->second, outcome);

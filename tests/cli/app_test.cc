@@ -459,6 +459,20 @@ TEST_F(CliTest, SubmitWithPipeliningAppliesNothingInFlightBehindARejection) {
   EXPECT_EQ(OutLines().back(), "applied=0 duplicates=0 batches=0 rejected=1");
 }
 
+TEST_F(CliTest, SubmitSkippedWithoutARejectionSeenStillExitsTwo) {
+  const std::string path = WriteFile("skip.csv", [] {
+    std::string text = std::string(kCsvHeader) + "\n";
+    for (int i = 0; i < 6; ++i) text += EventLine("L" + std::to_string(i), 1) + "\n";
+    return text;
+  }());
+  ledger_.skip_from_batch = 1;  // as if batch 1's rejection had been lost
+  EXPECT_EQ(Run({"submit", path, "--batch-size", "2"}), 2);
+  EXPECT_NE(err_.str().find(path + ": batch 1 not applied: it follows a rejected batch"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_EQ(OutLines().back(), "applied=2 duplicates=0 batches=1 rejected=0");
+}
+
 TEST_F(CliTest, SubmitUnparsableLineStopsBeforeItsBatchAndKeepsEarlierOnes) {
   std::string text = std::string(kCsvHeader) + "\n";
   for (int i = 0; i < 10; ++i) text += EventLine("L" + std::to_string(i), 1) + "\n";

@@ -19,9 +19,10 @@ struct FakeLedger {
   std::vector<std::vector<LoanEvent>> batches_received;              // every batch sent, in order
   std::set<std::string> reject_loan_ids;  // events of these loans are rejected
   Reason reject_reason = Reason::kSeqGap;
-  uint32_t in_flight_max = 3;  // pipelining depth
-  Status submit_failure;       // returned by SubmitStream when set
-  Status connect_failure;      // returned by Connect when set
+  uint64_t skip_from_batch = UINT64_MAX;  // batches from this index on come back skipped
+  uint32_t in_flight_max = 3;             // pipelining depth
+  Status submit_failure;                  // returned by SubmitStream when set
+  Status connect_failure;                 // returned by Connect when set
   Result<Report> report = Report{};
   Result<Series> series = Series{};
   Result<LoanView> loan = Status::NotFound("no such loan");
@@ -61,7 +62,8 @@ class FakeClient final : public Client {
       auto [i, batch] = std::move(in_flight.front());
       in_flight.pop_front();
       // The server's stream rule: nothing after a rejected batch is applied.
-      const BatchOutcome outcome = rejected ? BatchOutcome{.skipped = true} : Apply(batch);
+      const BatchOutcome outcome =
+          rejected || i >= ledger_.skip_from_batch ? BatchOutcome{.skipped = true} : Apply(batch);
       if (!outcome.applied) rejected = true;
       if (!on_outcome(i, outcome)) more = false;  // in-flight ones are still answered
     }

@@ -81,12 +81,13 @@ void ConvertSubmitBatch(const w::SubmitBatch& body) {
     }
   }
   std::vector<uint8_t> storage;
-  const w::Frame again = w::EncodeSubmitBatch(7, *events, body.stream());
+  const w::Frame again = w::EncodeSubmitBatch(7, *events, body.stream(), body.stream_batch());
   const w::Message& m = Reverify(again, storage);
   FUZZ_CHECK(m.body_type() == w::Body::SubmitBatch, "re-encoded batch has another type");
   Result<std::vector<LoanEvent>> reread = w::DecodeSubmitBatch(*m.body_as_SubmitBatch());
   FUZZ_CHECK(reread.ok() && *reread == *events, "a batch does not survive encode + decode");
-  FUZZ_CHECK(m.body_as_SubmitBatch()->stream() == body.stream(),
+  FUZZ_CHECK(m.body_as_SubmitBatch()->stream() == body.stream() &&
+                 m.body_as_SubmitBatch()->stream_batch() == body.stream_batch(),
              "a batch's stream does not survive encode + decode");
 }
 

@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
       {"hello", hello},
       {"hello_unprefixed_layout", UnprefixedHello()},
       {"submit_batch", submit},
-      {"submit_batch_stream", Of(w::EncodeSubmitBatch(2, batch, 0x5eed5eed5eed5eedull))},
+      {"submit_batch_stream", Of(w::EncodeSubmitBatch(2, batch, 0x5eed5eed5eed5eedull, 3))},
       {"report_request", report},
       {"series_request", Of(w::EncodeSeriesRequest(4, series_query))},
       {"loan_request", Of(w::EncodeLoanRequest(5, "B0001", "L000000001"))},

@@ -16,6 +16,7 @@
 #include "schema/limits.h"
 #include "schema/query.h"
 #include "storage/ledger.h"
+#include "storage/rejected_streams.h"
 #include "tests/unit/ledger_test_support.h"
 
 namespace loanledger::storage {
@@ -810,19 +811,21 @@ TEST_F(StorageLedgerTest, ApplyGroupBatchesSeeEachOthersEffects) {
 }
 
 TEST_F(StorageLedgerTest, AfterARejectedBatchOfAStreamItsLaterBatchesAreSkipped) {
-  auto in_stream = [](std::vector<LoanEvent> events, uint64_t stream, std::string caller) {
+  auto in_stream = [](std::vector<LoanEvent> events, uint64_t stream, uint64_t position,
+                      std::string caller) {
     Batch b = MakeBatch(std::move(events), std::move(caller));
     b.stream = stream;
+    b.stream_batch = position;
     return b;
   };
-  const Batch a = in_stream({Disburse("L1", 1, "2024-01-10", 1000)}, 7, "B0001");
-  const Batch bad = in_stream({Repay("L1", 2, "2024-01-11", 5000)}, 7, "B0001");  // overdraw
-  const Batch after = in_stream({Disburse("L2", 1, "2024-01-12", 30)}, 7, "B0001");
-  const Batch other_stream = in_stream({Disburse("L3", 1, "2024-01-12", 40)}, 8, "B0001");
+  const Batch a = in_stream({Disburse("L1", 1, "2024-01-10", 1000)}, 7, 0, "B0001");
+  const Batch bad = in_stream({Repay("L1", 2, "2024-01-11", 5000)}, 7, 1, "B0001");  // overdraw
+  const Batch after = in_stream({Disburse("L2", 1, "2024-01-12", 30)}, 7, 2, "B0001");
+  const Batch other_stream = in_stream({Disburse("L3", 1, "2024-01-12", 40)}, 8, 0, "B0001");
   const Batch no_stream = MakeBatch({Disburse("L4", 1, "2024-01-12", 50)}, "B0001");
   // The same stream id of another institution is another stream.
   const Batch other_institution =
-      in_stream({Disburse("L5", 1, "2024-01-12", 60, Attrs(), "B0002")}, 7, "B0002");
+      in_stream({Disburse("L5", 1, "2024-01-12", 60, Attrs(), "B0002")}, 7, 0, "B0002");
   const Batch* group[] = {&a, &bad, &after, &other_stream, &no_stream, &other_institution};
   Result<std::vector<ApplyResult>> r = ledger_->ApplyGroup(group);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -845,17 +848,81 @@ TEST_F(StorageLedgerTest, AfterARejectedBatchOfAStreamItsLaterBatchesAreSkipped)
   EXPECT_EQ(Loan("B0002", "L5").balance_fen, 60);
 
   // In a later group too, whatever the batch holds; other streams go on.
-  const Batch later = in_stream({Repay("L1", 2, "2024-01-13", 10)}, 7, "B0001");
-  const Batch fresh = in_stream({Repay("L1", 2, "2024-01-13", 10)}, 9, "B0001");
+  const Batch later = in_stream({Repay("L1", 2, "2024-01-13", 10)}, 7, 3, "B0001");
+  const Batch fresh = in_stream({Repay("L1", 2, "2024-01-13", 10)}, 9, 0, "B0001");
   Result<ApplyResult> one = ledger_->Apply(later);
   ASSERT_TRUE(one.ok());
   EXPECT_TRUE(one->skipped);
   EXPECT_EQ(Loan("B0001", "L1").last_seq, 1u);
+  // The rejected batch resent (its reply lost) is judged again, with its
+  // reasons; an earlier one resent is judged as usual (duplicates).
+  one = ledger_->Apply(bad);
+  ASSERT_TRUE(one.ok());
+  EXPECT_FALSE(one->skipped);
+  ASSERT_EQ(one->rejections.size(), 1u);
+  EXPECT_EQ(one->rejections[0].reason, Reason::kOverdraw);
+  one = ledger_->Apply(a);
+  ASSERT_TRUE(one.ok());
+  EXPECT_TRUE(one->applied);
+  EXPECT_EQ(one->events_duplicate, 1u);
   one = ledger_->Apply(fresh);
   ASSERT_TRUE(one.ok());
   EXPECT_TRUE(one->applied);
   EXPECT_EQ(Loan("B0001", "L1").balance_fen, 990);
   EXPECT_EQ(Balance("2024-01-31"), 990 + 40 + 50 + 60);
+}
+
+TEST_F(StorageLedgerTest, ARejectedBatchThatAppliesWhenResentClearsItsStream) {
+  Batch gap = MakeBatch({Disburse("L1", 2, "2024-01-10", 5)}, "B0001");  // seq 2 before seq 1
+  gap.stream = 3;
+  gap.stream_batch = 4;
+  Batch next = MakeBatch({Disburse("L2", 1, "2024-01-10", 6)}, "B0001");
+  next.stream = 3;
+  next.stream_batch = 5;
+  Result<ApplyResult> r = ledger_->Apply(gap);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->rejections.size(), 1u);
+  EXPECT_TRUE(ledger_->Apply(next)->skipped);
+  // Another stream fills the gap; the resent batch now applies, and the
+  // stream goes on.
+  Batch first = MakeBatch({Disburse("L1", 1, "2024-01-09", 1)}, "B0001");
+  first.stream = 4;
+  EXPECT_TRUE(ledger_->Apply(first)->applied);
+  EXPECT_TRUE(ledger_->Apply(gap)->applied);
+  EXPECT_TRUE(ledger_->Apply(next)->applied);
+  EXPECT_EQ(Balance("2024-01-31"), 1 + 5 + 6);
+}
+
+TEST(RejectedStreams, RollbackUndoesAGroupAndCommitBoundsTheStreamsKept) {
+  RejectedStreams streams(2);
+  auto batch = [](uint64_t stream, uint64_t position) {
+    Batch b = MakeBatch({}, "B0001");
+    b.stream = stream;
+    b.stream_batch = position;
+    return b;
+  };
+  streams.OnJudged(batch(1, 5), false);
+  EXPECT_TRUE(streams.Skips(batch(1, 6)));
+  EXPECT_FALSE(streams.Skips(batch(1, 5)));
+  EXPECT_FALSE(streams.Skips(batch(0, 6)));  // stream 0: never
+  streams.Rollback();                        // the group's write failed
+  EXPECT_FALSE(streams.Skips(batch(1, 6)));
+  EXPECT_EQ(streams.size(), 0u);
+
+  streams.OnJudged(batch(1, 5), false);
+  streams.OnJudged(batch(1, 3), false);  // an earlier one rejected too: the stream stops there
+  streams.Commit();
+  EXPECT_TRUE(streams.Skips(batch(1, 4)));
+  streams.OnJudged(batch(1, 3), true);  // the first rejected applies when resent: clear
+  streams.Rollback();                   // ... but that group failed
+  EXPECT_TRUE(streams.Skips(batch(1, 4)));
+  streams.OnJudged(batch(2, 0), false);
+  streams.OnJudged(batch(3, 0), false);
+  streams.Commit();  // three streams, two kept: the oldest (1) is forgotten
+  EXPECT_EQ(streams.size(), 2u);
+  EXPECT_FALSE(streams.Skips(batch(1, 4)));
+  EXPECT_TRUE(streams.Skips(batch(2, 1)));
+  EXPECT_TRUE(streams.Skips(batch(3, 1)));
 }
 
 TEST_F(StorageLedgerTest, TheLedgerRemembersTheLastRejectedStreamsOnly) {
@@ -865,7 +932,7 @@ TEST_F(StorageLedgerTest, TheLedgerRemembersTheLastRejectedStreamsOnly) {
   bad.reserve(n);
   for (uint64_t s = 1; s <= n; ++s) {
     bad.push_back(MakeBatch({Repay("NOPE", 1, "2024-01-10", 1)}, "B0001"));
-    bad.back().stream = s;
+    bad.back().stream = s;  // position 0: rejected
   }
   std::vector<const Batch*> group;
   for (const Batch& b : bad) group.push_back(&b);
@@ -874,8 +941,10 @@ TEST_F(StorageLedgerTest, TheLedgerRemembersTheLastRejectedStreamsOnly) {
   for (const ApplyResult& x : *r) ASSERT_FALSE(x.applied || x.skipped);
   Batch oldest = MakeBatch({Disburse("L1", 1, "2024-01-10", 1)}, "B0001");
   oldest.stream = 1;
+  oldest.stream_batch = 1;
   Batch newest = MakeBatch({Disburse("L2", 1, "2024-01-10", 1)}, "B0001");
   newest.stream = n;
+  newest.stream_batch = 1;
   Result<ApplyResult> one = ledger_->Apply(newest);
   ASSERT_TRUE(one.ok());
   EXPECT_TRUE(one->skipped);
