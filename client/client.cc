@@ -291,8 +291,10 @@ Status ClientImpl::SubmitStream(
   std::vector<LoanEvent> batch;
   // After a rejection, batches still unanswered were skipped or never
   // taken: they are not applied, and must not be resent (a restarted
-  // server no longer knows the stream was rejected).
+  // server no longer knows the stream was rejected): drop the broken
+  // connection and report them skipped.
   auto skip_unanswered = [&] {
+    conn_.reset();
     for (Pending& p : pending) {
       if (!p.outcome) p.outcome = BatchOutcome{.skipped = true};
     }
@@ -336,7 +338,6 @@ Status ClientImpl::SubmitStream(
     Result<wire::OwnedMessage> reply = conn_->Receive(RequestDeadline(pending.front().sent));
     if (!reply.ok()) {
       if (rejected) {
-        conn_.reset();
         skip_unanswered();
         break;
       }
@@ -350,7 +351,6 @@ Status ClientImpl::SubmitStream(
       Status s = wire::StatusFromError(*m.body_as_Error());
       if (Retryable(s) || (m.request_id() == 0 && s.code() == Status::Code::kUnavailable)) {
         if (rejected) {
-          conn_.reset();
           skip_unanswered();
           break;
         }

@@ -29,8 +29,8 @@ struct ClientOptions {
   std::string tls_ca_file;             // PEM CA to verify the server; "" = do not verify
   uint32_t batches_in_flight_max = 8;  // pipelining bound for SubmitStream
   uint32_t connect_timeout_ms = 5000;
-  uint32_t request_timeout_ms =
-      60000;  // per request, reply not received -> reconnect/resend or fail
+  // Per request: no reply by then -> reconnect/resend or fail.
+  uint32_t request_timeout_ms = 60000;
   uint32_t reconnect_attempts_max = 5;  // per failure episode, with backoff
   std::string client_name = "loanledger-client";
 };

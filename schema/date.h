@@ -10,8 +10,8 @@
 
 namespace loanledger {
 
-using Day =
-    int32_t;  // days since 1970-01-01; on disk as a big-endian u32 offset (storage/README.md)
+// Days since 1970-01-01; on disk as a big-endian u32 offset (storage/README.md).
+using Day = int32_t;
 
 struct CivilDate {
   int32_t year;    // e.g. 2024

@@ -441,7 +441,8 @@ Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t 
                   "role " + std::string(RoleName(principal_->role)) + " may not submit batches");
     co_return;
   }
-  Result<std::vector<LoanEvent>> events = wire::DecodeSubmitBatch(*message.body_as_SubmitBatch());
+  const wire::SubmitBatch& body = *message.body_as_SubmitBatch();
+  Result<std::vector<LoanEvent>> events = wire::DecodeSubmitBatch(body);
   if (!events.ok()) {
     CompleteError(id, frame_bytes, events.status().code(), events.status().message());
     co_return;
@@ -450,8 +451,8 @@ Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t 
   job.batch.submitter = principal_->name;
   job.batch.caller_institution = principal_->institution_id;
   job.batch.events = std::move(*events);
-  job.batch.stream = message.body_as_SubmitBatch()->stream();
-  job.batch.stream_batch = message.body_as_SubmitBatch()->stream_batch();
+  job.batch.stream = body.stream();
+  job.batch.stream_batch = body.stream_batch();
   job.done = [self = shared_from_this(), id, frame_bytes,
               received](Result<storage::ApplyResult> result) {
     // Writer thread: hand the result to the session's strand.

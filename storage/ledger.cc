@@ -128,8 +128,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   // loans, all replayed at open). Past this size RocksDB flushes the column
   // families that hold the oldest WAL.
   db_options.max_total_wal_size = 256u << 20;
-  db_options.allow_concurrent_memtable_write =
-      false;  // vector memtables; there is one writer anyway
+  // Vector memtables; there is one writer anyway.
+  db_options.allow_concurrent_memtable_write = false;
   // No LOG file on the data disk (StderrLogger above says why).
   db_options.info_log = std::make_shared<StderrLogger>();
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;

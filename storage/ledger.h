@@ -44,8 +44,8 @@ struct LedgerOptions {
 // One batch as submitted: atomic, exactly once per event (SPEC §3).
 struct Batch {
   std::string submitter;  // who sent it (token name / principal), kept in the journal
-  std::string
-      caller_institution;         // every event must carry this institution_id; "" = no restriction
+  // Every event must carry this institution_id; "" = no restriction.
+  std::string caller_institution;
   std::vector<LoanEvent> events;  // 1..kBatchEventsMax
   // 0, or the submitter's stream, and the batch's position in it: once a
   // batch of (caller_institution, stream) is rejected, the later ones
