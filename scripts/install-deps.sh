@@ -9,6 +9,7 @@ PACKAGES=(
   prometheus-cpp-dev libgtest-dev libbenchmark-dev
   libspdlog-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   prometheus python3 clang-format-14
+  nats-server libnats-dev rocksdb-tools libsystemd-dev
 )
 
 missing=()
