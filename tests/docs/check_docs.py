@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""The reference manual cannot drift from the code, nor dangle.
+
+1. Every relative link in the repository's Markdown files resolves: the
+   file or folder exists, and a `#anchor` into a Markdown file names one of
+   its headings (GitHub's anchor rules).
+2. Every reason code the code names (schema/reason.cc, ReasonName) appears
+   in docs/data.md.
+3. Every category the CLI accepts (`loanledger report --help`) appears in
+   docs/categories.md, and the high-tech manufacturing prefixes of
+   schema/category.cc are exactly the prefixes of its table.
+4. Every metric family the server registers (the `loanledger_*` names
+   quoted in server/*.cc) and every family of deploy/metrics.txt appears
+   in docs/metrics.md.
+
+usage: check_docs.py BUILD_DIR
+"""
+import glob
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SKIP_DIRS = {".git", "node_modules", "run", "third_party", "corpus", "regressions"}
+
+
+def markdown_files():
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith("build")]
+        for name in filenames:
+            if name.endswith(".md"):
+                yield os.path.join(dirpath, name)
+
+
+def strip_code(text):
+    """Markdown without fenced code blocks and inline code spans (links there are not links)."""
+    text = re.sub(r"^(```|~~~).*?^\1[^\n]*$", "", text, flags=re.S | re.M)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def anchors(path, cache={}):
+    """GitHub's heading anchors of a Markdown file."""
+    if path not in cache:
+        found = set()
+        counts = {}
+        text = re.sub(r"^(```|~~~).*?^\1[^\n]*$", "", open(path, encoding="utf-8").read(),
+                      flags=re.S | re.M)
+        for m in re.finditer(r"^#{1,6}\s+(.*?)\s*#*\s*$", text, flags=re.M):
+            slug = m.group(1).strip().lower()
+            slug = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", slug)  # a link in a heading: its text
+            slug = re.sub(r"[^\w\- ]", "", slug)  # keeps letters (any script), digits, _ - and spaces
+            slug = slug.replace(" ", "-")
+            n = counts.get(slug, 0)
+            counts[slug] = n + 1
+            found.add(slug if n == 0 else f"{slug}-{n}")
+        for m in re.finditer(r"<a\s+(?:name|id)=\"([^\"]+)\"", text):
+            found.add(m.group(1))
+        cache[path] = found
+    return cache[path]
+
+
+def check_links(errors):
+    count = 0
+    for path in markdown_files():
+        text = strip_code(open(path, encoding="utf-8").read())
+        for m in re.finditer(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)", text):
+            target = m.group(1)
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+                continue
+            count += 1
+            rel = os.path.relpath(path, ROOT)
+            file_part, _, anchor = target.partition("#")
+            dest = path if not file_part else os.path.normpath(
+                os.path.join(os.path.dirname(path), file_part))
+            if not os.path.exists(dest):
+                errors.append(f"{rel}: link to {target}: {os.path.relpath(dest, ROOT)} does not exist")
+                continue
+            if anchor and dest.endswith(".md") and anchor not in anchors(dest):
+                errors.append(f"{rel}: link to {target}: no heading with anchor #{anchor} in "
+                              f"{os.path.relpath(dest, ROOT)}")
+    return count
+
+
+def words_missing(names, page, errors, what):
+    text = open(os.path.join(ROOT, page), encoding="utf-8").read()
+    for name in sorted(names):
+        if not re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text):
+            errors.append(f"{page}: {what} {name} is not described")
+
+
+def reason_names():
+    source = open(os.path.join(ROOT, "schema", "reason.cc"), encoding="utf-8").read()
+    body = source[source.index("ReasonName("):source.index("ReasonDescription(")]
+    names = set(re.findall(r'return "([A-Z_]+)";', body)) - {"OK", "UNKNOWN"}
+    if not names:
+        raise SystemExit("FAIL: no reason names found in schema/reason.cc (update check_docs.py)")
+    return names
+
+
+def category_names(build):
+    out = subprocess.run([os.path.join(build, "client", "loanledger"), "report", "--help"],
+                         capture_output=True, text=True, timeout=30).stdout
+    m = re.search(r"--category TEXT:\{([A-Z0-9_,]+)\}", out)
+    if not m:
+        raise SystemExit("FAIL: `loanledger report --help` lists no categories (update check_docs.py)")
+    return set(m.group(1).split(","))
+
+
+def high_tech_prefixes_code():
+    for path in glob.glob(os.path.join(ROOT, "schema", "*.cc")):
+        source = open(path, encoding="utf-8").read()
+        m = re.search(r"kHighTechPrefixes\s*=\s*\{(.*?)\};", source, flags=re.S)
+        if m:
+            return set(re.findall(r'"(C\d+)"', m.group(1)))
+    raise SystemExit("FAIL: kHighTechPrefixes not found in schema/*.cc (update check_docs.py)")
+
+
+def high_tech_prefixes_page():
+    text = open(os.path.join(ROOT, "docs", "categories.md"), encoding="utf-8").read()
+    section = text[text.index("## High-tech manufacturing"):]
+    section = section[:section.index("\n## ", 1)]
+    return set(re.findall(r"^\| (C\d+) \|", section, flags=re.M))
+
+
+def metric_names():
+    names = set()
+    for path in glob.glob(os.path.join(ROOT, "server", "*.cc")):
+        found = re.findall(r'"(loanledger_[a-z0-9_]+)"', open(path, encoding="utf-8").read())
+        names |= {n for n in found if not n.endswith("_")}  # a prefix joined to names elsewhere
+    for line in open(os.path.join(ROOT, "deploy", "metrics.txt"), encoding="utf-8"):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.add(line)
+    return names
+
+
+def main():
+    build = os.path.abspath(sys.argv[1])
+    errors = []
+    links = check_links(errors)
+    reasons = reason_names()
+    words_missing(reasons, "docs/data.md", errors, "reason code")
+    categories = category_names(build)
+    words_missing(categories, "docs/categories.md", errors, "category")
+    code, page = high_tech_prefixes_code(), high_tech_prefixes_page()
+    for p in sorted(code - page):
+        errors.append(f"docs/categories.md: high-tech prefix {p} of the code is not in the table")
+    for p in sorted(page - code):
+        errors.append(f"docs/categories.md: high-tech prefix {p} of the table is not in the code")
+    metrics = metric_names()
+    words_missing(metrics, "docs/metrics.md", errors, "metric")
+    for e in errors:
+        print("FAIL:", e)
+    print(f"docs check: {'FAILED' if errors else 'passed'} ({links} relative links, "
+          f"{len(reasons)} reason codes, {len(categories)} categories, {len(code)} high-tech "
+          f"prefixes, {len(metrics)} metric families)")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
