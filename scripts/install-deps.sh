@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian bookworm package loanledger needs to build, test and
-# run (docs: shared/docs/toolchain.md). Idempotent; needs root (or sudo).
+# run (docs/toolchain.md). Idempotent; needs root (or sudo).
 set -euo pipefail
 
 PACKAGES=(
