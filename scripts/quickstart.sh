@@ -2,7 +2,7 @@
 # The README's first command. On a fresh Debian bookworm machine (as root):
 # installs the packages, builds Release, starts loanledgerd on 127.0.0.1
 # with a fresh data directory and fresh tokens, generates the demo national
-# portfolio (SPEC §9, scale 1/10,000), submits it through the CLI with
+# portfolio (docs/domain.md, scale 1/10,000), submits it through the CLI with
 # progress, prints the 2024-09-30 report next to the published figures, and
 # leaves the server running.
 #
@@ -97,7 +97,7 @@ done
 printf '\n' >&2
 echo "submitted: applied=$total_applied duplicates=$total_duplicates batches=$total_batches institutions=$count"
 
-step "6/6 the report for $REPORT_DATE, next to the published figures (SPEC §9)"
+step "6/6 the report for $REPORT_DATE, next to the published figures (docs/domain.md)"
 LOANLEDGER_TOKEN=$REGULATOR_TOKEN "$LL" report --date "$REPORT_DATE" > "$HOME_DIR/report.txt"
 cat "$HOME_DIR/report.txt"
 LOANLEDGER_TOKEN=$REGULATOR_TOKEN "$LL" report --date "$REPORT_DATE" --format json > "$HOME_DIR/report.json"
@@ -105,7 +105,7 @@ python3 - "$HOME_DIR/report.json" "$SCALE" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1])); scale = float(sys.argv[2])
 rows = {r["category"]: r for r in report["rows"] if r["group"] is None}
-# SPEC §9: PBoC, end of September 2024 (trillion yuan, YoY %); None = not published.
+# docs/domain.md: PBoC, end of September 2024 (trillion yuan, YoY %); None = not published.
 published = [("MANUFACTURING_MLT", 13.88, 14.8), ("HIGH_TECH_MANUFACTURING", None, 12.0),
              ("SRDI", 4.26, 13.5), ("INCLUSIVE_SMALL_MICRO", 32.90, 14.5)]
 print(f"\n{'category':<26}{'published':>22}{'x scale (yuan)':>22}{'loanledger (yuan)':>22}{'pub. YoY':>10}{'YoY':>9}")

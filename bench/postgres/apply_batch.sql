@@ -1,5 +1,5 @@
 -- ll_apply_batch: applies the batch COPYed into the session's `stage` table
--- (session.sql) as loanledgerd applies one (SPEC §3), set-based, inside the
+-- (session.sql) as loanledgerd applies one (docs/data.md), set-based, inside the
 -- caller's transaction:
 --   BEGIN; \copy stage (...) FROM batch.csv; SELECT * FROM ll_apply_batch('B0001'); COMMIT;
 -- so the batch is atomic and acknowledged once its commit is flushed
@@ -13,7 +13,7 @@
 -- first event DISBURSE, dates not going back, no overdraw, balance cap;
 -- (3) append the journal (a batch row and its applied events); (4) upsert the
 -- loan states (last event per loan); (5) upsert the category x province x
--- institution x date deltas. Categories follow SPEC §4: membership by the
+-- institution x date deltas. Categories follow docs/categories.md: membership by the
 -- loan's latest attributes; when an event changes them, the old cells lose
 -- the whole balance and the new ones gain it on that event's date, with the
 -- event's flow under the new attributes (storage/ledger_impl.h EmitDeltas).

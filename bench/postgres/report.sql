@@ -1,5 +1,5 @@
--- The SPEC §5 report in SQL, two ways, same columns as loanledgerd's JSON
--- report (client/cli/format.cc): one row per category in SPEC §4 order, or
+-- The report of docs/figures.md in SQL, two ways, same columns as loanledgerd's JSON
+-- report (client/cli/format.cc): one row per category in docs/categories.md order, or
 -- per category and province (ascending) when by_province.
 --   balance as of X = sum of the daily deltas dated <= X;
 --   X = d, its year-ago date (Feb 29 -> Feb 28) and the previous Dec 31;

@@ -1,14 +1,14 @@
 -- loanledger's ledger in PostgreSQL 15, for bench/compare_postgres.sh: the
--- same durable state as loanledgerd (SPEC §3: loan states, a journal of every
+-- same durable state as loanledgerd (docs/data.md: loan states, a journal of every
 -- applied batch, category x province x institution x date aggregates) and the
--- same rules (SPEC §2 validation, §3 exactly-once and atomic batches, §4
+-- same rules (docs/data.md: validation, exactly-once and atomic batches; docs/categories.md:
 -- categories), done set-based, one transaction per batch.
 --
 -- Every table here is logged (durable); only the per-session staging tables
 -- (apply_batch.sql) are TEMP. Text columns compare bytewise: the cluster is
 -- created with --no-locale (C collation), as loanledgerd compares bytes.
 
--- SPEC §2 enumerations. An unknown value fails the COPY, so a batch with one
+-- The enumerations of docs/data.md. An unknown value fails the COPY, so a batch with one
 -- is rejected whole, like loanledgerd's BAD_EVENT_KIND & co.
 CREATE TYPE event_kind AS ENUM ('DISBURSE', 'REPAY', 'WRITE_OFF', 'RECLASSIFY');
 CREATE TYPE borrower_type AS ENUM ('ENTERPRISE', 'INDIVIDUAL_BUSINESS', 'SMALL_MICRO_OWNER', 'INDIVIDUAL');
@@ -18,7 +18,7 @@ CREATE TYPE enterprise_size AS ENUM ('NA', 'LARGE', 'MEDIUM', 'SMALL', 'MICRO');
 -- is int64 fen throughout, so sum in bigint, an overflow being an error.
 CREATE AGGREGATE sum8(bigint) (SFUNC = int8pl, STYPE = bigint, COMBINEFUNC = int8pl, PARALLEL = SAFE);
 
--- SPEC §4 categories, in report order. id = the bit in a loan's category mask
+-- The categories of docs/categories.md, in report order. id = the bit in a loan's category mask
 -- (the same numbering as schema/category.h).
 CREATE TABLE category (
   id   smallint PRIMARY KEY,
@@ -32,7 +32,7 @@ FROM unnest(ARRAY['TOTAL', 'MANUFACTURING', 'MANUFACTURING_MLT', 'HIGH_TECH_MANU
                   'DIGITAL_ECONOMY']) WITH ORDINALITY AS t(name, n),
      LATERAL (SELECT (n - 1)::smallint AS id) i;
 
--- docs/high-tech-manufacturing.md (shared docs), as data: a code is high-tech
+-- The high-tech table of docs/categories.md, as data: a code is high-tech
 -- when one of these is a prefix of it ("C39" alone does not match "C392").
 CREATE TABLE high_tech_prefix (prefix text PRIMARY KEY);
 INSERT INTO high_tech_prefix VALUES
@@ -41,13 +41,13 @@ INSERT INTO high_tech_prefix VALUES
   ('C398'), ('C3990'), ('C391'), ('C3474'), ('C3475'), ('C3581'), ('C3582'), ('C3583'), ('C3584'),
   ('C3585'), ('C3586'), ('C3589'), ('C401'), ('C402'), ('C4040'), ('C4090'), ('C2664'), ('C2665');
 
--- The 31 province codes of docs/domain.md.
+-- The 31 province codes of docs/categories.md.
 CREATE TABLE province (code smallint PRIMARY KEY);
 INSERT INTO province
 SELECT unnest(ARRAY[11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41,
                     42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65]);
 
--- SPEC §4 as one pure expression: the category mask of a loan's attributes.
+-- docs/categories.md as one pure expression: the category mask of a loan's attributes.
 -- high_tech is passed in (the callers look the code up in high_tech_prefix).
 -- A plain expression, each argument that may be costly used once: the
 -- planner inlines it into set-based statements instead of calling it per row.
@@ -83,7 +83,7 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Durable state.
 
--- One row per loan: its state after its last applied event (SPEC §3) and, as
+-- One row per loan: its state after its last applied event (docs/data.md) and, as
 -- loanledgerd keeps in memory, its category mask and province.
 -- fillfactor leaves room for HOT updates: a loan's new version stays on its
 -- page and the primary key is not touched.
@@ -109,7 +109,7 @@ CREATE TABLE loan (
   PRIMARY KEY (institution_id, loan_id)
 ) WITH (fillfactor = 70);
 
--- The journal (SPEC §3): one row per applied batch (who, when, how many) and
+-- The journal (docs/data.md): one row per applied batch (who, when, how many) and
 -- the batch's applied events (duplicates are counted, not kept), so that
 -- state and aggregates can be rebuilt and audited by replaying them in
 -- (batch_no, ord) order. Append-only, no index beyond the batch number.
@@ -150,7 +150,7 @@ CREATE TABLE institution (
   name text NOT NULL UNIQUE
 );
 
--- The aggregates (SPEC §5): per category x province x institution x business
+-- The aggregates (docs/figures.md): per category x province x institution x business
 -- date, the day's change of the five measures. As of D = sum over day <= D.
 CREATE TABLE cell_daily (
   category        smallint NOT NULL,

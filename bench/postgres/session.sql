@@ -4,7 +4,7 @@
 -- each commit (one batch = one transaction). Durable state is in schema.sql.
 
 -- The batch as received (COPY target). The types (enums, date, integers)
--- and CHECKs are SPEC §2's field rules (loanledgerd's ValidateEvent): a bad
+-- and CHECKs are the field rules of docs/data.md (loanledgerd's ValidateEvent): a bad
 -- field fails the COPY and so rejects the batch whole. Character classes
 -- are checked by searching for a character outside the class (`!~ '[^...]'`):
 -- an anchored pattern with a counted repetition costs ten times more.

@@ -15,7 +15,7 @@
    suffix maps to the histogram's base name. It prints that set (and writes it
    with --write-used).
 3. Every used name must be listed in deploy/metrics.txt, the list the server
-   must export, and metrics.txt must contain every SPEC §8 family.
+   must export, and metrics.txt must contain every required family.
 4. With --promtool, every dashboard query is parsed by Prometheus itself:
    the queries (Grafana variables replaced by sample values) become recording
    rules in a temporary file that `promtool check rules` must accept.
@@ -34,9 +34,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-# SPEC §8, "at least these families" (loanledger_rocksdb_* spelled out as the
-# five gauges the spec describes). deploy/metrics.txt must contain them all.
-SPEC_FAMILIES = {
+# The required families, "at least these" (docs/metrics.md; loanledger_rocksdb_* spelled
+# out as its five gauges). deploy/metrics.txt must contain them all.
+REQUIRED_FAMILIES = {
     "loanledger_events_applied_total",
     "loanledger_events_duplicate_total",
     "loanledger_events_rejected_total",
@@ -290,8 +290,8 @@ def main(argv: list[str]) -> int:
             errors.append(f"metrics.txt: {name!r} is not a loanledger_ metric name")
         if kind == "counter" and not name.endswith("_total"):
             errors.append(f"metrics.txt: counter {name} does not end in _total")
-    for name in sorted(SPEC_FAMILIES - known):
-        errors.append(f"metrics.txt: SPEC §8 family {name} is missing")
+    for name in sorted(REQUIRED_FAMILIES - known):
+        errors.append(f"metrics.txt: required family {name} is missing")
 
     dash_dir = deploy / "grafana/dashboards"
     dash_files = sorted(dash_dir.glob("*.json"))

@@ -4,8 +4,8 @@
   python3 tests/deploy/check_metrics_exported.py URL [--metrics FILE] [--wait SECONDS]
 
 URL is the metrics endpoint, e.g. http://127.0.0.1:9464/metrics (loanledgerd
---metrics-listen). The expected families are deploy/metrics.txt: the SPEC §8
-families plus those the alert rules and dashboards add. For each one the
+--metrics-listen). The expected families are deploy/metrics.txt: the required
+families (docs/metrics.md) plus those the alert rules and dashboards add. For each one the
 exposition must have a `# TYPE <name> <kind>` line of the kind metrics.txt
 gives (`# kind:` headings). A counter also matches its OpenMetrics family name
 (without `_total`). Unknown loanledger_ families are listed, not failed.

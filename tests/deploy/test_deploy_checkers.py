@@ -206,7 +206,7 @@ class CheckDashboardsTest(unittest.TestCase):
         txt.write_text(txt.read_text().replace("loanledger_inflight_batches\n", ""))
         status, out = self.check()
         self.assertEqual(status, 1, out)
-        self.assertIn("SPEC §8 family loanledger_inflight_batches is missing", out)
+        self.assertIn("required family loanledger_inflight_batches is missing", out)
 
     def test_an_alert_series_name_outside_metrics_txt_fails(self):
         t = self.deploy / "prometheus/alerts_test.yml"

@@ -4,7 +4,7 @@
 Runs scripts/quickstart.sh with already-built binaries, a temporary home and
 free ports: generate the calibrated portfolio, split it per institution,
 make tokens, start loanledgerd, submit every file through the CLI, report.
-Then checks the 2024-09-30 report against SPEC §9: balances within the
+Then checks the 2024-09-30 report against docs/domain.md: balances within the
 published precision x scale, growth within 0.05 percentage points, and
 Shanghai's technology-enterprise, green and inclusive loans growing >= 10%.
 Also runs `loanledgerd --verify` on the data afterwards. Stops the server by
@@ -22,7 +22,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# SPEC §9: (category, balance in trillion yuan or None, yoy %, balance precision in trillion)
+# docs/domain.md: (category, balance in trillion yuan or None, yoy %, balance precision in trillion)
 PUBLISHED = [("MANUFACTURING_MLT", 13.88, 14.8, 0.01), ("HIGH_TECH_MANUFACTURING", None, 12.0, None),
              ("SRDI", 4.26, 13.5, 0.01), ("INCLUSIVE_SMALL_MICRO", 32.90, 14.5, 0.01)]
 SHANGHAI = ["TECH_ENTERPRISE", "GREEN", "INCLUSIVE_SMALL_MICRO"]
