@@ -1,4 +1,4 @@
-// The bank-side client library (SPEC §1, §6): connect (TCP or TLS),
+// The bank-side client library (docs/protocol.md): connect (TCP or TLS),
 // authenticate, submit batches pipelined with a bound on batches in flight,
 // reconnect and resend what was not acknowledged (safe: per-loan seq makes
 // a resend a duplicate), and query. Depends on schema/ only. Errors are
@@ -24,7 +24,7 @@ namespace loanledger::client {
 struct ClientOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 7700;
-  std::string token;                   // bearer token (SPEC §6)
+  std::string token;                   // bearer token (docs/protocol.md)
   bool tls = false;                    // wrap the connection in TLS
   std::string tls_ca_file;             // PEM CA to verify the server; "" = do not verify
   uint32_t batches_in_flight_max = 8;  // pipelining bound for SubmitStream

@@ -1,4 +1,4 @@
-// The CSV form of loan events (SPEC §2): header required, fixed column
+// The CSV form of loan events (docs/data.md): header required, fixed column
 // order, comma-separated, booleans 0/1. Streaming: never loads a file whole.
 #pragma once
 

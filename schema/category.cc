@@ -8,7 +8,7 @@
 namespace loanledger {
 namespace {
 
-// docs/high-tech-manufacturing.md, groups HTP01-HTP06. Kept as data so the
+// docs/categories.md, high-tech table, groups HTP01-HTP06. Kept as data so the
 // table can be replaced without touching code.
 constexpr std::array<std::string_view, 36> kHighTechPrefixes = {
     "C27",   "C374",  "C4343", "C3562", "C3563", "C3569", "C3832", "C3833", "C3841",
@@ -17,7 +17,7 @@ constexpr std::array<std::string_view, 36> kHighTechPrefixes = {
     "C3585", "C3586", "C3589", "C401",  "C402",  "C4040", "C4090", "C2664", "C2665",
 };
 
-// docs/domain.md: the 31 mainland province-level codes.
+// docs/categories.md: the 31 mainland province-level codes.
 constexpr std::array<uint8_t, 31> kProvinceCodes = {
     11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41,
     42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65,

@@ -1,4 +1,4 @@
-// Category rules (SPEC §4): data plus small pure functions, in one place.
+// Category rules (docs/categories.md): data plus small pure functions, in one place.
 // Adding a category is an enum value, a predicate and a row in kCategoryRules
 // (category.cc). A rule change is re-applied to all loans by rebuilding the
 // aggregates from the journal (Ledger::Verify shows what would change).
@@ -35,22 +35,22 @@ inline constexpr CategoryMask Bit(Category c) { return CategoryMask{1} << static
 
 struct CategoryRule {
   Category category;
-  std::string_view name;                     // SPEC §4 name, e.g. "MANUFACTURING_MLT"
+  std::string_view name;                     // docs/categories.md name, e.g. "MANUFACTURING_MLT"
   bool (*matches)(const LoanAttributes& a);  // pure
 };
 
-// Every category in SPEC §4 order (the order of report rows).
+// Every category in docs/categories.md order (the order of report rows).
 std::span<const CategoryRule> CategoryRules();
 CategoryMask Classify(const LoanAttributes& attributes);
 std::string_view CategoryName(Category c);
 std::optional<Category> ParseCategory(std::string_view name);
 
-// HIGH_TECH_MANUFACTURING: the NBS 2017 table (docs/high-tech-manufacturing.md),
+// HIGH_TECH_MANUFACTURING: the NBS 2017 table (docs/categories.md),
 // matched by prefix; a code coarser than the table does not count.
 bool IsHighTechManufacturing(std::string_view industry_code);
 std::span<const std::string_view> HighTechPrefixes();
 
-// Provinces (docs/domain.md): the 31 two-digit codes, ascending.
+// Provinces (docs/categories.md): the 31 two-digit codes, ascending.
 std::span<const uint8_t> ProvinceCodes();
 bool IsProvinceCode(uint8_t code);
 // The province of a valid region code: its first two digits as a number.

@@ -69,7 +69,7 @@ std::string FormatDate(Day d) {
 Day YearAgo(Day d) {
   CivilDate c = CivilFromDays(d);
   c.year -= 1;
-  if (c.month == 2 && c.day == 29) c.day = 28;  // SPEC §5: Feb 29 -> Feb 28
+  if (c.month == 2 && c.day == 29) c.day = 28;  // docs/figures.md: Feb 29 -> Feb 28
   return DaysFromCivil(c);
 }
 

@@ -19,7 +19,7 @@ struct CivilDate {
   uint32_t day;    // 1..31
 };
 
-// SPEC §2: business dates lie in 1990-01-01..2199-12-31.
+// docs/data.md: business dates lie in 1990-01-01..2199-12-31.
 inline constexpr Day kDayMin = 7305;   // 1990-01-01
 inline constexpr Day kDayMax = 84005;  // 2199-12-31
 
@@ -33,12 +33,12 @@ uint32_t DaysInMonth(int32_t year, uint32_t month);
 std::optional<Day> ParseDate(std::string_view text);
 std::string FormatDate(Day d);  // `YYYY-MM-DD`
 
-// SPEC §5: the same month and day a year earlier; Feb 29 becomes Feb 28.
+// docs/figures.md: the same month and day a year earlier; Feb 29 becomes Feb 28.
 Day YearAgo(Day d);
 // Dec 31 of the year before d's year.
 Day PreviousYearEnd(Day d);
 
-// Period ends for series (SPEC §5).
+// Period ends for series (docs/figures.md).
 enum class Step : uint8_t { kDay = 0, kMonth = 1, kQuarter = 2, kYear = 3 };  // on the wire
 std::optional<Step> ParseStep(std::string_view text);  // day|month|quarter|year
 std::string_view StepName(Step step);

@@ -1,4 +1,4 @@
-// The loan event (SPEC §2) and its validation. Every event carries the
+// The loan event (docs/data.md) and its validation. Every event carries the
 // loan's full attributes as of that event, so each event classifies alone.
 #pragma once
 
@@ -58,7 +58,7 @@ struct FieldError {
   std::string message;
 };
 
-// Checks every SPEC §2 rule that one event can break on its own (not seq
+// Checks every docs/data.md rule that one event can break on its own (not seq
 // order, balance or date order: those need the loan's state). Returns
 // nullopt when the event is valid. REQUIRES: enum fields hold declared values
 // or the check reports them (decoders may pass any byte through).
@@ -68,10 +68,10 @@ std::optional<FieldError> ValidateEvent(const LoanEvent& event);
 bool IsValidInstitutionId(std::string_view id);
 bool IsValidLoanId(std::string_view id);
 bool IsValidIndustryCode(std::string_view code);
-// True when the first two digits name one of the 31 provinces (docs/domain.md).
+// True when the first two digits name one of the 31 provinces (docs/categories.md).
 bool IsValidRegionCode(std::string_view code);
 
-// Names as in SPEC §2 (CSV and JSON): DISBURSE, ENTERPRISE, SMALL, NA, ...
+// Names as in docs/data.md (CSV and JSON): DISBURSE, ENTERPRISE, SMALL, NA, ...
 std::string_view EventKindName(EventKind k);
 std::string_view BorrowerTypeName(BorrowerType t);
 std::string_view EnterpriseSizeName(EnterpriseSize s);

@@ -9,18 +9,18 @@
 
 namespace loanledger {
 
-// SPEC §3: a batch is at most 65,536 events or 16 MiB.
+// docs/data.md: a batch is at most 65,536 events or 16 MiB.
 inline constexpr size_t kBatchEventsMax = 65536;
 inline constexpr size_t kBatchBytesMax = 16u << 20;
 // A frame carries one batch plus envelope; 17 MiB leaves room for the envelope.
 inline constexpr size_t kFrameBytesMaxDefault = 17u << 20;
 
-// SPEC §2 field bounds.
+// Field bounds (docs/data.md).
 inline constexpr size_t kInstitutionIdBytesMax = 32;
 inline constexpr size_t kLoanIdBytesMax = 64;
 inline constexpr int64_t kAmountFenMax = 1'000'000'000'000'000;  // 10^15 fen
 inline constexpr uint16_t kTermMonthsMax = 600;
-// A credit line is a declared figure, compared, never summed: SPEC §2 allows
+// A credit line is a declared figure, compared, never summed: docs/data.md allows
 // any int64 >= 0.
 inline constexpr int64_t kCreditLineFenMax = std::numeric_limits<int64_t>::max();
 

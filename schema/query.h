@@ -1,4 +1,4 @@
-// Query requests and answers (SPEC §5). Storage computes them, the wire
+// Query requests and answers (docs/figures.md). Storage computes them, the wire
 // carries them, the CLI prints them; money is int64 fen throughout and only
 // the growth percentage is a double.
 #pragma once
@@ -21,7 +21,7 @@ std::string_view GroupByName(GroupBy g);
 
 struct ReportQuery {
   Day date = 0;                      // as of this date (events dated <= date)
-  std::vector<Category> categories;  // empty = every category, in SPEC §4 order
+  std::vector<Category> categories;  // empty = every category, in docs/categories.md order
   GroupBy by = GroupBy::kNone;
   std::optional<std::string> scope_institution;  // set = only this institution's loans
 };
@@ -69,7 +69,7 @@ struct Series {
   std::vector<SeriesPoint> points;  // date ascending, then group ascending
 };
 
-// The period ends of a series within from..to (SPEC §5): each period end e
+// The period ends of a series within from..to (docs/figures.md): each period end e
 // with from <= e <= to, then `to` itself when its period is not complete.
 std::vector<Day> SeriesDates(Day from, Day to, Step step);
 
@@ -83,7 +83,7 @@ struct LoanView {
   CategoryMask categories = 0;
 };
 
-// yoy growth per SPEC §5; nullopt when the base is 0.
+// yoy growth per docs/figures.md; nullopt when the base is 0.
 std::optional<double> YoyGrowthPct(int64_t balance_fen, int64_t balance_year_ago_fen);
 
 }  // namespace loanledger

@@ -1,4 +1,4 @@
-// Reason codes for rejected events (SPEC §3): business answers, not errors.
+// Reason codes for rejected events (docs/data.md): business answers, not errors.
 // Values are pinned: they are sent on the wire and printed by the CLI.
 #pragma once
 
@@ -9,7 +9,7 @@ namespace loanledger {
 
 enum class Reason : uint16_t {
   kOk = 0,
-  // One event on its own (SPEC §2).
+  // One event on its own (docs/data.md).
   kBadInstitutionId = 1,   // not 1..32 of A-Z 0-9 _ -
   kBadLoanId = 2,          // not 1..64 printable ASCII without comma
   kBadSeq = 3,             // seq is 0 (or not a number)
@@ -24,7 +24,7 @@ enum class Reason : uint16_t {
   kBadCreditLine = 12,     // negative or not an int64
   kBadFlag = 13,           // a boolean that is not 0 or 1
   kMalformedRecord = 14,   // a CSV line with the wrong number of fields, etc.
-  // Against the loan's state (SPEC §3).
+  // Against the loan's state (docs/data.md).
   kSeqGap = 20,                 // seq > last applied seq + 1
   kDateBeforePrevious = 21,     // business date earlier than the loan's previous event
   kOverdraw = 22,               // REPAY/WRITE_OFF above the outstanding balance

@@ -1,4 +1,4 @@
-// The wire protocol in code (SPEC §6, schema/README.md): frames and the
+// The wire protocol in code (docs/protocol.md): frames and the
 // conversions between the domain types and the FlatBuffers tables of
 // schema/loanledger.fbs. Used by both the server and the client; knows no
 // sockets (the transport reads bytes into a FrameReader and writes Frames).

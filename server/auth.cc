@@ -113,7 +113,7 @@ Result<TokenTable> TokenTable::Parse(std::string_view text, std::string_view ori
     Principal p;
     if (role_word == "institution") {
       p.role = wire::Role::INSTITUTION;
-      // "-" is valid by SPEC §2's character set but means "none" here.
+      // "-" is valid by the character set of docs/data.md but means "none" here.
       if (institution == "-" || !IsValidInstitutionId(institution)) {
         return fail("an institution token needs a valid institution id (1-32 of A-Z 0-9 _ -)");
       }

@@ -1,10 +1,10 @@
-// Bearer-token authentication (SPEC §6). The tokens file holds SHA-256
+// Bearer-token authentication (docs/operations.md). The tokens file holds SHA-256
 // hashes only; a Hello's token is hashed (OpenSSL EVP) and looked up.
 //
 // Tokens file: one token per line,
 //   <sha256-hex-of-token> <role> <institution_id-or-dash> [name]
 // role is institution|regulator|admin; an institution token names a valid
-// institution id (SPEC §2), the others a dash. `#` starts a comment; blank
+// institution id (docs/data.md), the others a dash. `#` starts a comment; blank
 // lines are ignored. `loanledger token new` prints such lines.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The single writer thread (SPEC §3 durability, STYLE.md "concurrent writers
+// The single writer thread (docs/data.md durability, STYLE.md "concurrent writers
 // grouped into one log write and one sync"). Sessions hand it batches through
 // a bounded queue; it takes every batch waiting (up to group_batches_max),
 // applies them with one Ledger::ApplyGroup (one WAL sync), and calls each

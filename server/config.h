@@ -1,4 +1,4 @@
-// loanledgerd's configuration (SPEC §7): command-line flags, or a config
+// loanledgerd's configuration (docs/operations.md): command-line flags, or a config
 // file (--config FILE, TOML/INI `key = value`) with the same keys. Every
 // operational bound lives here with its default and the reason for it.
 #pragma once

@@ -1,4 +1,4 @@
-// loanledgerd: the loan-ledger aggregation server (SPEC §7).
+// loanledgerd: the loan-ledger aggregation server (docs/operations.md).
 // Start reading here: flags (config.h) -> RunServer (server.cc: listener,
 // shutdown) -> Session (session.cc: one connection) -> BatchWriter
 // (batch_writer.cc: group commit) -> storage::Ledger.
@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     ServerConfig config;
     if (std::optional<int> exit_code = ParseFlags(argc, argv, config)) return *exit_code;
 
-    // Logs go to stderr (SPEC §7), one line each, flushed at once so that a
+    // Logs go to stderr (docs/operations.md), one line each, flushed at once so that a
     // supervisor (or a test) reading the pipe sees them immediately.
     auto logger = spdlog::stderr_logger_mt("loanledgerd");
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");

@@ -1,10 +1,10 @@
-// Prometheus metrics of loanledgerd (SPEC §8). Every family is registered
+// Prometheus metrics of loanledgerd (docs/metrics.md). Every family is registered
 // once, at start-up, and every label value is created then too (labels come
 // from bounded sets: reasons, results, query kinds, categories x provinces);
 // the hot path only increments references held here. prometheus-cpp metrics
 // are thread-safe.
 //
-// Families beyond SPEC §8 are listed in server/README.md.
+// docs/metrics.md describes every family.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -52,7 +52,7 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;  // owns every family below
 
  public:
-  // SPEC §8 -------------------------------------------------------------
+  // Required families (docs/metrics.md) ------------------------------------
   prometheus::Counter& events_applied;    // loanledger_events_applied_total
   prometheus::Counter& events_duplicate;  // loanledger_events_duplicate_total
   prometheus::Counter& batches_applied;   // loanledger_batches_total{result="applied"}

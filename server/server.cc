@@ -291,7 +291,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
 
   storage::LedgerOptions options;
   options.path = config.data_dir;
-  options.sync = true;  // SPEC §3: an ack means the WAL is synced
+  options.sync = true;  // docs/data.md: an ack means the WAL is synced
   options.snapshot_events = config.snapshot_events;
   const auto open_start = std::chrono::steady_clock::now();
   Result<std::unique_ptr<storage::Ledger>> ledger = storage::Ledger::Open(options);

@@ -1,4 +1,4 @@
-// loanledgerd's two modes (SPEC §7). main.cc parses flags and calls one.
+// loanledgerd's two modes (docs/operations.md). main.cc parses flags and calls one.
 #pragma once
 
 #include <string_view>

@@ -1,4 +1,4 @@
-// One client connection (SPEC §6): a coroutine that reads frames, one that
+// One client connection (docs/protocol.md): a coroutine that reads frames, one that
 // writes replies, two watchdogs for deadlines, all on the connection's
 // strand. Internal to server/; see server/README.md for the life of a
 // request.

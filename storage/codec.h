@@ -35,7 +35,7 @@ inline constexpr uint32_t kFormatVersion = 2;
 // in the in-memory rollups. Bounded by the 24 bits a delta key gives them.
 inline constexpr uint32_t kInstitutionsMax = (1u << 24) - 1;
 
-// The five measures of a cell (SPEC §5): for a day cell, the change on that
+// The five measures of a cell (docs/figures.md): for a day cell, the change on that
 // day; for a cumulative figure, the sum over days.
 struct Measures {
   int64_t balance_fen = 0;

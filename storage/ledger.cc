@@ -1,4 +1,4 @@
-// Open, recovery and the apply path (SPEC §3). Data flow of one group:
+// Open, recovery and the apply path (docs/data.md). Data flow of one group:
 // validate each batch against the in-memory loan table (slots changed in
 // place, with an undo log) -> fold accepted batches' cell changes -> one
 // WriteBatch (one journal record per batch, cell values, meta) written with
@@ -773,7 +773,7 @@ Status LedgerImpl::Commit(Group* g) {
   wb.Put(cf_meta_, kMetaLoans, EncodeU64(loan_count_ + new_loans));
 
   rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;  // SPEC §3: acknowledged only once the WAL is synced
+  wo.sync = options_.sync;  // docs/data.md: acknowledged only once the WAL is synced
   rocksdb::Status s = db_->Write(wo, &wb);
   if (!s.ok()) {
     Unwind(g, 0);

@@ -1,5 +1,5 @@
 // The ledger: loan states, journal and incremental aggregates in RocksDB
-// (SPEC §3-§5). This is storage's whole public header; it speaks in schema
+// (docs/data.md, docs/figures.md). This is storage's whole public header; it speaks in schema
 // types only. Keyspace and formats: storage/README.md.
 //
 // Thread safety: every method may be called from any thread. Apply calls
@@ -25,7 +25,7 @@ namespace loanledger::storage {
 
 struct LedgerOptions {
   std::string path;  // data directory; created if missing
-  bool sync = true;  // fsync the WAL before Apply returns (SPEC §3). Tests only set false.
+  bool sync = true;  // fsync the WAL before Apply returns (docs/data.md). Tests only set false.
   size_t block_cache_bytes = 256u << 20;  // RocksDB block cache shared by all column families
   // From this many stored loans, open reads them with two threads (tests
   // lower it to cover that path on a small store).
@@ -41,7 +41,7 @@ struct LedgerOptions {
   std::function<int64_t()> clock_ms;
 };
 
-// One batch as submitted: atomic, exactly once per event (SPEC §3).
+// One batch as submitted: atomic, exactly once per event (docs/data.md).
 struct Batch {
   std::string submitter;  // who sent it (token name / principal), kept in the journal
   // Every event must carry this institution_id; "" = no restriction.
@@ -94,7 +94,7 @@ struct CompactionReport {
   uint64_t live_sst_bytes_after = 0;
 };
 
-// RocksDB health and sizes, for metrics (SPEC §8).
+// RocksDB health and sizes, for metrics (docs/metrics.md).
 struct LedgerStats {
   uint64_t memtable_bytes = 0;
   uint64_t pending_compaction_bytes = 0;
@@ -157,7 +157,7 @@ class Ledger {
   virtual Result<uint64_t> RebuildAggregates() = 0;
 
   // Compacts every column family down to the bottom level (the admin
-  // "compaction" request, SPEC §6): reclaims space now rather than as
+  // "compaction" request, docs/cli.md): reclaims space now rather than as
   // RocksDB gets to it. Runs beside writers and queries, which go on; can
   // take minutes on a large store.
   virtual Result<CompactionReport> Compact() = 0;

@@ -46,7 +46,7 @@ struct EventStep {
   std::string message;
 };
 
-// Applies e to `slot` (SPEC §3 exactly-once and state rules, not the field
+// Applies e to `slot` (docs/data.md exactly-once and state rules, not the field
 // rules of ValidateEvent, which the caller has checked). On kApplied, slot
 // holds the new state and *before sums up the state before; otherwise slot
 // is unchanged. Pure.
@@ -54,7 +54,7 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before);
 
 // Emits the cell changes of one applied event: the old state's balance
 // leaves the old categories/province, the new state's enters the new ones,
-// and the event's flow counts under the new attributes (SPEC §4). `add` is
+// and the event's flow counts under the new attributes (docs/figures.md). `add` is
 // called with (category, province, day, change).
 template <typename AddFn>
 void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add);

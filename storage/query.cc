@@ -1,4 +1,4 @@
-// Report, series and loan queries (SPEC §5). Every figure is an as-of sum
+// Report, series and loan queries (docs/figures.md). Every figure is an as-of sum
 // over the in-memory day series; nothing here touches the journal.
 #include <rocksdb/db.h>
 

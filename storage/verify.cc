@@ -1,4 +1,4 @@
-// Verify (SPEC §3 "Consistency"): replays the whole journal from nothing,
+// Verify (docs/data.md, "The journal"): replays the whole journal from nothing,
 // recomputing loan states and every cell, and compares with the stored
 // cells, the in-memory loan states and the in-memory aggregates. Reads one RocksDB
 // snapshot, so writers go on meanwhile.

@@ -307,7 +307,7 @@ int RunSeries(const Flags& f, CliContext& ctx) {
   if (!client.ok()) return Fail(ctx, "series", client.status());
   Result<Series> series = (*client)->QuerySeries(query);
   if (!series.ok()) return Fail(ctx, "series", series.status());
-  // The shape names what was asked (SPEC §7: category, step, group_by).
+  // The shape names what was asked (docs/cli.md: category, step, group_by).
   series->category = query.category;
   series->step = query.step;
   series->by = query.by;

@@ -1,4 +1,4 @@
-// The `loanledger` command line (SPEC §7): argument parsing with CLI11,
+// The `loanledger` command line (docs/cli.md): argument parsing with CLI11,
 // dispatch to the commands, and the mapping of outcomes to exit codes.
 // Everything the commands touch outside the process (output streams, the
 // environment, the connection, the clock) comes in through CliContext, so
@@ -20,7 +20,7 @@
 
 namespace loanledger::client::cli {
 
-// SPEC §7 exit codes.
+// Exit codes (docs/cli.md).
 enum ExitCode : int {
   kExitOk = 0,
   kExitUsage = 1,        // bad flags, bad date, unknown category, unreadable input file
@@ -33,12 +33,12 @@ int ExitCodeFor(const Status& status);
 
 // `gen` options, handed to the generator (client/gen) when it is linked in.
 struct GenArgs {
-  double scale = 1e-4;    // share of the national portfolio (SPEC §9 default 1/10,000); > 0
+  double scale = 1e-4;    // share of the national portfolio (default 1/10,000); > 0
   uint64_t seed = 1;      // same seed, same file
   std::string out = "-";  // CSV output path; "-" = stdout
 };
 
-// SPEC §7 defaults: the server's default --listen address.
+// The server's default --listen address (docs/operations.md).
 inline constexpr std::string_view kDefaultServer = "127.0.0.1:7700";
 
 struct CliContext {

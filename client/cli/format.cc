@@ -220,7 +220,7 @@ std::string SeriesJson(const Series& series) {
 
 // ---- Loan -----------------------------------------------------------------
 
-// The SPEC §2 attribute fields, name and CSV/text value, in SPEC order.
+// The attribute fields of docs/data.md, name and CSV/text value, in that order.
 std::vector<std::pair<std::string, std::string>> AttributeCells(const LoanAttributes& a) {
   auto flag = [](bool b) { return std::string(b ? "1" : "0"); };
   return {{"borrower_type", std::string(BorrowerTypeName(a.borrower_type))},

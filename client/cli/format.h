@@ -1,10 +1,10 @@
-// Output of the `loanledger` CLI (SPEC §7) as pure functions from schema
+// Output of the `loanledger` CLI (docs/cli.md) as pure functions from schema
 // types to strings, so every format is testable without a server.
 //
 // Three formats per query: `table` (aligned columns for people; amounts in
 // yuan with two decimals, which is the fen figure exactly), `csv` (a header
-// then one line per row; amounts in fen) and `json` (the SPEC §7 shapes, keys
-// in SPEC order, amounts in fen, one line).
+// then one line per row; amounts in fen) and `json` (the docs/cli.md shapes, keys
+// in that order, amounts in fen, one line).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,7 @@ std::string FormatLoan(const LoanView& loan, OutputFormat format);
 // 123456789 -> "1,234,567.89", -5 -> "-0.05". Exact for every int64.
 std::string FormatYuan(int64_t fen);
 
-// The figures `submit` reports (SPEC §7).
+// The figures `submit` reports (docs/cli.md).
 struct SubmitCounts {
   uint64_t applied = 0;     // events applied, in acknowledged batches
   uint64_t duplicates = 0;  // events skipped as duplicates, in acknowledged batches

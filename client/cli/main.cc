@@ -1,4 +1,4 @@
-// loanledger: the client CLI (SPEC §7). All logic is in app.cc; this file
+// loanledger: the client CLI (docs/cli.md). All logic is in app.cc; this file
 // binds it to the process: real streams, environment, connection and tty.
 #include <unistd.h>
 

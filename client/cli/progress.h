@@ -1,4 +1,4 @@
-// Progress of `loanledger submit` on stderr (SPEC §7): a live bar on a
+// Progress of `loanledger submit` on stderr (docs/cli.md): a live bar on a
 // terminal; otherwise lines "applied=N duplicates=N batches=N rejected=N",
 // rate-limited to a few a second. Counts are what is acknowledged so far.
 #pragma once

@@ -1,4 +1,4 @@
-// `loanledger submit` (SPEC §7): streams a CSV file into batches and submits
+// `loanledger submit` (docs/cli.md): streams a CSV file into batches and submits
 // them pipelined through Client::SubmitStream. A rejected batch, or a line
 // that does not parse, is reported as "FILE:LINE: REASON: message" for each
 // bad event, and submission stops; every batch acknowledged before stays

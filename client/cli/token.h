@@ -1,4 +1,4 @@
-// Bearer tokens (SPEC §6): `loanledger token new` makes one and the line
+// Bearer tokens (docs/operations.md): `loanledger token new` makes one and the line
 // that the server's tokens file needs for it. The server stores and compares
 // only the SHA-256 of a token, never the token itself.
 //

@@ -9,7 +9,7 @@
 namespace loanledger::gen {
 namespace {
 
-constexpr int64_t kInclusiveLineCapFen = 1'000'000'000;  // SPEC §4: 10 million yuan
+constexpr int64_t kInclusiveLineCapFen = 1'000'000'000;  // docs/categories.md: 10 million yuan
 constexpr int64_t kEnterpriseUnitFen = 1'000'000;        // 10,000 yuan
 constexpr int64_t kIndividualUnitFen = 100'000;          // 1,000 yuan
 

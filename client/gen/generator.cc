@@ -20,7 +20,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// SPEC §9 and docs/domain.md, end of September 2024.
+// docs/domain.md, end of September 2024.
 constexpr PublishedFigure kPublished[] = {
     {Category::kManufacturingMlt, "Medium- and long-term manufacturing loans", 0, 13.88, 14.8,
      false},

@@ -1,11 +1,11 @@
-// The national portfolio generator (SPEC §9): a synthetic book of individual
+// The national portfolio generator (docs/domain.md): a synthetic book of individual
 // loans with their history from 2022-01-01 to 2024-12-31, calibrated so that
 // the report for 2024-09-30 shows scale x the central bank's published
 // balances and their year-on-year growth. The model and the calibration are
 // described in client/gen/README.md.
 //
 // Entry points: PortfolioGenerator (pull events one by one), WriteCsv (the
-// CSV form of SPEC §2), RunGenCommand (`loanledger gen`), PublishedFigures.
+// CSV form of docs/data.md), RunGenCommand (`loanledger gen`), PublishedFigures.
 // Depends on schema/ and the CSV writer (client/csv.h) only.
 #pragma once
 
@@ -22,7 +22,7 @@
 
 namespace loanledger::gen {
 
-// The date whose report is calibrated (SPEC §9) and its year-ago date.
+// The date whose report is calibrated (docs/domain.md) and its year-ago date.
 inline constexpr std::string_view kReferenceDate = "2024-09-30";
 inline constexpr std::string_view kYearAgoReferenceDate = "2023-09-30";
 
@@ -90,7 +90,7 @@ class PortfolioGenerator {
   std::unique_ptr<Impl> impl_;
 };
 
-// Writes the CSV header and every event (SPEC §2 CSV form), buffered.
+// Writes the CSV header and every event (the CSV form of docs/data.md), buffered.
 // IoError when the stream fails; InvalidArgument for bad options.
 Status WriteCsv(const GenOptions& options, std::ostream& out);
 
@@ -100,8 +100,8 @@ Status WriteCsv(const GenOptions& options, std::ostream& out);
 // cannot be written.
 int RunGenCommand(const GenOptions& options, const std::string& out_path_or_empty);
 
-// The published figures the portfolio is calibrated to (SPEC §9,
-// docs/domain.md), for printing next to a report.
+// The published figures the portfolio is calibrated to
+// (docs/domain.md), for printing next to a report.
 struct PublishedFigure {
   Category category;
   std::string_view label;        // what was published, in words

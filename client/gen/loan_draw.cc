@@ -10,7 +10,7 @@ namespace loanledger::gen {
 namespace {
 
 constexpr int64_t kFenPerYuan = 100;
-constexpr int64_t kInclusiveLineCapFen = 1'000'000'000;  // SPEC §4: 10 million yuan
+constexpr int64_t kInclusiveLineCapFen = 1'000'000'000;  // docs/categories.md: 10 million yuan
 constexpr int64_t kLineStepFen = 1'000'000;              // credit lines in 10,000 yuan steps
 
 struct TermWeight {
@@ -167,7 +167,7 @@ void DrawAttributes(const CellSpec& c, uint8_t province, LoanDraw& d, Rng& rng) 
   }
   a.enterprise_size = a.borrower_type == BorrowerType::kEnterprise ? c.size : EnterpriseSize::kNa;
   if (a.borrower_type == BorrowerType::kIndividual) {
-    a.industry_code.clear();  // household loans carry no industry (SPEC §2)
+    a.industry_code.clear();  // household loans carry no industry (docs/data.md)
     a.green =
         !c.flags_fixed && c.family == Family::kConsumer && rng.Bernoulli(.04);  // NEV car loans
     return;

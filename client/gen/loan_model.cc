@@ -202,7 +202,7 @@ void Record(const Flow& f, uint8_t version, std::vector<PlannedEvent>& events, L
     balance -= f.amount_fen;
   }
   LL_CHECK(balance >= 0);                   // no overdraw
-  LL_CHECK(balance <= kLoanBalanceFenMax);  // SPEC limit per loan
+  LL_CHECK(balance <= kLoanBalanceFenMax);  // docs/data.md: limit per loan
   LL_CHECK((f.kind == EventKind::kReclassify) == (f.amount_fen == 0));
   LL_CHECK(f.amount_fen >= 0 && f.amount_fen <= kAmountFenMax);
   LL_CHECK(events.empty() || events.back().business_date <= f.date);

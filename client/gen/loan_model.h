@@ -52,7 +52,7 @@ struct PlannedEvent {
   int64_t amount_fen = 0;
 };
 
-// The loan as of D0 and D1 (SPEC §5 as-of: events dated <= the date).
+// The loan as of D0 and D1 (docs/figures.md as-of: events dated <= the date).
 struct LoanOutcome {
   int64_t balance_fen[2] = {0, 0};  // [0] at kYearAgoDate, [1] at kReferenceDay
   int8_t version[2] = {-1, -1};     // attributes version then; -1: no event yet
@@ -62,7 +62,7 @@ struct LoanOutcome {
 // before kHistoryFirst is summed into one opening DISBURSE on kHistoryFirst
 // (the book as migrated at the start of the history). Returns false when the
 // loan has no event in the window (repaid before it). The events satisfy
-// SPEC §2-§3: the first is a DISBURSE, dates never decrease, no REPAY or
+// docs/data.md: the first is a DISBURSE, dates never decrease, no REPAY or
 // WRITE_OFF exceeds the balance, amounts are in 1..10^15 (0 for RECLASSIFY).
 bool BuildEvents(const LoanDraw& draw, std::vector<PlannedEvent>& events, LoanOutcome& outcome);
 

@@ -24,7 +24,7 @@ enum class Book : uint8_t {
 inline constexpr size_t kBookCount = 3;
 
 struct Province {
-  uint8_t code;               // GB/T 2260 province code (docs/domain.md)
+  uint8_t code;               // GB/T 2260 province code (docs/categories.md)
   std::string_view name;      // English name, for people
   double weight[kBookCount];  // relative share of that book's balance
   uint8_t prefectures;        // prefecture-level divisions (1 for municipalities)
