@@ -1,6 +1,6 @@
 // End to end: the real `loanledgerd` on 127.0.0.1 (port 0, a fresh data
 // directory and tokens made by `loanledger token new`) and the real
-// `loanledger` binary, run as separate processes. Checks the SPEC §7
+// `loanledger` binary, run as separate processes. Checks the docs/cli.md
 // contract from the outside: figures, FILE:LINE diagnostics, exit codes.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -187,7 +187,7 @@ class CliE2eTest : public ::testing::Test {
   static inline std::string admin_token_;
 };
 
-// The figures below follow SPEC §5 by hand:
+// The figures below follow docs/figures.md by hand:
 //   L1 (Shanghai, green, manufacturing): +1,000,000 on 2023-06-01, -200,000 on 2024-03-01.
 //   L2 (Guangdong, household):           +500,000 on 2024-02-01.
 TEST_F(CliE2eTest, SubmitThenReportShowsTheExpectedFigures) {

@@ -1,4 +1,4 @@
-// The CSV form (SPEC §2) as client/csv.h reads and writes it: every field
+// The CSV form (docs/data.md) as client/csv.h reads and writes it: every field
 // rule and its reason, line numbering, line ends, and the round trip.
 #include "client/csv.h"
 

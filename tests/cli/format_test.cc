@@ -1,4 +1,4 @@
-// The CLI's output formats (SPEC §7): JSON shapes key by key and in order,
+// The CLI's output formats (docs/cli.md): JSON shapes key by key and in order,
 // null handling, CSV and table content, yuan formatting.
 #include "client/cli/format.h"
 

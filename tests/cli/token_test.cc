@@ -1,4 +1,4 @@
-// Tokens (SPEC §6): format, SHA-256 hashing, and the tokens-file line.
+// Tokens (docs/operations.md): format, SHA-256 hashing, and the tokens-file line.
 #include "client/cli/token.h"
 
 #include <gtest/gtest.h>

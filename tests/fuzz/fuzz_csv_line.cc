@@ -1,4 +1,4 @@
-// Fuzz target: the CSV form of events (client/csv.h, SPEC §2).
+// Fuzz target: the CSV form of events (client/csv.h, docs/data.md).
 //
 // Properties, for any bytes:
 //   1. ParseCsvLine never crashes; an event it accepts passes ValidateEvent

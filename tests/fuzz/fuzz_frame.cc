@@ -1,4 +1,4 @@
-// Fuzz target: the wire protocol's receive side (schema/wire.h, SPEC §6).
+// Fuzz target: the wire protocol's receive side (schema/wire.h, docs/protocol.md).
 //
 // The input is a byte stream as a peer would send it: frames back to back,
 // each a 4-byte little-endian length and a FlatBuffers body. It is read

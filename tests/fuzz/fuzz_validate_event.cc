@@ -1,5 +1,5 @@
 // Fuzz target: event validation (schema/event.h) and the ledger's batch
-// semantics (storage/ledger.h, SPEC §3) under arbitrary events.
+// semantics (storage/ledger.h, docs/data.md) under arbitrary events.
 //
 // Each input is decoded into up to kBatchesPerInputMax batches of events.
 // Fields come either from small palettes of plausible values (so that many
@@ -11,7 +11,7 @@
 // together, through one ApplyGroup call (group commit).
 //
 // Properties:
-//   1. ValidateEvent never crashes, and an event it accepts meets the SPEC §2
+//   1. ValidateEvent never crashes, and an event it accepts meets the docs/data.md
 //      field rules as restated here (an independent check).
 //   2. Apply and ApplyGroup never fail operationally; they apply exactly the
 //      batches the model applies (each batch of a group judged alone, in
@@ -77,7 +77,7 @@ const char* const kRegions[] = {"310115", "110101", "440305", "650102", "540102"
 const int64_t kCreditLines[] = {0, 1'000'000'000, 1'000'000'001, 50'000'000'000};
 
 // ---------------------------------------------------------------------------
-// The model: what SPEC §3 says each loan's state is.
+// The model: what docs/data.md says each loan's state is.
 
 struct LoanModel {
   bool exists = false;
@@ -128,7 +128,7 @@ bool IsStepReason(Reason r) {
 std::string LoanKey(const LoanEvent& e) { return e.institution_id + '\0' + e.loan_id; }
 
 // ---------------------------------------------------------------------------
-// Property 1: an accepted event, checked against SPEC §2 restated.
+// Property 1: an accepted event, checked against docs/data.md restated.
 
 bool Digits(std::string_view s) {
   for (char c : s) {

@@ -35,7 +35,7 @@ Bytes Cat(std::initializer_list<Bytes> parts) {
 }
 
 LoanEvent SpecEvent() {
-  // The SPEC §2 example line.
+  // The docs/data.md example line.
   LoanEvent e;
   e.institution_id = "B0001";
   e.loan_id = "L000000001";

@@ -1,4 +1,4 @@
-// SPEC §9: at scale s the report for 2024-09-30 shows s x the published
+// docs/domain.md: at scale s the report for 2024-09-30 shows s x the published
 // balances and the published growth. Recomputed here from the event stream
 // alone, the plain way (replay each loan to both dates, classify its
 // attributes as of then, sum), independently of the generator's own

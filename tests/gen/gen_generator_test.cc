@@ -1,5 +1,5 @@
 // The generator's stream: deterministic, every event valid, per-loan seq,
-// date and balance rules (SPEC §2-§3) hold, and the portfolio covers the
+// date and balance rules (docs/data.md) hold, and the portfolio covers the
 // country and every kind of event. Small scales keep it fast.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -122,7 +122,7 @@ TEST(Generator, BlockSizeChangesTheOrderNotTheEvents) {
   EXPECT_EQ(lines[0], lines[1]);
 }
 
-// Per-loan replay of a stream with the server's rules (SPEC §2-§3).
+// Per-loan replay of a stream with the server's rules (docs/data.md).
 struct LoanReplay {
   uint64_t last_seq = 0;
   Day last_date = 0;
@@ -241,7 +241,7 @@ TEST(Generator, DefaultScaleCoversTheCountryAndEveryKindOfLoanAndEvent) {
               f.institutions.size());
 }
 
-// SPEC §9: "at scale 1 it is tens of millions of loans". The loans of the
+// docs/domain.md: "at scale 1 the book is tens of millions of loans". The loans of the
 // default scale (1e-4), counted from the stream and divided by the scale,
 // must extrapolate to that (a few seeds, so that no lucky draw passes it).
 // Small scales slightly overstate the count per unit of scale (each cell
@@ -290,7 +290,7 @@ TEST(Generator, RegionalBanksLendOnlyInTheirHomeProvince) {
   EXPECT_GT(regional, 1000u);
 }
 
-// The CSV form written independently here (SPEC §2), to check WriteCsv.
+// The CSV form written independently here (docs/data.md), to check WriteCsv.
 std::string SpecCsvLine(const LoanEvent& e) {
   const LoanAttributes& a = e.attributes;
   std::ostringstream s;

@@ -1,4 +1,4 @@
-// Authentication and roles (SPEC §6): tokens, institution isolation,
+// Authentication and roles (docs/protocol.md): tokens, institution isolation,
 // regulator and admin rights, requests before Hello.
 #include <gtest/gtest.h>
 

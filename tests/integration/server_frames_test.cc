@@ -1,4 +1,4 @@
-// Bad frames (SPEC §6): malformed, truncated, oversize and unverifiable
+// Bad frames (docs/protocol.md): malformed, truncated, oversize and unverifiable
 // frames get an Error frame (BAD_FRAME) and a close; nothing of them is
 // applied; the server keeps serving other clients.
 #include <gtest/gtest.h>

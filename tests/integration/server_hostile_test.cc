@@ -1,4 +1,4 @@
-// Hostile clients (SPEC §6; issue "Reliability and security", item 4): each
+// Hostile clients (docs/protocol.md; issue "Reliability and security", item 4): each
 // attack gets a clear error or a close, a well-behaved client keeps being
 // served during and after it (a submit + report round trip, timed), and the
 // server's memory stays bounded (VmRSS of the loanledgerd process before,

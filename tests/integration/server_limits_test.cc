@@ -1,4 +1,4 @@
-// Operational bounds (SPEC §6): connection cap, hello and idle timeouts,
+// Operational bounds (docs/protocol.md): connection cap, hello and idle timeouts,
 // backpressure with a per-connection in-flight bound far below the client's
 // pipeline.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// /metrics over HTTP on the metrics port (SPEC §8): every family exists
+// /metrics over HTTP on the metrics port (docs/metrics.md): every family exists
 // from start-up, values follow activity, and deploy/'s checker passes.
 #include <gtest/gtest.h>
 

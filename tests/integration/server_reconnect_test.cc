@@ -1,4 +1,4 @@
-// Exactly once across lost connections (SPEC §3): a TCP proxy between the
+// Exactly once across lost connections (docs/data.md): a TCP proxy between the
 // client library and loanledgerd cuts connections in the middle of a
 // request and in the middle of an acknowledgement; the client reconnects and
 // resends what was not acknowledged, in order; the figures count every

@@ -1,4 +1,4 @@
-// SIGTERM during a submission (SPEC §3, §7): the server exits 0, every
+// SIGTERM during a submission (docs/data.md, docs/operations.md): the server exits 0, every
 // acknowledged batch is there after a restart, every other batch is wholly
 // applied or wholly absent, and --verify finds the store consistent.
 #include <gtest/gtest.h>

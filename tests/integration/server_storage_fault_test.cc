@@ -1,4 +1,4 @@
-// Storage faults (SPEC §3 durability; issue "Reliability and security",
+// Storage faults (docs/data.md durability; issue "Reliability and security",
 // item 5): a RocksDB write error or a full disk fails the batch with a clear
 // error (the client gets an Error reply, batches_total{result="failed"}
 // counts it), nothing unacknowledged is applied, the server stays up for

@@ -1,4 +1,4 @@
-// TLS (SPEC §6): a self-signed certificate made at test time; round trip
+// TLS (docs/operations.md): a self-signed certificate made at test time; round trip
 // with verification; a plain client or an untrusted certificate fails.
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The model of the randomized ledger test (storage_model_test.cc): random
 // valid event streams, and every figure of a report or series recomputed
-// plainly from the list of applied events (SPEC §4-§5), without anything
+// plainly from the list of applied events (docs/categories.md, docs/figures.md), without anything
 // incremental. Deliberately simple and slow.
 #pragma once
 

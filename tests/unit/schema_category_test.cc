@@ -1,5 +1,5 @@
-// Category rules (SPEC §4, schema/category.h) and the high-tech table
-// (docs/high-tech-manufacturing.md in shared).
+// Category rules (docs/categories.md, schema/category.h) and the high-tech
+// table (docs/categories.md).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -79,7 +79,7 @@ TEST(SchemaCategory, ManufacturingIsSectionC) {
 
 TEST(SchemaCategory, ManufacturingIsDivisions13To43Only) {
   // Well-formed codes with a division outside section C's 13..43 are not
-  // real manufacturing codes (SPEC §4: "section C (divisions 13-43)").
+  // real manufacturing codes (docs/categories.md: "divisions 13-43").
   for (const char* code : {"C12", "C1211", "C00", "C44", "C4411", "C99"}) {
     EXPECT_FALSE(In(WithIndustry(code), Category::kManufacturing)) << code;
   }
@@ -120,7 +120,7 @@ TEST(SchemaCategory, HighTechDoesNotMatchCoarserOrExcludedCodes) {
 }
 
 TEST(SchemaCategory, HighTechTableIsTheDocumentedTable) {
-  // docs/high-tech-manufacturing.md, groups HTP01-HTP06.
+  // docs/categories.md, high-tech table, groups HTP01-HTP06.
   const std::set<std::string_view> documented = {
       "C27",   "C374",  "C4343", "C3562", "C3563", "C3569", "C3832", "C3833", "C3841",
       "C392",  "C393",  "C394",  "C395",  "C3961", "C3962", "C3963", "C3969", "C397",

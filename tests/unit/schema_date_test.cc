@@ -1,5 +1,5 @@
 // Business dates (schema/date.h) and series period ends (schema/query.h,
-// SPEC §5).
+// docs/figures.md).
 #include <gtest/gtest.h>
 
 #include <cmath>

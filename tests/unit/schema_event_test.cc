@@ -1,4 +1,4 @@
-// The loan event's field rules (SPEC §2, schema/event.h) and reason codes
+// The loan event's field rules (docs/data.md, schema/event.h) and reason codes
 // (schema/reason.h).
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Rules files (SPEC §12, schema/rules.h): every bad file refused with its
+// Rules files (docs/categories.md, schema/rules.h): every bad file refused with its
 // field and reason, every predicate and combinator, and the default file
 // against the compiled-in §4 functions (schema/category.h) on many loans.
 #include <gtest/gtest.h>

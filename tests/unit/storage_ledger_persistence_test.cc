@@ -1,4 +1,4 @@
-// The ledger's persistence (SPEC §3): answers identical after reopening,
+// The ledger's persistence (docs/data.md): answers identical after reopening,
 // durability of an acknowledged batch across kill -9, Verify on a good and a
 // corrupted store, RebuildAggregates, and readers beside a writer. The
 // corruption test opens the store with the RocksDB API directly.

@@ -1,5 +1,5 @@
 // The ledger (storage/ledger.h): exactly-once batches, rejection, category
-// moves, as-of figures, groups, scopes and group commit (SPEC §3-§5). Each
+// moves, as-of figures, groups, scopes and group commit (docs/data.md, docs/figures.md). Each
 // test gets a fresh RocksDB directory. Persistence, verification and
 // concurrency are in storage_ledger_persistence_test.cc.
 #include <gtest/gtest.h>
@@ -25,7 +25,7 @@ namespace {
 using namespace loanledger::storage::test;  // NOLINT(google-build-using-namespace): test helpers
 
 // ---------------------------------------------------------------------------
-// Exactly once (SPEC §3)
+// Exactly once (docs/data.md)
 
 TEST_F(StorageLedgerTest, FirstBatchAppliesEveryEvent) {
   const ApplyResult r =
@@ -136,7 +136,7 @@ TEST_F(StorageLedgerTest, JournalNumbersIncreaseByOnePerAppliedBatch) {
 }
 
 // ---------------------------------------------------------------------------
-// Rejections (SPEC §3)
+// Rejections (docs/data.md)
 
 TEST_F(StorageLedgerTest, SeqGapIsRejectedWithItsIndex) {
   MustApply({Disburse("L1", 1, "2024-01-10", 1000)});
@@ -335,7 +335,7 @@ TEST_F(StorageLedgerTest, LedgerCapacityCountsEveryDisbursementEver) {
 }
 
 // ---------------------------------------------------------------------------
-// Categories and as-of figures (SPEC §4-§5)
+// Categories and as-of figures (docs/categories.md, docs/figures.md)
 
 TEST_F(StorageLedgerTest, ReclassificationMovesTheWholeBalanceOnItsDate) {
   MustApply({Disburse("L1", 1, "2024-01-10", 1000, Green())});

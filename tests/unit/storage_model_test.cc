@@ -1,7 +1,7 @@
 // A seeded randomized model test of the ledger (STYLE.md "Tests"): random
 // valid event streams, applied in random batch splits with resends, group
 // commits and rejected batches, are compared with a plain recomputation
-// from the list of applied events (ledger_model.h; SPEC §3-§5).
+// from the list of applied events (ledger_model.h; docs/data.md, docs/figures.md).
 //
 // Replay one seed: LOANLEDGER_MODEL_SEED=123 ./storage_model_test
 #include <gtest/gtest.h>
