@@ -1,6 +1,6 @@
-// Category rules as data (SPEC §12): a JSON rules file, parsed and checked
+// Category rules as data (docs/categories.md): a JSON rules file, parsed and checked
 // once, compiled into a flat program that classifies a loan's attributes in
-// a few dozen instructions. The §4 table is rules/default.json, compiled into
+// a few dozen instructions. The table of docs/categories.md is rules/default.json, compiled into
 // the binary (DefaultRules()).
 //
 // Category ids: TOTAL is 0 (implicit, every loan); the file's categories are
@@ -24,8 +24,8 @@
 
 namespace loanledger {
 
-inline constexpr size_t kRuleCategoriesMax = 64;        // SPEC §12, TOTAL not counted
-inline constexpr size_t kRegionGroupsMax = 32;          // SPEC §12
+inline constexpr size_t kRuleCategoriesMax = 64;        // docs/categories.md; TOTAL not counted
+inline constexpr size_t kRegionGroupsMax = 32;          // docs/categories.md
 inline constexpr size_t kRuleNameBytesMax = 40;         // [A-Z][A-Z0-9_]{0,39}
 inline constexpr size_t kRuleDepthMax = 32;             // nesting of all/any/not
 inline constexpr size_t kRulesFileBytesMax = 1u << 20;  // a rules file is small
@@ -120,7 +120,7 @@ class Rules {
   std::vector<PrefixSet> prefix_sets_;
 };
 
-// rules/default.json, compiled in: SPEC §4's table.
+// rules/default.json, compiled in: the table of docs/categories.md.
 std::string_view DefaultRulesText();
 const std::shared_ptr<const Rules>& DefaultRules();
 
