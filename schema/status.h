@@ -27,6 +27,10 @@ class [[nodiscard]] Status {
     kUnauthenticated = 7,    // missing or wrong token
     kResourceExhausted = 8,  // a bound was hit (frame size, connections, capacity)
     kInternal = 9,           // a bug somewhere else surfaced as a value
+    // Cluster mode: this node does not lead the partition, so it cannot take
+    // a submission; the message is the leader's client address (HOST:PORT),
+    // empty while no leader is known. (10 is the wire's BAD_FRAME.)
+    kNotLeader = 11,
   };
 
   Status() = default;
@@ -48,6 +52,9 @@ class [[nodiscard]] Status {
     return Status(Code::kResourceExhausted, std::move(m));
   }
   static Status Internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
+  static Status NotLeader(std::string leader) {
+    return Status(Code::kNotLeader, std::move(leader));
+  }
 
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
 
@@ -93,6 +100,8 @@ inline std::string_view StatusCodeName(Status::Code code) {
       return "RESOURCE_EXHAUSTED";
     case Status::Code::kInternal:
       return "INTERNAL";
+    case Status::Code::kNotLeader:
+      return "NOT_LEADER";
   }
   return "UNKNOWN";
 }

@@ -360,10 +360,12 @@ Frame EncodeStatsReply(uint64_t request_id, std::string_view text) {
   return Finish(b, request_id, Body::StatsReply, CreateStatsReply(b, t));
 }
 
-Frame EncodeError(uint64_t request_id, ErrorCode code, std::string_view message) {
+Frame EncodeError(uint64_t request_id, ErrorCode code, std::string_view message,
+                  std::string_view leader) {
   fb::FlatBufferBuilder b(256);
   const auto m = b.CreateString(message);
-  return Finish(b, request_id, Body::Error, CreateError(b, code, m));
+  const auto l = leader.empty() ? fb::Offset<fb::String>() : b.CreateString(leader);
+  return Finish(b, request_id, Body::Error, CreateError(b, code, m, l));
 }
 
 // ---------------------------------------------------------------------------
@@ -542,6 +544,8 @@ ErrorCode ErrorCodeFor(Status::Code code) {
   // The numeric values are shared on purpose (loanledger.fbs: "Mirrors
   // loanledger::Status::Code").
   static_assert(static_cast<int>(ErrorCode::INTERNAL) == static_cast<int>(Status::Code::kInternal));
+  static_assert(static_cast<int>(ErrorCode::NOT_LEADER) ==
+                static_cast<int>(Status::Code::kNotLeader));
   static_assert(static_cast<int>(ErrorCode::RESOURCE_EXHAUSTED) ==
                 static_cast<int>(Status::Code::kResourceExhausted));
   return static_cast<ErrorCode>(static_cast<int>(code));
@@ -551,7 +555,10 @@ Status StatusFromError(const Error& error) {
   const std::string message(View(error.message()));
   const auto code = static_cast<uint8_t>(error.code());
   if (error.code() == ErrorCode::BAD_FRAME) return Status::InvalidArgument("bad frame: " + message);
-  if (code == 0 || code > static_cast<uint8_t>(ErrorCode::INTERNAL)) {
+  if (error.code() == ErrorCode::NOT_LEADER)
+    return Status::NotLeader(std::string(View(error.leader())));
+  if (code == 0 ||
+      code > static_cast<uint8_t>(ErrorCode::INTERNAL)) {  // BAD_FRAME, NOT_LEADER: above
     return Status::Internal("server error code " + std::to_string(code) + ": " + message);
   }
   return Status(static_cast<Status::Code>(code), message);

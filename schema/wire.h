@@ -167,7 +167,9 @@ Frame EncodeStatsRequest(uint64_t request_id);
 Frame EncodeStatsReply(uint64_t request_id, std::string_view text);
 Frame EncodeCompactRequest(uint64_t request_id);
 Frame EncodeCompactReply(uint64_t request_id, const CompactSummary& summary);
-Frame EncodeError(uint64_t request_id, ErrorCode code, std::string_view message);
+// `leader`: only with NOT_LEADER, the leader's client address.
+Frame EncodeError(uint64_t request_id, ErrorCode code, std::string_view message,
+                  std::string_view leader = {});
 
 // Decoders. Request decoders validate what the server must not pass on
 // (enum ranges, date ranges, counts) and return kInvalidArgument; event

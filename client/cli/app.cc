@@ -282,6 +282,7 @@ int RunReport(const Flags& f, CliContext& ctx) {
   Result<Report> report = (*client)->QueryReport(query);
   if (!report.ok()) return Fail(ctx, "report", report.status());
   report->date = query.date;  // the answer is for the date asked
+  report->by = query.by;      // names the provinces when grouped by them (SPEC §11)
   ctx.out << FormatReport(*report, *ParseOutputFormat(f.format)) << std::flush;
   return kExitOk;
 }
@@ -456,6 +457,7 @@ int ExitCodeFor(const Status& status) {
       return kExitNotFound;
     case Status::Code::kUnavailable:
     case Status::Code::kUnauthenticated:
+    case Status::Code::kNotLeader:  // the client follows the leader; this is left when none answers
       return kExitUnavailable;
     // The server could not answer (storage trouble, a bound, a bug): like an
     // outage to the caller — nothing was produced; retry or call the operator.
