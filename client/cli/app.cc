@@ -282,7 +282,7 @@ int RunReport(const Flags& f, CliContext& ctx) {
   Result<Report> report = (*client)->QueryReport(query);
   if (!report.ok()) return Fail(ctx, "report", report.status());
   report->date = query.date;  // the answer is for the date asked
-  report->by = query.by;      // names the provinces when grouped by them (SPEC §11)
+  report->by = query.by;      // names the provinces when grouped by them (docs/categories.md)
   ctx.out << FormatReport(*report, *ParseOutputFormat(f.format)) << std::flush;
   return kExitOk;
 }
