@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""The NATS side of cluster mode alone (tests/support/nats_cluster.py, used by
+scripts/cluster.sh): three nats-server on 127.0.0.1 form one JetStream
+cluster; an R=3 file stream acknowledges publishes (up to 10 MiB: max_payload
+is raised) through the loss of any one server (kill -9, SIGSTOP) and the lost
+server rejoins and catches up; a stopped or killed cluster starts again on its
+data with the same client ports; a port taken while a server was down is
+replaced and the cluster forms again.
+
+usage: nats_cluster_test.py   (needs nats-server on PATH, or NATS_SERVER=path)
+"""
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from nats_client import NatsClient, NatsError  # noqa: E402
+from nats_cluster import NatsCluster, pid_alive  # noqa: E402
+
+STREAM = "LLTEST"
+WAIT_S = 30.0
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print("ok:", what, flush=True)
+
+
+def node_no(name):
+    return int(name.rsplit("-", 1)[1])
+
+
+def publish(cluster, nodes, count, start, size=16):
+    """Publishes `count` messages through a server in `nodes`; returns the PubAck seqs."""
+    deadline = time.monotonic() + WAIT_S
+    seqs = []
+    while len(seqs) < count:
+        try:
+            with NatsClient(cluster.urls(nodes)) as nc:
+                while len(seqs) < count:
+                    body = (f"{start + len(seqs)}:".encode() + b"x" * size)
+                    ack = nc.request("lltest", body)
+                    if not isinstance(ack, dict) or "seq" not in ack:
+                        raise NatsError(f"no PubAck: {ack!r}")
+                    seqs.append(ack["seq"])
+        except NatsError:
+            # An election in progress (no stream leader yet): retry, bounded.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    return seqs
+
+
+def stream_state(node):
+    """(messages, last_seq) of the stream as stored by one server (its /jsz)."""
+    jsz = node.jsz_query("accounts=true&streams=true")
+    for account in jsz.get("account_details") or []:
+        for s in account.get("stream_detail") or []:
+            if s["name"] == STREAM:
+                return s["state"]["messages"], s["state"]["last_seq"]
+    return None
+
+
+def wait_caught_up(cluster, ks, messages):
+    deadline = time.monotonic() + WAIT_S
+    states = {}
+    while time.monotonic() < deadline:
+        states = {k: stream_state(cluster.node(k)) for k in ks}
+        if all(s == (messages, messages) for s in states.values()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not caught up to {messages}: {states}")
+
+
+def main():
+    root = tempfile.mkdtemp(prefix="ll-nats-cluster-")
+    cluster = NatsCluster(root, warn=lambda m: print("warning:", m, flush=True))
+    ok = False
+    try:
+        leader = cluster.start()
+        views = cluster.meta_views()
+        check(len(views) == 3 and all(v == (leader, 3) for v in views.values()),
+              f"3 servers, one JetStream meta group of size 3, all see leader {leader}: {views}")
+        urls = cluster.urls()
+
+        with NatsClient(urls) as nc:
+            info = nc.js_api(f"STREAM.CREATE.{STREAM}", {
+                "name": STREAM, "subjects": ["lltest"], "num_replicas": 3, "storage": "file"})
+            check(info["config"]["num_replicas"] == 3 and len(info["cluster"]["replicas"]) == 2,
+                  "an R=3 file stream: a leader and 2 replicas")
+            big = nc.request("lltest", b"b" * (10 * 1024 * 1024), timeout_s=20)
+            check(isinstance(big, dict) and big.get("seq") == 1, f"a 10 MiB message is acknowledged: {big}")
+        total = 1 + len(publish(cluster, None, 20, 1))
+        wait_caught_up(cluster, [1, 2, 3], total)
+        check(True, f"every server stores all {total} messages")
+
+        # kill -9 the meta leader: the other two elect another and keep acknowledging.
+        dead = node_no(leader)
+        dead_pid = cluster.node(dead).pid()
+        cluster.kill9(dead)
+        check(not pid_alive(dead_pid), f"nats-{dead} (meta leader, pid {dead_pid}) killed with SIGKILL")
+        alive = [k for k in (1, 2, 3) if k != dead]
+        new_leader = cluster.wait_formed(nodes=alive, timeout_s=WAIT_S, exclude_leader=leader)
+        check(node_no(new_leader) in alive, f"the two left elect meta leader {new_leader}")
+        seqs = publish(cluster, alive, 20, total)
+        check(seqs == list(range(total + 1, total + 21)), "2 of 3 servers acknowledge publishes in order")
+        total += 20
+
+        ports = dict(cluster.node(dead).ports)
+        cluster.start_node(dead)
+        check(cluster.node(dead).ports == ports, f"nats-{dead} restarts on the same ports {ports}")
+        check(cluster.urls() == urls, "NATS_URLS unchanged")
+        wait_caught_up(cluster, [1, 2, 3], total)
+        check(True, f"nats-{dead} rejoined and caught up to {total} messages")
+
+        # SIGSTOP a server that is not the meta leader, publish, resume: it catches up.
+        leader = cluster.wait_formed(timeout_s=WAIT_S)
+        paused = next(k for k in (1, 2, 3) if k != node_no(leader))
+        cluster.pause(paused)
+        others = [k for k in (1, 2, 3) if k != paused]
+        publish(cluster, others, 20, total)
+        total += 20
+        cluster.resume(paused)
+        wait_caught_up(cluster, [1, 2, 3], total)
+        check(True, f"nats-{paused} paused with SIGSTOP, resumed, caught up to {total}")
+
+        # The whole cluster stopped (SIGTERM), then killed (SIGKILL): each time it starts again
+        # on its data with the same client URLs.
+        pids = cluster.pids()
+        check(cluster.stop(), "SIGTERM stops every server")
+        check(not any(pid_alive(p) for p in pids.values()), "no server left running")
+        cluster = NatsCluster(root)  # as `cluster.sh up` on the same DIR: state read back from DIR
+        cluster.start()
+        check(cluster.urls() == urls, "a stopped cluster starts again with the same NATS_URLS")
+        wait_caught_up(cluster, [1, 2, 3], total)
+        check(True, f"...and all {total} messages")
+        for k in (1, 2, 3):
+            cluster.kill9(k)
+        cluster.start()
+        wait_caught_up(cluster, [1, 2, 3], total)
+        check(True, f"a cluster killed with SIGKILL starts again with all {total} messages")
+
+        # A port taken while its server was down: replaced, the cluster forms again.
+        for k, key in ((2, "client"), (3, "cluster")):
+            cluster.stop_node(k)
+            taken = cluster.node(k).ports[key]
+            with socket.socket() as squatter:
+                squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                squatter.bind(("127.0.0.1", taken))
+                squatter.listen(1)
+                cluster.start_node(k)
+            check(cluster.node(k).ports[key] != taken, f"nats-{k}: its {key} port {taken} was taken; "
+                  f"it starts on {cluster.node(k).ports[key]} instead")
+        cluster.wait_formed(timeout_s=WAIT_S)
+        publish(cluster, None, 5, total)
+        total += 5
+        wait_caught_up(cluster, [1, 2, 3], total)
+        check(True, f"the cluster forms again and all three store {total} messages")
+
+        pids = cluster.pids()
+        check(cluster.stop(), "SIGTERM stops every server")
+        check(not any(pid_alive(p) for p in pids.values()), "no server left running")
+        ok = True
+    finally:
+        cluster.stop()
+        if ok:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"kept {root} for inspection", flush=True)
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()
