@@ -150,7 +150,7 @@ class Ledger {
   virtual Result<VerifyReport> Verify() = 0;
 
   // Re-applies the category rules compiled into this binary to every loan
-  // (after a rule change, SPEC §4): recomputes every cell from the journal
+  // (after a rule change, docs/categories.md): recomputes every cell from the journal
   // and replaces the stored and in-memory aggregates in one synced write.
   // Writers wait while it runs. Returns the number of cells now stored;
   // Corruption when the journal does not replay cleanly (run Verify).

@@ -11,7 +11,7 @@
 namespace loanledger::client::cli {
 namespace {
 
-using Json = nlohmann::ordered_json;  // keys in insertion order = SPEC §7 order
+using Json = nlohmann::ordered_json;  // keys in insertion order = docs/cli.md order
 
 // ---- Tables ---------------------------------------------------------------
 
