@@ -3,7 +3,7 @@
 scripts/cluster.sh): three nats-server on 127.0.0.1 form one JetStream
 cluster; an R=3 file stream acknowledges publishes (up to 10 MiB: max_payload
 is raised) through the loss of any one server (kill -9, SIGSTOP) and the lost
-server rejoins and catches up; a stopped or killed cluster starts again on its
+server rejoins and catches up, also from an empty store; a stopped or killed cluster starts again on its
 data with the same client ports; a port taken while a server was down is
 replaced and the cluster forms again.
 
@@ -127,6 +127,17 @@ def main():
         cluster.resume(paused)
         wait_caught_up(cluster, [1, 2, 3], total)
         check(True, f"nats-{paused} paused with SIGSTOP, resumed, caught up to {total}")
+
+        # A machine lost with its disk: a new server under the same name with an empty store
+        # rejoins and the stream's leader sends it everything (deploy/README.md, replacing a node).
+        lost = paused
+        cluster.kill9(lost)
+        shutil.rmtree(cluster.node(lost).store_dir)
+        publish(cluster, [k for k in (1, 2, 3) if k != lost], 10, total)
+        total += 10
+        cluster.start_node(lost)
+        wait_caught_up(cluster, [1, 2, 3], total)
+        check(True, f"nats-{lost} killed, its store deleted, restarted empty: caught up to {total}")
 
         # The whole cluster stopped (SIGTERM), then killed (SIGKILL): each time it starts again
         # on its data with the same client URLs.
