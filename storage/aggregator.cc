@@ -57,6 +57,17 @@ Measures DaySeries::OnDay(Day day) const {
   return Measures{};
 }
 
+Day DaySeries::LastDay() const {
+  // A year whose changes all cancelled out keeps its (empty) entry: skip it.
+  for (auto it = years_.rbegin(); it != years_.rend(); ++it) {
+    for (uint32_t m = 12; m > 0; --m) {
+      const std::vector<DayEntry>& days = it->second.days[m - 1];
+      if (!days.empty()) return DaysFromCivil(CivilDate{it->first, m, days.back().day_of_month});
+    }
+  }
+  return 0;
+}
+
 void DaySeries::ForEachDay(const std::function<void(Day, const Measures&)>& fn) const {
   for (const auto& [year, y] : years_) {
     for (uint32_t m = 0; m < 12; ++m) {

@@ -32,6 +32,8 @@ class DaySeries {
   void ForEachDay(const std::function<void(Day, const Measures&)>& fn) const;
   // Sum of every change (as of the end of time).
   Measures Total() const { return total_; }
+  // The latest day holding a change; 0 when empty().
+  Day LastDay() const;
   // True when no day holds a change: the series has no data (a group with
   // only cancelled-out changes is not reported).
   bool empty() const { return day_entries_ == 0; }

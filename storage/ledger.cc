@@ -900,4 +900,18 @@ std::vector<CategoryBalance> LedgerImpl::CategoryBalances() const {
   return out;
 }
 
+Day LedgerImpl::LatestBusinessDate() const {
+  // The (category, province) rollups see every cell change; the national
+  // ones miss a loan moving between provinces (its TOTAL change nets out).
+  Day latest = 0;
+  std::shared_lock lock(agg_mu_);
+  for (const CategoryRule& r : CategoryRules()) {
+    for (uint8_t p : ProvinceCodes()) {
+      const DaySeries* s = agg_.Find(r.category, p, 0);
+      if (s != nullptr) latest = std::max(latest, s->LastDay());
+    }
+  }
+  return latest;
+}
+
 }  // namespace loanledger::storage

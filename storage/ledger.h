@@ -165,6 +165,12 @@ class Ledger {
   virtual LedgerStats Stats() const = 0;
   // Current (latest-date) balance per category x province.
   virtual std::vector<CategoryBalance> CategoryBalances() const = 0;
+  // The latest business date on which the aggregates hold a change (of a
+  // balance, loan count or flow, in any category and province); 0 when the
+  // ledger holds none. An event that changes no figure (a reclassification
+  // within the same categories and province) does not move it. Restored at
+  // open from the stored cells like every aggregate. For the report gauges.
+  virtual Day LatestBusinessDate() const = 0;
 };
 
 }  // namespace loanledger::storage

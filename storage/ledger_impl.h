@@ -109,6 +109,7 @@ class LedgerImpl final : public Ledger {
   Result<CompactionReport> Compact() override;
   LedgerStats Stats() const override;
   std::vector<CategoryBalance> CategoryBalances() const override;
+  Day LatestBusinessDate() const override;
 
  private:
   struct Group;  // the state of one ApplyGroup call (ledger.cc)

@@ -416,6 +416,27 @@ TEST_F(StorageLedgerTest, LateDatedLoanCorrectsEveryLaterDate) {
   EXPECT_EQ(row.ytd_increase_fen, 0);
 }
 
+TEST_F(StorageLedgerTest, LatestBusinessDateIsTheLatestDateWithAChange) {
+  EXPECT_EQ(ledger_->LatestBusinessDate(), 0);
+  MustApply({Disburse("L1", 1, "2024-06-01", 1000), Repay("L1", 2, "2024-09-30", 100)});
+  EXPECT_EQ(FormatDate(ledger_->LatestBusinessDate()), "2024-09-30");
+  // A late event dated in the past does not move it; a later one does.
+  MustApply({Disburse("L2", 1, "2023-03-15", 500)});
+  EXPECT_EQ(FormatDate(ledger_->LatestBusinessDate()), "2024-09-30");
+  MustApply({Disburse("L2", 2, "2025-01-02", 7)});
+  EXPECT_EQ(FormatDate(ledger_->LatestBusinessDate()), "2025-01-02");
+  // A move to another province nets out nationally but is a change.
+  MustApply({Reclassify("L1", 3, "2025-02-01", InRegion("440305"))});
+  EXPECT_EQ(FormatDate(ledger_->LatestBusinessDate()), "2025-02-01");
+  // A reclassification that changes no category or province changes no figure.
+  LoanAttributes same_cells = InRegion("440305");
+  same_cells.term_months = 13;
+  MustApply({Reclassify("L1", 4, "2025-03-01", same_cells)});
+  EXPECT_EQ(FormatDate(ledger_->LatestBusinessDate()), "2025-02-01");
+  Reopen();  // restored from the stored cells
+  EXPECT_EQ(FormatDate(ledger_->LatestBusinessDate()), "2025-02-01");
+}
+
 TEST_F(StorageLedgerTest, YearAgoOfFeb29IsFeb28) {
   MustApply({Disburse("L1", 1, "2023-02-28", 100), Disburse("L1", 2, "2023-03-01", 50),
              Disburse("L1", 3, "2024-02-28", 50), Disburse("L1", 4, "2024-02-29", 100),
