@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """scripts/cluster.sh (tests/support/local_cluster.py) against its contract
-(docs/cluster.md, local cluster), with a stand-in loanledgerd
+(deploy/README.md, "Cluster: three machines"), with a stand-in loanledgerd
 (fake_loanledgerd.py) so that it runs before and independently of cluster
 mode itself, and the real `loanledger token new`:
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A local loanledger cluster on 127.0.0.1 (docs/cluster.md's local cluster):
+"""A local loanledger cluster on 127.0.0.1 (deploy/README.md, "Cluster: three machines"):
 3 nats-server forming one JetStream cluster (nats_cluster.py) and P x R
 loanledgerd in cluster mode. scripts/cluster.sh is this file's command line;
 tests use the LocalCluster class.
