@@ -344,7 +344,8 @@ class NatsCluster:
                 break
             if attempt == START_ATTEMPTS or any(not r.startswith("in-use:") for r in failures.values()):
                 k, reason = next(iter(failures.items()))
-                self.stop()
+                for j in todo:  # what this call started; servers that ran before keep running
+                    self.nodes[j].stop(warn=self.warn)
                 raise ClusterError(f"{self.nodes[k].name} did not start ({reason}); "
                                    f"{self.nodes[k].log}:\n{log_tail(self.nodes[k].log)}")
             # Peers started in this round have routes to the port that was taken: start the
