@@ -8,6 +8,7 @@ std::optional<GroupBy> ParseGroupBy(std::string_view text) {
   if (text == "none") return GroupBy::kNone;
   if (text == "province") return GroupBy::kProvince;
   if (text == "institution") return GroupBy::kInstitution;
+  if (text == "region_group") return GroupBy::kRegionGroup;
   return std::nullopt;
 }
 
@@ -19,6 +20,8 @@ std::string_view GroupByName(GroupBy g) {
       return "province";
     case GroupBy::kInstitution:
       return "institution";
+    case GroupBy::kRegionGroup:
+      return "region_group";
   }
   return "?";
 }

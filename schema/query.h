@@ -15,8 +15,9 @@
 
 namespace loanledger {
 
-enum class GroupBy : uint8_t { kNone = 0, kProvince = 1, kInstitution = 2 };  // on the wire
-std::optional<GroupBy> ParseGroupBy(std::string_view text);  // none|province|institution
+// On the wire. kRegionGroup: the rules file's region groups (SPEC §12).
+enum class GroupBy : uint8_t { kNone = 0, kProvince = 1, kInstitution = 2, kRegionGroup = 3 };
+std::optional<GroupBy> ParseGroupBy(std::string_view text);  // none|province|institution|region_group
 std::string_view GroupByName(GroupBy g);
 
 struct ReportQuery {
@@ -24,6 +25,9 @@ struct ReportQuery {
   std::vector<Category> categories;  // empty = every category, in docs/categories.md order
   GroupBy by = GroupBy::kNone;
   std::optional<std::string> scope_institution;  // set = only this institution's loans
+  // Categories by name, resolved under the ledger's current rules (SPEC
+  // §12); when non-empty, used instead of `categories`.
+  std::vector<std::string> category_names;
 };
 
 struct ReportRow {
@@ -37,12 +41,14 @@ struct ReportRow {
   int64_t disbursed_ytd_fen = 0;         // flows Jan 1 .. date of date's year
   int64_t repaid_ytd_fen = 0;
   int64_t written_off_ytd_fen = 0;
+  std::string category_name;  // under the rules the report was computed with ("" = CategoryName)
   bool operator==(const ReportRow&) const = default;
 };
 
 struct Report {
   Day date = 0;
   std::vector<ReportRow> rows;  // category order, then group ascending
+  std::string rules_version;    // the rules' "version" it was computed under (SPEC §12)
 };
 
 struct SeriesQuery {
@@ -52,6 +58,7 @@ struct SeriesQuery {
   Step step = Step::kMonth;
   GroupBy by = GroupBy::kNone;
   std::optional<std::string> scope_institution;
+  std::string category_name;  // by name (SPEC §12); when set, used instead of `category`
 };
 
 struct SeriesPoint {
@@ -67,6 +74,8 @@ struct Series {
   Step step = Step::kMonth;
   GroupBy by = GroupBy::kNone;
   std::vector<SeriesPoint> points;  // date ascending, then group ascending
+  std::string category_name;        // under the rules it was computed with ("" = CategoryName)
+  std::string rules_version;
 };
 
 // The period ends of a series within from..to (docs/figures.md): each period end e
@@ -80,7 +89,9 @@ struct LoanView {
   Day last_business_date = 0;
   int64_t balance_fen = 0;
   LoanAttributes attributes;  // as of the latest event
-  CategoryMask categories = 0;
+  CategoryMask categories = 0;  // under the default rules' ids; see category_names
+  // Its categories under the ledger's current rules, TOTAL first (SPEC §12).
+  std::vector<std::string> category_names;
 };
 
 // yoy growth per docs/figures.md; nullopt when the base is 0.

@@ -84,8 +84,11 @@ uint64_t Aggregator::SeriesKey(Category c, uint8_t province, uint32_t institutio
 void Aggregator::AddCell(const CellKey& key, const Measures& delta) {
   LL_CHECK(key.province != 0 && key.institution != 0);
   series_[SeriesKey(key.category, key.province, key.institution)].Add(key.day, delta);
-  series_[SeriesKey(key.category, 0, key.institution)].Add(key.day, delta);
   series_[SeriesKey(key.category, key.province, 0)].Add(key.day, delta);
+  // A region group's cell (province byte >= 100, ledger_impl.h) overlaps
+  // the provinces' cells: it never rolls up into the all-provinces series.
+  if (key.province >= kRegionGroupCellByteMin) return;
+  series_[SeriesKey(key.category, 0, key.institution)].Add(key.day, delta);
   series_[SeriesKey(key.category, 0, 0)].Add(key.day, delta);
 }
 

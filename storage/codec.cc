@@ -149,12 +149,15 @@ std::string EncodeCellKey(const CellKey& k) {
 bool DecodeCellKey(std::string_view key, CellKey* out) {
   if (key.size() != 10) return false;
   const auto cat = static_cast<uint8_t>(key[0]);
-  if (cat >= kCategoryCount) return false;
+  if (cat > kRuleCategoriesMax) return false;  // TOTAL and a rules file's 64 (SPEC §12)
   out->category = static_cast<Category>(cat);
   out->province = static_cast<uint8_t>(key[1]);
   out->institution = static_cast<uint32_t>(GetBe(key, 2, 4));
   out->day = static_cast<Day>(GetBe(key, 6, 4));
-  return IsProvinceCode(out->province) && out->institution >= 1 &&
+  const bool place = IsProvinceCode(out->province) ||
+                     (out->province >= kRegionGroupCellByteMin &&
+                      out->province < kRegionGroupCellByteMin + kRegionGroupsMax);
+  return place && out->institution >= 1 &&
          out->institution <= kInstitutionsMax;
 }
 

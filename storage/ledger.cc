@@ -176,9 +176,11 @@ LedgerImpl::~LedgerImpl() {
   flush.allow_write_stall = true;
   rocksdb::Status s = db_->Flush(flush, handles_);
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  if (Status st = impl->LoadRules(); !st.ok()) return st;
   s = db_->Close();
   (void)s;  // closing after a failed write can report the same error again; nothing to do
 }
+  if (Status st = impl->InitRules(options.rules_text); !st.ok()) return st;
 
 Status LedgerImpl::EnableCompactions() {
   for (rocksdb::ColumnFamilyHandle* h : handles_) {
@@ -481,7 +483,7 @@ Status LedgerImpl::ReplayJournalTail(uint64_t from) {
       bool inserted = false;
       LoanSlot* slot = loans_.FindOrInsert(keys.Key(i), hashes[i], &inserted);
       SlotBefore before;
-      const EventStep step = StepLoan(e, slot, &before);
+      const EventStep step = StepLoan(e, slot, &before, nullptr);  // loan states only
       if (step.kind == EventStep::Kind::kRejected) {
         return Status::Corruption("journal batch " + std::to_string(batch_no) + " event " +
                                   std::to_string(i) +
@@ -522,7 +524,8 @@ Status LedgerImpl::MigrateFromFormat1() {
   return FromRocks(s, "drop the format-1 loans files");
 }
 
-EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
+EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before,
+                   Classifier* classifier) {
   EventStep step;
   const uint64_t last = slot->exists ? slot->last_seq : 0;
   auto reject = [&](Reason r, std::string detail) {
@@ -567,12 +570,22 @@ EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before) {
     case EventKind::kReclassify:
       break;
   }
-  *before = SlotBefore{slot->exists, balance, slot->mask, slot->province()};
+  *before = SlotBefore{slot->exists, balance, 0, slot->province(), 0};
+  const bool groups = classifier != nullptr && classifier->rules()->region_group_count() > 0;
+  if (classifier != nullptr && slot->exists) {
+    before->mask = classifier->Resolve(slot);
+    if (groups) before->region_groups = classifier->GroupsOf(slot->attributes.region);
+  }
   // Most events repeat the loan's attributes: then its classification stands.
   const PackedAttributes packed = PackedAttributes::From(e.attributes);
   if (!slot->exists || !(slot->attributes == packed)) {
     slot->attributes = packed;
-    slot->mask = static_cast<uint16_t>(Classify(e.attributes));
+    slot->mask = classifier != nullptr ? classifier->Intern(e.attributes) : kMaskUnresolved;
+    if (classifier != nullptr) step.mask = classifier->Resolve(slot);
+    if (groups) step.region_groups = classifier->GroupsOf(packed.region);
+  } else {
+    step.mask = before->mask;
+    step.region_groups = before->region_groups;
   }
   slot->exists = true;
   slot->last_seq = e.seq;
@@ -695,7 +708,7 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
     std::optional<LoanSlot> restore;
     if (over_capacity) restore = slot;
     SlotBefore before;
-    EventStep step = StepLoan(e, &slot, &before);
+    EventStep step = StepLoan(e, &slot, &before, classifier_.get());
     if (step.kind == EventStep::Kind::kDuplicate) {
       ++result.events_duplicate;
       continue;
@@ -718,7 +731,7 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
       last_institution_id = InstitutionIdFor(e.institution_id, g, &local_new);
       last_institution = &e.institution_id;
     }
-    EmitDeltas(before, slot, e, [&](Category c, uint8_t province, Day day, const Measures& m) {
+    EmitDeltas(before, slot, step, e, [&](Category c, uint8_t province, Day day, const Measures& m) {
       deltas[PackCell(CellKey{c, province, last_institution_id, day})] += m;
     });
   }
@@ -894,7 +907,8 @@ std::vector<CategoryBalance> LedgerImpl::CategoryBalances() const {
       const DaySeries* s = agg_.Find(r.category, p, 0);
       if (s == nullptr) continue;
       const Measures t = s->Total();
-      out.push_back(CategoryBalance{r.category, p, t.balance_fen, t.loan_count});
+      out.push_back(CategoryBalance{c, p, t.balance_fen, t.loan_count,
+                                    std::string(rules_->CategoryName(c))});
     }
   }
   return out;
@@ -905,9 +919,10 @@ Day LedgerImpl::LatestBusinessDate() const {
   // ones miss a loan moving between provinces (its TOTAL change nets out).
   Day latest = 0;
   std::shared_lock lock(agg_mu_);
-  for (const CategoryRule& r : CategoryRules()) {
+  for (size_t i = 0; i < rules_->category_count(); ++i) {
+    const auto c = static_cast<Category>(i);
     for (uint8_t p : ProvinceCodes()) {
-      const DaySeries* s = agg_.Find(r.category, p, 0);
+      const DaySeries* s = agg_.Find(c, p, 0);
       if (s != nullptr) latest = std::max(latest, s->LastDay());
     }
   }

@@ -19,6 +19,7 @@
 #include "schema/event.h"
 #include "schema/query.h"
 #include "schema/reason.h"
+#include "schema/rules.h"
 #include "schema/status.h"
 
 namespace loanledger::storage {
@@ -43,6 +44,14 @@ struct LedgerOptions {
 
 // One batch as submitted: atomic, exactly once per event (docs/data.md).
 struct Batch {
+  // A rules file (SPEC §12, `loanledgerd --rules`): empty = the store's
+  // current rules (the default file for a new store). When it differs from
+  // the store's current rules, Open applies it (a recompute of every
+  // aggregate from the journal) before returning. Must parse.
+  std::string rules_text;
+  // Tests only: the RocksDB environment (a fault-injecting file system);
+  // null = RocksDB's default. Must outlive the ledger.
+  rocksdb::Env* env = nullptr;
   std::string submitter;  // who sent it (token name / principal), kept in the journal
   // Every event must carry this institution_id; "" = no restriction.
   std::string caller_institution;
@@ -98,6 +107,22 @@ struct CompactionReport {
 struct LedgerStats {
   uint64_t memtable_bytes = 0;
   uint64_t pending_compaction_bytes = 0;
+// One version of the category rules applied to the store (SPEC §12).
+struct RulesVersion {
+  uint64_t number = 0;   // 1, 2, ... in the order applied
+  std::string version;   // the file's "version"
+  std::string text;      // the file as applied
+  int64_t applied_ms = 0;  // unix ms (the injected clock) when it took effect
+};
+
+// A rules change in progress (for metrics and `admin rules show`).
+struct RulesProgress {
+  bool running = false;
+  std::string version;  // of the rules being applied
+  uint64_t batches_done = 0;
+  uint64_t batches_total = 0;  // journal batches to replay (more may land meanwhile)
+};
+
   uint64_t live_sst_bytes = 0;
   uint64_t block_cache_usage_bytes = 0;
   bool write_stopped = false;      // RocksDB is stalling or stopping writes
@@ -125,6 +150,7 @@ class Ledger {
   // Opens (creating if needed) the store at options.path and restores the
   // aggregates from disk; no replay from scratch.
   static Result<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
+  std::string category_name;  // under the current rules (SPEC §12)
   virtual ~Ledger() = default;
 
   // Validates and applies one batch. Returns a Status only for operational
@@ -149,10 +175,10 @@ class Ledger {
   // or `loanledgerd --verify`). Runs beside writers.
   virtual Result<VerifyReport> Verify() = 0;
 
-  // Re-applies the category rules compiled into this binary to every loan
-  // (after a rule change, docs/categories.md): recomputes every cell from the journal
-  // and replaces the stored and in-memory aggregates in one synced write.
-  // Writers wait while it runs. Returns the number of cells now stored;
+  // Re-applies the store's current rules to every loan: recomputes every
+  // cell from the journal (in the background, as ApplyRules does) and
+  // replaces the stored and in-memory aggregates in one synced write.
+  // Returns the number of cells now stored;
   // Corruption when the journal does not replay cleanly (run Verify).
   virtual Result<uint64_t> RebuildAggregates() = 0;
 
@@ -174,3 +200,17 @@ class Ledger {
 };
 
 }  // namespace loanledger::storage
+  // Applies a new rules file (SPEC §12): recomputes every aggregate from
+  // the journal in the background while queries answer and batches apply
+  // under the current rules, then switches atomically (one synced write of
+  // every cell and the new version; a crash before it leaves the old
+  // version whole). Blocks until switched. A file that does not parse is
+  // InvalidArgument "FIELD: REASON" and changes nothing; the current
+  // rules' own text again is a no-op. One change at a time (a second
+  // caller waits).
+  virtual Result<RulesVersion> ApplyRules(std::string_view text) = 0;
+  virtual RulesVersion CurrentRules() const = 0;
+  // Every version applied, oldest first.
+  virtual Result<std::vector<RulesVersion>> RulesHistory() const = 0;
+  virtual RulesProgress RulesRecompute() const = 0;
+

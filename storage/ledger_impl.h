@@ -6,6 +6,7 @@
 #include <rocksdb/db.h>
 
 #include <atomic>
+#include <bit>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "storage/aggregator.h"
+#include "storage/classifier.h"
 #include "storage/codec.h"
 #include "storage/ledger.h"
 #include "storage/loan_slot.h"
@@ -34,9 +36,16 @@ namespace loanledger::storage {
 struct SlotBefore {
   bool exists = false;
   int64_t balance_fen = 0;
-  CategoryMask mask = 0;
+  RuleMask mask = 0;                 // the file's categories (TOTAL implicit)
   uint8_t province = 0;
+  RegionGroupMask region_groups = 0;  // only computed when the rules have region groups
 };
+
+// Region-group cells share the cell keyspace with provinces: their
+// "province" byte is kRegionGroupCellBase + the group's index (provinces
+// are 11..65). They roll up by institution only, never into the
+// all-provinces series. Internal to storage/.
+inline constexpr uint8_t kRegionGroupCellBase = kRegionGroupCellByteMin;
 
 // The outcome of applying one event to a loan: rejected, a duplicate, or
 // the loan's new state.
@@ -44,20 +53,25 @@ struct EventStep {
   enum class Kind { kApplied, kDuplicate, kRejected } kind = Kind::kRejected;
   Reason reason = Reason::kOk;
   std::string message;
+  RuleMask mask = 0;                  // kApplied: the loan's categories after the event
+  RegionGroupMask region_groups = 0;  // kApplied: its region groups after the event
 };
 
 // Applies e to `slot` (docs/data.md exactly-once and state rules, not the field
 // rules of ValidateEvent, which the caller has checked). On kApplied, slot
 // holds the new state and *before sums up the state before; otherwise slot
-// is unchanged. Pure.
-EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before);
+// is unchanged. Pure but for the classifier's table of masks.
+EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before,
+                   Classifier* classifier);
 
 // Emits the cell changes of one applied event: the old state's balance
 // leaves the old categories/province, the new state's enters the new ones,
 // and the event's flow counts under the new attributes (docs/figures.md). `add` is
-// called with (category, province, day, change).
+// called with (category, province, day, change); region-group cells come
+// as provinces kRegionGroupCellBase + g. `step` is StepLoan's kApplied.
 template <typename AddFn>
-void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add);
+void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const EventStep& step,
+                const LoanEvent& e, AddFn&& add);
 
 // The loan keys of a run of events, built once into one buffer, and their
 // LoanTable hashes: lookups are hashed first so that each can be prefetched
@@ -88,6 +102,29 @@ struct EventKeys {
 // Sums of int64 cell values per packed cell key.
 using DeltaMap = std::unordered_map<uint64_t, Measures>;
 
+// A replay of the journal from nothing (verify.cc): loan states and every
+// cell's day change, under one classifier's rules.
+struct JournalReplay {
+  std::unordered_map<std::string, LoanSlot> loans;
+  std::map<uint64_t, Measures> cells;  // packed cell -> day change
+  uint64_t batches = 0;
+  uint64_t events = 0;
+  uint64_t next_batch_no = 1;  // one past the last record replayed
+};
+// Replays the journal records >= out->next_batch_no visible to `ro` into
+// *out (so a replay can be continued later). Problems are reported
+// through `problem(what)`; *progress (optional) counts the batches.
+Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal,
+                     const rocksdb::ReadOptions& ro,
+                     const std::unordered_map<std::string, uint32_t>& ids, Classifier* classifier,
+                     JournalReplay* out, const std::function<void(std::string)>& problem,
+                     std::atomic<uint64_t>* progress);
+// The institution dictionary visible to `ro`.
+Status ReadInstitutions(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_meta,
+                        const rocksdb::ReadOptions& ro,
+                        std::unordered_map<std::string, uint32_t>* ids,
+                        std::vector<std::string>* names);
+
 class LedgerImpl final : public Ledger {
  public:
   LedgerImpl(LedgerOptions options, std::unique_ptr<rocksdb::DB> db,
@@ -114,6 +151,14 @@ class LedgerImpl final : public Ledger {
  private:
   struct Group;  // the state of one ApplyGroup call (ledger.cc)
 
+  Result<RulesVersion> ApplyRules(std::string_view text) override;
+  RulesVersion CurrentRules() const override;
+  Result<std::vector<RulesVersion>> RulesHistory() const override;
+  RulesProgress RulesRecompute() const override;
+  // Rules (rules_store.cc): the store's current version, read before Load;
+  // after Load, the first version recorded and --rules applied.
+  Status LoadRules();
+  Status InitRules(const std::string& text);
   // Open (ledger.cc). A reader decodes loans and hands blocks to a sink,
   // which returns false when the reader should stop.
   using BlockSink = std::function<bool(LoanBlock&&)>;
@@ -157,6 +202,13 @@ class LedgerImpl final : public Ledger {
   RejectedStreams rejected_streams_{kRejectedStreamsMax};  // guarded by write_mu_
 
   // Guarded by agg_mu_ (the writer publishes under the exclusive lock):
+  // Recomputes every cell from the journal under `rules` in the background
+  // (queries and writers go on), then, holding the writer's lock, replays
+  // the batches that landed meanwhile and switches stored cells, in-memory
+  // aggregates and rules in one synced write. `record`: also store the
+  // rules as a new version. Returns the number of cells now stored.
+  Result<uint64_t> RecomputeAndSwitch(std::shared_ptr<const Rules> rules, bool record,
+                                      RulesVersion* recorded);
   mutable std::shared_mutex agg_mu_;
   Aggregator agg_;
   std::map<std::string, uint32_t, std::less<>> institution_ids_;  // name -> id, sorted by name
@@ -195,7 +247,8 @@ class LedgerImpl final : public Ledger {
 };
 
 template <typename AddFn>
-void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent& e, AddFn&& add) {
+void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const EventStep& step,
+                const LoanEvent& e, AddFn&& add) {
   Measures flow;
   switch (e.kind) {
     case EventKind::kDisburse:
@@ -208,35 +261,66 @@ void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const LoanEvent
       flow.written_off_fen = e.amount_fen;
       break;
     case EventKind::kReclassify:
+
+  // Category rules (SPEC §12). classifier_ is the writer's (write_mu_ and
+  // loans_mu_ exclusive); rules_ and rules_current_ change only with all
+  // three locks held exclusively, so any one of them held shared reads them.
+  std::unique_ptr<Classifier> classifier_;
+  std::shared_ptr<const Rules> rules_;
+  RulesVersion rules_current_;
+  std::mutex rules_apply_mu_;  // one rules change at a time
+  std::atomic<bool> recompute_running_{false};
+  std::atomic<uint64_t> recompute_batches_done_{0};
+  std::atomic<uint64_t> recompute_batches_total_{0};
+  std::string recompute_version_;  // guarded by rules_apply_mu_... read via recompute_mu_
+  mutable std::mutex recompute_mu_;  // guards recompute_version_
       break;
   }
+// Calls fn(category) for TOTAL and every category of mask.
+template <typename Fn>
+inline void ForEachCategory(RuleMask mask, Fn&& fn) {
+  fn(Category::kTotal);
+  for (RuleMask m = mask; m != 0; m &= m - 1)
+    fn(static_cast<Category>(1 + std::countr_zero(m)));
+}
+
+// Calls fn(cell province) for the province and every region group.
+template <typename Fn>
+inline void ForEachPlace(uint8_t province, RegionGroupMask groups, Fn&& fn) {
+  fn(province);
+  for (RegionGroupMask g = groups; g != 0; g &= g - 1)
+    fn(static_cast<uint8_t>(kRegionGroupCellBase + std::countr_zero(g)));
+}
+
   const int64_t b0 = before.exists ? before.balance_fen : 0;
   const int64_t b1 = after.balance_fen;
   const int64_t n0 = b0 > 0 ? 1 : 0;
   const int64_t n1 = b1 > 0 ? 1 : 0;
   const Day day = e.business_date;
-  if (before.exists && before.mask == after.mask && before.province == after.province()) {
+  const uint8_t province = after.province();
+  if (before.exists && before.mask == step.mask && before.province == province &&
+      before.region_groups == step.region_groups) {
     // Same cells before and after: one combined change per category.
     Measures m = flow;
     m.balance_fen = b1 - b0;
     m.loan_count = n1 - n0;
-    for (const CategoryRule& r : CategoryRules()) {
-      if (after.mask & Bit(r.category)) add(r.category, after.province(), day, m);
-    }
+    ForEachCategory(step.mask, [&](Category c) {
+      ForEachPlace(province, step.region_groups, [&](uint8_t p) { add(c, p, day, m); });
+    });
     return;
   }
   if (before.exists) {
     const Measures out{-b0, -n0, 0, 0, 0};
-    for (const CategoryRule& r : CategoryRules()) {
-      if (before.mask & Bit(r.category)) add(r.category, before.province, day, out);
-    }
+    ForEachCategory(before.mask, [&](Category c) {
+      ForEachPlace(before.province, before.region_groups, [&](uint8_t p) { add(c, p, day, out); });
+    });
   }
   Measures in = flow;
   in.balance_fen = b1;
   in.loan_count = n1;
-  for (const CategoryRule& r : CategoryRules()) {
-    if (after.mask & Bit(r.category)) add(r.category, after.province(), day, in);
-  }
+  ForEachCategory(step.mask, [&](Category c) {
+    ForEachPlace(province, step.region_groups, [&](uint8_t p) { add(c, p, day, in); });
+  });
 }
 
 }  // namespace loanledger::storage

@@ -71,6 +71,9 @@ struct PackedAttributes {
   uint8_t province() const { return static_cast<uint8_t>(region / 10000); }
 };
 
+// LoanSlot::mask before the writer's Classifier (classifier.h) resolves it.
+inline constexpr uint16_t kMaskUnresolved = 0xFFFF;
+
 // A loan as the writer sees it.
 struct LoanSlot {
   uint64_t last_seq = 0;
@@ -78,7 +81,7 @@ struct LoanSlot {
   uint64_t stamp = 0;           // the batch that last took an undo copy of it (writer only)
   PackedAttributes attributes;  // as of the latest event
   Day last_date = 0;
-  uint16_t mask = 0;    // Classify(attributes), when exists (a CategoryMask)
+  uint16_t mask = kMaskUnresolved;  // the id of its categories in the Classifier, when exists
   bool exists = false;  // the loan has at least one applied event
 
   uint8_t province() const { return attributes.province(); }
@@ -92,12 +95,11 @@ struct LoanSlot {
     slot.last_date = s.last_date;
     slot.balance_fen = s.balance_fen;
     slot.attributes = PackedAttributes::From(s.attributes);
-    slot.mask = static_cast<uint16_t>(Classify(s.attributes));
+    slot.mask = kMaskUnresolved;  // classified when the writer next touches it
     slot.exists = true;
     return slot;
   }
 };
-static_assert(kCategoryCount <= 16, "LoanSlot::mask holds 16 categories");
 // 56 bytes: with its key's position, one 64-byte LoanTable entry.
 static_assert(sizeof(LoanSlot) <= 56, "a loan slot and its key position fill one cache line");
 

@@ -63,8 +63,8 @@ ReportRow LedgerImpl::MakeRow(Category c, std::string group, const DaySeries* s,
 // The groups of category c for `by`, within the caller's scope. REQUIRES agg_mu_ shared.
 static std::vector<GroupSeries> Groups(const Aggregator& agg,
                                        const std::map<std::string, uint32_t, std::less<>>& ids,
-                                       Category c, GroupBy by, std::optional<uint32_t> scope,
-                                       bool scope_unknown) {
+                                       const Rules& rules, Category c, GroupBy by,
+                                       std::optional<uint32_t> scope, bool scope_unknown) {
   std::vector<GroupSeries> groups;
   const uint32_t inst = scope.value_or(0);
   switch (by) {
@@ -86,28 +86,50 @@ static std::vector<GroupSeries> Groups(const Aggregator& agg,
         if (s != nullptr && !s->empty()) groups.push_back({name, s});
       }
       break;
+    case GroupBy::kRegionGroup:
+      if (scope_unknown) break;
+      for (size_t g = 0; g < rules.region_group_count(); ++g) {
+        const DaySeries* s = agg.Find(c, static_cast<uint8_t>(kRegionGroupCellBase + g), inst);
+        if (s != nullptr && !s->empty()) groups.push_back({rules.RegionGroupName(g), s});
+      }
+      break;
   }
   return groups;
 }
 
 Result<Report> LedgerImpl::QueryReport(const ReportQuery& q) const {
   if (Status s = CheckDate(q.date, "date"); !s.ok()) return s;
+  std::shared_lock lock(agg_mu_);
+  const Rules& rules = *rules_;
   std::vector<Category> categories = q.categories;
+  if (!q.category_names.empty()) {
+    categories.clear();
+    for (const std::string& name : q.category_names) {
+      const std::optional<Category> c = rules.FindCategory(name);
+      if (!c) {
+        return Status::InvalidArgument("unknown category " + name + " (rules version " +
+                                       rules.version() + ")");
+      }
+      categories.push_back(*c);
+    }
+  }
   if (categories.empty()) {
-    for (const CategoryRule& r : CategoryRules()) categories.push_back(r.category);
+    for (size_t i = 0; i < rules.category_count(); ++i)
+      categories.push_back(static_cast<Category>(i));
   }
   for (Category c : categories) {
-    if (static_cast<size_t>(c) >= kCategoryCount)
+    if (static_cast<size_t>(c) >= rules.category_count())
       return Status::InvalidArgument("unknown category");
   }
   Report report;
   report.date = q.date;
-  std::shared_lock lock(agg_mu_);
+  report.rules_version = rules.version();
   bool unknown = false;
   const std::optional<uint32_t> scope = ScopeId(q.scope_institution, &unknown);
   for (Category c : categories) {
-    for (GroupSeries& g : Groups(agg_, institution_ids_, c, q.by, scope, unknown)) {
+    for (GroupSeries& g : Groups(agg_, institution_ids_, rules, c, q.by, scope, unknown)) {
       report.rows.push_back(MakeRow(c, std::move(g.label), g.series, q.date));
+      report.rows.back().category_name = rules.CategoryName(c);
     }
   }
   return report;
@@ -117,18 +139,30 @@ Result<Series> LedgerImpl::QuerySeries(const SeriesQuery& q) const {
   if (Status s = CheckDate(q.from, "from"); !s.ok()) return s;
   if (Status s = CheckDate(q.to, "to"); !s.ok()) return s;
   if (q.from > q.to) return Status::InvalidArgument("from must not be after to");
-  if (static_cast<size_t>(q.category) >= kCategoryCount)
+  std::shared_lock lock(agg_mu_);
+  const Rules& rules = *rules_;
+  Category category = q.category;
+  if (!q.category_name.empty()) {
+    const std::optional<Category> c = rules.FindCategory(q.category_name);
+    if (!c) {
+      return Status::InvalidArgument("unknown category " + q.category_name + " (rules version " +
+                                     rules.version() + ")");
+    }
+    category = *c;
+  }
+  if (static_cast<size_t>(category) >= rules.category_count())
     return Status::InvalidArgument("unknown category");
   const std::vector<Day> dates = SeriesDates(q.from, q.to, q.step);
   Series series;
-  series.category = q.category;
+  series.category = category;
+  series.category_name = rules.CategoryName(category);
+  series.rules_version = rules.version();
   series.step = q.step;
   series.by = q.by;
-  std::shared_lock lock(agg_mu_);
   bool unknown = false;
   const std::optional<uint32_t> scope = ScopeId(q.scope_institution, &unknown);
   const std::vector<GroupSeries> groups =
-      Groups(agg_, institution_ids_, q.category, q.by, scope, unknown);
+      Groups(agg_, institution_ids_, rules, category, q.by, scope, unknown);
   if (dates.size() * std::max<size_t>(groups.size(), 1) > kSeriesPointsMax) {
     return Status::ResourceExhausted("a series returns at most " +
                                      std::to_string(kSeriesPointsMax) +
@@ -161,7 +195,9 @@ Result<LoanView> LedgerImpl::QueryLoan(std::string_view institution_id,
   view.last_seq = state.last_seq;
   view.last_business_date = state.last_date;
   view.balance_fen = state.balance_fen;
-  view.categories = Classify(state.attributes);
+  const RuleMask mask = rules_->Classify(state.attributes);  // rules_: loans_mu_ held
+  view.categories = CategoryMask{1} | static_cast<CategoryMask>(mask << 1);  // ids < 32
+  view.category_names = rules_->Names(mask);
   view.attributes = state.attributes;
   return view;
 }

@@ -25,20 +25,17 @@ class Differences {
   VerifyReport* report_;
 };
 
-// What a replay of the journal recomputes.
-struct JournalReplay {
-  std::unordered_map<std::string, LoanSlot> loans;
-  std::map<uint64_t, Measures> cells;  // packed cell -> day change
-  uint64_t batches = 0;
-  uint64_t events = 0;
-  uint64_t next_batch_no = 1;  // one past the last record
-};
-
-std::string CellName(const CellKey& k, const std::vector<std::string>& names) {
+std::string CellName(const CellKey& k, const std::vector<std::string>& names, const Rules& rules) {
   std::string inst =
       k.institution < names.size() ? names[k.institution] : "#" + std::to_string(k.institution);
-  return "cell " + std::string(CategoryName(k.category)) + "/" + std::to_string(k.province) + "/" +
-         inst + "/" + FormatDate(k.day);
+  const auto c = static_cast<size_t>(k.category);
+  const std::string category = c < rules.category_count() ? std::string(rules.CategoryName(k.category))
+                                                          : "#" + std::to_string(c);
+  const std::string place =
+      k.province >= kRegionGroupCellBase
+          ? "group" + std::to_string(k.province - kRegionGroupCellBase)
+          : std::to_string(k.province);
+  return "cell " + category + "/" + place + "/" + inst + "/" + FormatDate(k.day);
 }
 
 void CompareMeasures(const std::string& what, const Measures& expected, const Measures& actual,
@@ -57,25 +54,28 @@ void CompareMeasures(const std::string& what, const Measures& expected, const Me
   }
 }
 
-// Replays every journal record visible to `ro` from an empty ledger.
+}  // namespace
+
 Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal,
                      const rocksdb::ReadOptions& ro,
-                     const std::unordered_map<std::string, uint32_t>& ids, JournalReplay* out,
-                     Differences* diff) {
+                     const std::unordered_map<std::string, uint32_t>& ids, Classifier* classifier,
+                     JournalReplay* out, const std::function<void(std::string)>& problem,
+                     std::atomic<uint64_t>* progress) {
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf_journal));
-  uint64_t expect_no = 1;
+  uint64_t expect_no = out->next_batch_no;
   JournalRecord rec;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  for (it->Seek(EncodeJournalKey(expect_no)); it->Valid(); it->Next()) {
     uint64_t batch_no = 0;
     if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
+    if (progress != nullptr) progress->fetch_add(1, std::memory_order_relaxed);
         !DecodeJournalRecord(std::string_view(it->value().data(), it->value().size()), &rec)) {
-      diff->Add("journal record undecodable at batch " + std::to_string(expect_no), 0, 1);
+      problem("journal record undecodable at batch " + std::to_string(expect_no));
       ++expect_no;
       continue;
     }
     if (batch_no != expect_no) {
-      diff->Add("journal batch number", static_cast<int64_t>(expect_no),
-                static_cast<int64_t>(batch_no));
+      problem("journal batch number " + std::to_string(batch_no) + ", expected " +
+              std::to_string(expect_no));
     }
     expect_no = batch_no + 1;
     ++out->batches;
@@ -85,25 +85,26 @@ Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal,
       const std::string where =
           "journal batch " + std::to_string(batch_no) + " event " + std::to_string(i);
       if (auto fe = ValidateEvent(e)) {
-        diff->Add(where + " invalid: " + fe->message, 0, 1);
+        problem(where + " invalid: " + fe->message);
         continue;
       }
       LoanSlot& slot = out->loans[LoanKey(e.institution_id, e.loan_id)];
       SlotBefore before;
-      EventStep step = StepLoan(e, &slot, &before);
+      EventStep step = StepLoan(e, &slot, &before, classifier);
       if (step.kind == EventStep::Kind::kRejected) {
-        diff->Add(where + " does not apply: " + step.message, 0, 1);
+        problem(where + " does not apply: " + step.message);
         continue;
       }
       if (step.kind == EventStep::Kind::kDuplicate) continue;
       auto id = ids.find(e.institution_id);
       if (id == ids.end()) {
-        diff->Add(where + " institution without id: " + e.institution_id, 0, 1);
+        problem(where + " institution without id: " + e.institution_id);
         continue;
       }
-      EmitDeltas(before, slot, e, [&](Category c, uint8_t province, Day day, const Measures& m) {
-        out->cells[PackCell(CellKey{c, province, id->second, day})] += m;
-      });
+      EmitDeltas(before, slot, step, e,
+                 [&](Category c, uint8_t province, Day day, const Measures& m) {
+                   out->cells[PackCell(CellKey{c, province, id->second, day})] += m;
+                 });
     }
   }
   if (!it->status().ok()) return Status::IoError("read journal: " + it->status().ToString());
@@ -133,18 +134,18 @@ Status ReadInstitutions(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_meta,
   return Status::Ok();
 }
 
-}  // namespace
-
 Result<VerifyReport> LedgerImpl::Verify() {
   VerifyReport report;
   Differences diff(&report);
   const rocksdb::Snapshot* snapshot = nullptr;
   uint64_t next_batch_at_snapshot = 0;
   {
+  std::shared_ptr<const Rules> rules;  // the rules the stored cells were computed under
     std::lock_guard write_lock(write_mu_);  // a snapshot between two groups
     snapshot = db_->GetSnapshot();
     next_batch_at_snapshot = next_batch_no_;
   }
+    rules = rules_;
   struct Release {
     rocksdb::DB* db;
     const rocksdb::Snapshot* s;
@@ -160,7 +161,11 @@ Result<VerifyReport> LedgerImpl::Verify() {
 
   // 1. Replay the journal from nothing.
   JournalReplay replay;
-  if (Status st = ReplayJournal(db_.get(), cf_journal_, ro, ids, &replay, &diff); !st.ok())
+  Classifier classifier(rules);
+  if (Status st = ReplayJournal(
+          db_.get(), cf_journal_, ro, ids, &classifier, &replay,
+          [&](std::string what) { diff.Add(std::move(what), 0, 1); }, nullptr);
+      !st.ok())
     return st;
   report.batches_replayed = replay.batches;
   report.events_replayed = replay.events;
@@ -193,14 +198,14 @@ Result<VerifyReport> LedgerImpl::Verify() {
       if (m.IsZero()) continue;
       ++report.cells_checked;
       auto s = stored.find(packed);
-      CompareMeasures(CellName(UnpackCell(packed), names), m,
+      CompareMeasures(CellName(UnpackCell(packed), names, *rules), m,
                       s == stored.end() ? Measures{} : s->second, &diff);
     }
     for (const auto& [packed, m] : stored) {
       auto c = cells.find(packed);
       if (c == cells.end() || c->second.IsZero()) {
         ++report.cells_checked;
-        CompareMeasures(CellName(UnpackCell(packed), names), Measures{}, m, &diff);
+        CompareMeasures(CellName(UnpackCell(packed), names, *rules), Measures{}, m, &diff);
       }
     }
   }
@@ -209,7 +214,7 @@ Result<VerifyReport> LedgerImpl::Verify() {
   //    since the snapshot. (Lock order as the writer's: loans, then aggregates.)
   std::shared_lock loans_lock(loans_mu_);
   std::shared_lock lock(agg_mu_);
-  if (next_batch_no_ == next_batch_at_snapshot) {
+  if (next_batch_no_ == next_batch_at_snapshot && rules_ == rules) {
     size_t replayed = 0;
     for (const auto& [key, r] : loans) {
       if (!r.exists) continue;
@@ -232,7 +237,12 @@ Result<VerifyReport> LedgerImpl::Verify() {
       if (r.last_date != slot->last_date)
         diff.Add(what + " last_business_date", r.last_date, slot->last_date);
       if (!(r.attributes == slot->attributes)) diff.Add(what + " attributes", 0, 1);
-      if (r.mask != slot->mask) diff.Add(what + " category mask", r.mask, slot->mask);
+      const RuleMask expected = classifier.MaskOf(r);
+      const RuleMask actual = classifier_->MaskOf(*slot);
+      if (expected != actual) {
+        diff.Add(what + " category mask", static_cast<int64_t>(expected),
+                 static_cast<int64_t>(actual));
+      }
     }
     if (replayed != loans_.size()) {
       diff.Add("number of loans", static_cast<int64_t>(replayed),
@@ -247,13 +257,13 @@ Result<VerifyReport> LedgerImpl::Verify() {
     for (const auto& [packed, m] : cells) {
       if (m.IsZero()) continue;
       auto s = in_memory.find(packed);
-      CompareMeasures("in-memory " + CellName(UnpackCell(packed), names), m,
+      CompareMeasures("in-memory " + CellName(UnpackCell(packed), names, *rules), m,
                       s == in_memory.end() ? Measures{} : s->second, &diff);
     }
     for (const auto& [packed, m] : in_memory) {
       auto c = cells.find(packed);
       if (c == cells.end() || c->second.IsZero()) {
-        CompareMeasures("in-memory " + CellName(UnpackCell(packed), names), Measures{}, m, &diff);
+        CompareMeasures("in-memory " + CellName(UnpackCell(packed), names, *rules), Measures{}, m, &diff);
       }
     }
   }
@@ -261,44 +271,13 @@ Result<VerifyReport> LedgerImpl::Verify() {
 }
 
 Result<uint64_t> LedgerImpl::RebuildAggregates() {
-  std::lock_guard write_lock(write_mu_);  // no group may land meanwhile
-  const rocksdb::ReadOptions ro;
-  std::unordered_map<std::string, uint32_t> ids;
-  std::vector<std::string> names;
-  if (Status st = ReadInstitutions(db_.get(), cf_meta_, ro, &ids, &names); !st.ok()) return st;
-  VerifyReport problems;
-  Differences diff(&problems);
-  JournalReplay replay;
-  if (Status st = ReplayJournal(db_.get(), cf_journal_, ro, ids, &replay, &diff); !st.ok())
-    return st;
-  if (!problems.differences.empty()) {
-    return Status::Corruption("the journal does not replay cleanly: " +
-                              problems.differences.front().what);
+  std::lock_guard apply_lock(rules_apply_mu_);
+  std::shared_ptr<const Rules> rules;
+  {
+    std::lock_guard write_lock(write_mu_);
+    rules = rules_;
   }
-  rocksdb::WriteBatch wb;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_cells_));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) wb.Delete(cf_cells_, it->key());
-  if (!it->status().ok()) return Status::IoError("read cells: " + it->status().ToString());
-  Aggregator rebuilt;
-  uint64_t stored = 0;
-  for (const auto& [packed, m] : replay.cells) {
-    if (m.IsZero()) continue;
-    const CellKey key = UnpackCell(packed);
-    wb.Put(cf_cells_, EncodeCellKey(key), EncodeMeasures(m));
-    rebuilt.AddCell(key, m);
-    ++stored;
-  }
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
-  if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok())
-    return Status::IoError("write cells: " + s.ToString());
-  std::unique_lock loans_lock(loans_mu_);
-  std::unique_lock agg_lock(agg_mu_);
-  agg_ = std::move(rebuilt);
-  loans_.ForEach([](std::string_view, LoanSlot& slot) {
-    slot.mask = static_cast<uint16_t>(Classify(slot.attributes.Unpack()));
-  });
-  return stored;
+  return RecomputeAndSwitch(std::move(rules), false, nullptr);
 }
 
 }  // namespace loanledger::storage

@@ -304,6 +304,8 @@ class Model {
         return ProvinceLabel(prov) == group;
       case GroupBy::kInstitution:
         return institutions_[inst] == group;
+      case GroupBy::kRegionGroup:  // the model runs under the default rules: no region groups
+        return false;
     }
     return false;
   }
