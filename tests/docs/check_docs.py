@@ -86,7 +86,7 @@ def words_missing(names, page, errors, what):
     text = open(os.path.join(ROOT, page), encoding="utf-8").read()
     for name in sorted(names):
         if not re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text):
-            errors.append(f"{page}: {what} {name} is not described")
+            errors.append(f"{page}: {what} {name} is not described (add it to the page)")
 
 
 def reason_names():
