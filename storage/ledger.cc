@@ -145,9 +145,11 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   if (!s.ok()) return FromRocks(s, "open " + options.path);
   auto impl =
       std::make_unique<LedgerImpl>(options, std::unique_ptr<rocksdb::DB>(raw), std::move(handles));
+  if (Status st = impl->LoadRules(); !st.ok()) return st;
   Status loaded = impl->Load();
   if (!loaded.ok()) return loaded;
   if (Status st = impl->EnableCompactions(); !st.ok()) return st;
+  if (Status st = impl->InitRules(options.rules_text); !st.ok()) return st;
   impl->StartSnapshots();
   return std::unique_ptr<Ledger>(std::move(impl));
 }
@@ -176,11 +178,9 @@ LedgerImpl::~LedgerImpl() {
   flush.allow_write_stall = true;
   rocksdb::Status s = db_->Flush(flush, handles_);
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
-  if (Status st = impl->LoadRules(); !st.ok()) return st;
   s = db_->Close();
   (void)s;  // closing after a failed write can report the same error again; nothing to do
 }
-  if (Status st = impl->InitRules(options.rules_text); !st.ok()) return st;
 
 Status LedgerImpl::EnableCompactions() {
   for (rocksdb::ColumnFamilyHandle* h : handles_) {
@@ -902,9 +902,10 @@ LedgerStats LedgerImpl::Stats() const {
 std::vector<CategoryBalance> LedgerImpl::CategoryBalances() const {
   std::vector<CategoryBalance> out;
   std::shared_lock lock(agg_mu_);
-  for (const CategoryRule& r : CategoryRules()) {
+  for (size_t i = 0; i < rules_->category_count(); ++i) {
+    const auto c = static_cast<Category>(i);
     for (uint8_t p : ProvinceCodes()) {
-      const DaySeries* s = agg_.Find(r.category, p, 0);
+      const DaySeries* s = agg_.Find(c, p, 0);
       if (s == nullptr) continue;
       const Measures t = s->Total();
       out.push_back(CategoryBalance{c, p, t.balance_fen, t.loan_count,
@@ -919,10 +920,9 @@ Day LedgerImpl::LatestBusinessDate() const {
   // ones miss a loan moving between provinces (its TOTAL change nets out).
   Day latest = 0;
   std::shared_lock lock(agg_mu_);
-  for (size_t i = 0; i < rules_->category_count(); ++i) {
-    const auto c = static_cast<Category>(i);
+  for (const CategoryRule& r : CategoryRules()) {
     for (uint8_t p : ProvinceCodes()) {
-      const DaySeries* s = agg_.Find(c, p, 0);
+      const DaySeries* s = agg_.Find(r.category, p, 0);
       if (s != nullptr) latest = std::max(latest, s->LastDay());
     }
   }

@@ -40,18 +40,15 @@ struct LedgerOptions {
   // Wall clock for journal timestamps (unix ms); injected so that tests are
   // deterministic. Business logic never reads it. Default: system clock.
   std::function<int64_t()> clock_ms;
+  // A rules file (docs/categories.md, `loanledgerd --rules`): empty = the
+  // store's current rules (the default file for a new store). When it
+  // differs from the store's current rules, Open applies it (a recompute of
+  // every aggregate from the journal) before returning. Must parse.
+  std::string rules_text;
 };
 
 // One batch as submitted: atomic, exactly once per event (docs/data.md).
 struct Batch {
-  // A rules file (SPEC §12, `loanledgerd --rules`): empty = the store's
-  // current rules (the default file for a new store). When it differs from
-  // the store's current rules, Open applies it (a recompute of every
-  // aggregate from the journal) before returning. Must parse.
-  std::string rules_text;
-  // Tests only: the RocksDB environment (a fault-injecting file system);
-  // null = RocksDB's default. Must outlive the ledger.
-  rocksdb::Env* env = nullptr;
   std::string submitter;  // who sent it (token name / principal), kept in the journal
   // Every event must carry this institution_id; "" = no restriction.
   std::string caller_institution;
@@ -103,15 +100,11 @@ struct CompactionReport {
   uint64_t live_sst_bytes_after = 0;
 };
 
-// RocksDB health and sizes, for metrics (docs/metrics.md).
-struct LedgerStats {
-  uint64_t memtable_bytes = 0;
-  uint64_t pending_compaction_bytes = 0;
-// One version of the category rules applied to the store (SPEC §12).
+// One version of the category rules applied to the store (docs/categories.md).
 struct RulesVersion {
-  uint64_t number = 0;   // 1, 2, ... in the order applied
-  std::string version;   // the file's "version"
-  std::string text;      // the file as applied
+  uint64_t number = 0;     // 1, 2, ... in the order applied
+  std::string version;     // the file's "version"
+  std::string text;        // the file as applied
   int64_t applied_ms = 0;  // unix ms (the injected clock) when it took effect
 };
 
@@ -123,6 +116,10 @@ struct RulesProgress {
   uint64_t batches_total = 0;  // journal batches to replay (more may land meanwhile)
 };
 
+// RocksDB health and sizes, for metrics (docs/metrics.md).
+struct LedgerStats {
+  uint64_t memtable_bytes = 0;
+  uint64_t pending_compaction_bytes = 0;
   uint64_t live_sst_bytes = 0;
   uint64_t block_cache_usage_bytes = 0;
   bool write_stopped = false;      // RocksDB is stalling or stopping writes
@@ -143,6 +140,7 @@ struct CategoryBalance {
   uint8_t province = 0;
   int64_t balance_fen = 0;
   int64_t loan_count = 0;
+  std::string category_name;  // under the current rules (docs/categories.md)
 };
 
 class Ledger {
@@ -150,7 +148,6 @@ class Ledger {
   // Opens (creating if needed) the store at options.path and restores the
   // aggregates from disk; no replay from scratch.
   static Result<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
-  std::string category_name;  // under the current rules (SPEC §12)
   virtual ~Ledger() = default;
 
   // Validates and applies one batch. Returns a Status only for operational
@@ -188,6 +185,20 @@ class Ledger {
   // take minutes on a large store.
   virtual Result<CompactionReport> Compact() = 0;
 
+  // Applies a new rules file (docs/categories.md): recomputes every
+  // aggregate from the journal in the background while queries answer and
+  // batches apply under the current rules, then switches atomically (one
+  // synced write of every cell and the new version; a crash before it
+  // leaves the old version whole). Blocks until switched. A file that does
+  // not parse is InvalidArgument "FIELD: REASON" and changes nothing; the
+  // current rules' own text again is a no-op. One change at a time (a
+  // second caller waits).
+  virtual Result<RulesVersion> ApplyRules(std::string_view text) = 0;
+  virtual RulesVersion CurrentRules() const = 0;
+  // Every version applied, oldest first.
+  virtual Result<std::vector<RulesVersion>> RulesHistory() const = 0;
+  virtual RulesProgress RulesRecompute() const = 0;
+
   virtual LedgerStats Stats() const = 0;
   // Current (latest-date) balance per category x province.
   virtual std::vector<CategoryBalance> CategoryBalances() const = 0;
@@ -200,17 +211,3 @@ class Ledger {
 };
 
 }  // namespace loanledger::storage
-  // Applies a new rules file (SPEC §12): recomputes every aggregate from
-  // the journal in the background while queries answer and batches apply
-  // under the current rules, then switches atomically (one synced write of
-  // every cell and the new version; a crash before it leaves the old
-  // version whole). Blocks until switched. A file that does not parse is
-  // InvalidArgument "FIELD: REASON" and changes nothing; the current
-  // rules' own text again is a no-op. One change at a time (a second
-  // caller waits).
-  virtual Result<RulesVersion> ApplyRules(std::string_view text) = 0;
-  virtual RulesVersion CurrentRules() const = 0;
-  // Every version applied, oldest first.
-  virtual Result<std::vector<RulesVersion>> RulesHistory() const = 0;
-  virtual RulesProgress RulesRecompute() const = 0;
-

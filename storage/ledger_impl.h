@@ -144,13 +144,6 @@ class LedgerImpl final : public Ledger {
   Result<VerifyReport> Verify() override;
   Result<uint64_t> RebuildAggregates() override;
   Result<CompactionReport> Compact() override;
-  LedgerStats Stats() const override;
-  std::vector<CategoryBalance> CategoryBalances() const override;
-  Day LatestBusinessDate() const override;
-
- private:
-  struct Group;  // the state of one ApplyGroup call (ledger.cc)
-
   Result<RulesVersion> ApplyRules(std::string_view text) override;
   RulesVersion CurrentRules() const override;
   Result<std::vector<RulesVersion>> RulesHistory() const override;
@@ -159,6 +152,13 @@ class LedgerImpl final : public Ledger {
   // after Load, the first version recorded and --rules applied.
   Status LoadRules();
   Status InitRules(const std::string& text);
+  LedgerStats Stats() const override;
+  std::vector<CategoryBalance> CategoryBalances() const override;
+  Day LatestBusinessDate() const override;
+
+ private:
+  struct Group;  // the state of one ApplyGroup call (ledger.cc)
+
   // Open (ledger.cc). A reader decodes loans and hands blocks to a sink,
   // which returns false when the reader should stop.
   using BlockSink = std::function<bool(LoanBlock&&)>;
@@ -189,6 +189,14 @@ class LedgerImpl final : public Ledger {
   // Query helpers (query.cc); REQUIRES agg_mu_ held (shared).
   std::optional<uint32_t> ScopeId(const std::optional<std::string>& scope, bool* unknown) const;
   ReportRow MakeRow(Category c, std::string group, const DaySeries* s, Day date) const;
+  // Recomputes every cell from the journal under `rules` in the background
+  // (queries and writers go on), then, holding the writer's lock, replays
+  // the batches that landed meanwhile and switches stored cells, in-memory
+  // aggregates and rules in one synced write. `record`: also store the
+  // rules as a new version. Returns the number of cells now stored.
+  Result<uint64_t> RecomputeAndSwitch(std::shared_ptr<const Rules> rules, bool record,
+                                      RulesVersion* recorded);
+
 
   const LedgerOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -202,13 +210,6 @@ class LedgerImpl final : public Ledger {
   RejectedStreams rejected_streams_{kRejectedStreamsMax};  // guarded by write_mu_
 
   // Guarded by agg_mu_ (the writer publishes under the exclusive lock):
-  // Recomputes every cell from the journal under `rules` in the background
-  // (queries and writers go on), then, holding the writer's lock, replays
-  // the batches that landed meanwhile and switches stored cells, in-memory
-  // aggregates and rules in one synced write. `record`: also store the
-  // rules as a new version. Returns the number of cells now stored.
-  Result<uint64_t> RecomputeAndSwitch(std::shared_ptr<const Rules> rules, bool record,
-                                      RulesVersion* recorded);
   mutable std::shared_mutex agg_mu_;
   Aggregator agg_;
   std::map<std::string, uint32_t, std::less<>> institution_ids_;  // name -> id, sorted by name
@@ -244,23 +245,6 @@ class LedgerImpl final : public Ledger {
   std::condition_variable snap_cv_;
   bool snap_wanted_ = false;
   std::thread snap_thread_;
-};
-
-template <typename AddFn>
-void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const EventStep& step,
-                const LoanEvent& e, AddFn&& add) {
-  Measures flow;
-  switch (e.kind) {
-    case EventKind::kDisburse:
-      flow.disbursed_fen = e.amount_fen;
-      break;
-    case EventKind::kRepay:
-      flow.repaid_fen = e.amount_fen;
-      break;
-    case EventKind::kWriteOff:
-      flow.written_off_fen = e.amount_fen;
-      break;
-    case EventKind::kReclassify:
 
   // Category rules (SPEC §12). classifier_ is the writer's (write_mu_ and
   // loans_mu_ exclusive); rules_ and rules_current_ change only with all
@@ -274,8 +258,8 @@ void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const EventStep
   std::atomic<uint64_t> recompute_batches_total_{0};
   std::string recompute_version_;  // guarded by rules_apply_mu_... read via recompute_mu_
   mutable std::mutex recompute_mu_;  // guards recompute_version_
-      break;
-  }
+};
+
 // Calls fn(category) for TOTAL and every category of mask.
 template <typename Fn>
 inline void ForEachCategory(RuleMask mask, Fn&& fn) {
@@ -292,6 +276,23 @@ inline void ForEachPlace(uint8_t province, RegionGroupMask groups, Fn&& fn) {
     fn(static_cast<uint8_t>(kRegionGroupCellBase + std::countr_zero(g)));
 }
 
+template <typename AddFn>
+void EmitDeltas(const SlotBefore& before, const LoanSlot& after, const EventStep& step,
+                const LoanEvent& e, AddFn&& add) {
+  Measures flow;
+  switch (e.kind) {
+    case EventKind::kDisburse:
+      flow.disbursed_fen = e.amount_fen;
+      break;
+    case EventKind::kRepay:
+      flow.repaid_fen = e.amount_fen;
+      break;
+    case EventKind::kWriteOff:
+      flow.written_off_fen = e.amount_fen;
+      break;
+    case EventKind::kReclassify:
+      break;
+  }
   const int64_t b0 = before.exists ? before.balance_fen : 0;
   const int64_t b1 = after.balance_fen;
   const int64_t n0 = b0 > 0 ? 1 : 0;

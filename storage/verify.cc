@@ -66,8 +66,8 @@ Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal,
   JournalRecord rec;
   for (it->Seek(EncodeJournalKey(expect_no)); it->Valid(); it->Next()) {
     uint64_t batch_no = 0;
-    if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
     if (progress != nullptr) progress->fetch_add(1, std::memory_order_relaxed);
+    if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
         !DecodeJournalRecord(std::string_view(it->value().data(), it->value().size()), &rec)) {
       problem("journal record undecodable at batch " + std::to_string(expect_no));
       ++expect_no;
@@ -139,13 +139,13 @@ Result<VerifyReport> LedgerImpl::Verify() {
   Differences diff(&report);
   const rocksdb::Snapshot* snapshot = nullptr;
   uint64_t next_batch_at_snapshot = 0;
-  {
   std::shared_ptr<const Rules> rules;  // the rules the stored cells were computed under
+  {
     std::lock_guard write_lock(write_mu_);  // a snapshot between two groups
     snapshot = db_->GetSnapshot();
     next_batch_at_snapshot = next_batch_no_;
-  }
     rules = rules_;
+  }
   struct Release {
     rocksdb::DB* db;
     const rocksdb::Snapshot* s;
