@@ -48,6 +48,7 @@ struct ReportRow {
 struct Report {
   Day date = 0;
   std::vector<ReportRow> rows;  // category order, then group ascending
+  GroupBy by = GroupBy::kNone;  // the query's grouping (set by whoever asked; not on the wire)
   std::string rules_version;    // the rules' "version" it was computed under (SPEC §12)
 };
 

@@ -38,6 +38,8 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
       ->capture_default_str();
   app.add_option("--metrics-listen", c.metrics_listen, "HOST:PORT for Prometheus /metrics")
       ->capture_default_str();
+  app.add_option("--http-listen", c.http_listen,
+                 "HOST:PORT for the HTTP API and the console (SPEC §11; port 0: any; default off)");
   app.add_option("--data", c.data_dir, "RocksDB data directory")->required();
   app.add_option("--tokens", c.tokens_file,
                  "Tokens file: '<sha256-hex> <role> <institution|-> [name]' per line");
@@ -84,6 +86,13 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
   bound("--writer-queue-batches-max", c.writer_queue_batches_max, "Writer queue depth", 1u,
         1'000'000u);
   bound("--group-batches-max", c.group_batches_max, "Batches per group commit", 1u, 65536u);
+  bound("--http-connections-max", c.http_connections_max, "Open HTTP connections cap", 1u,
+        1'000'000u);
+  bound("--http-request-bytes-max", c.http_request_bytes_max, "Largest HTTP request head (bytes)",
+        1024u, 1u << 20);
+  bound("--http-timeout-ms", c.http_timeout_ms,
+        "HTTP request/response deadline (also closes idle keep-alive connections)", 1u,
+        86'400'000u);
   bound("--hello-timeout-ms", c.hello_timeout_ms, "TLS handshake + Hello deadline", 1u,
         86'400'000u);
   bound("--read-timeout-ms", c.read_timeout_ms, "Frame body deadline", 1u, 86'400'000u);
@@ -102,7 +111,8 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
     std::fprintf(stderr, "loanledgerd: --tokens is required (except with --verify)\n");
     return 1;
   }
-  for (const std::string* address : {&c.listen, &c.metrics_listen}) {
+  for (const std::string* address : {&c.listen, &c.metrics_listen, &c.http_listen}) {
+    if (address->empty() && address == &c.http_listen) continue;
     if (Result<HostPort> hp = ParseHostPort(*address); !hp.ok()) {
       std::fprintf(stderr, "loanledgerd: %s\n", hp.status().message().c_str());
       return 1;

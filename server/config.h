@@ -15,6 +15,8 @@ namespace loanledger::server {
 struct ServerConfig {
   std::string listen = "127.0.0.1:7700";  // HOST:PORT of the protocol listener; port 0 = any
   std::string metrics_listen = "127.0.0.1:9464";  // HOST:PORT of /metrics; port 0 = any
+  // HOST:PORT of the HTTP API and console (SPEC §11); "" = off; port 0 = any.
+  std::string http_listen;
   std::string data_dir;                           // RocksDB directory (required)
   std::string tokens_file;                        // token hashes (required to serve)
   std::string tls_cert;                           // PEM certificate chain; with tls_key enables TLS
@@ -73,6 +75,14 @@ struct ServerConfig {
   // Batches applied with one WAL sync (group commit); bounds the size of one
   // RocksDB write batch.
   uint32_t group_batches_max = 64;
+
+  // HTTP API (server/http_server.h). Connections beyond the cap get a 503;
+  // a request head (line and headers; there are no bodies) is at most
+  // http_request_bytes_max; each request must arrive, and each response be
+  // taken, within http_timeout_ms (so idle keep-alive connections close).
+  uint32_t http_connections_max = 64;
+  uint32_t http_request_bytes_max = 16 << 10;
+  uint32_t http_timeout_ms = 30'000;
 
   // Timeouts.
   uint32_t hello_timeout_ms = 10'000;   // TLS handshake + first frame (Hello) must arrive within

@@ -19,6 +19,7 @@
 #include "server/asio.h"
 #include "server/auth.h"
 #include "server/batch_writer.h"
+#include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/peer_guard.h"
 #include "server/session.h"
@@ -335,6 +336,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
     env.server_inflight_bytes = &server_inflight_bytes;
     env.peers = &peers;
     env.server_version = std::string(version);
+    const SessionEnv http_env = env;  // the HTTP API (SPEC §11) borrows the same pieces
     Server server(config, ioc, std::move(env));
     Result<HostPort> listen_at = ParseHostPort(config.listen);
     LL_CHECK(listen_at.ok());
@@ -342,8 +344,18 @@ int Serve(const ServerConfig& config, std::string_view version) {
       spdlog::error("{}", s.ToString());
       return 1;
     }
+    std::unique_ptr<HttpServer> http;
+    if (!config.http_listen.empty()) {
+      http = std::make_unique<HttpServer>(http_env, ioc);
+      if (Status s = http->Bind(*ParseHostPort(config.http_listen)); !s.ok()) {
+        spdlog::error("{}", s.ToString());
+        return 1;
+      }
+      spdlog::info("http api on {} ({})", http->bound(), tls ? "https" : "http");
+    }
     writer.Start();
     server.Start();
+    if (http) http->Start();
     spdlog::info("loanledgerd {} ready ({}, {} io threads, {} query threads)", version,
                  tls ? "TLS" : "plain TCP", config.io_threads, config.query_threads);
     spdlog::info("listening on {}", server.bound());

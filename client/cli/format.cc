@@ -3,15 +3,14 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "schema/check.h"
+#include "schema/province.h"
+#include "schema/query_json.h"
 
 namespace loanledger::client::cli {
 namespace {
-
-using Json = nlohmann::ordered_json;  // keys in insertion order = docs/cli.md order
 
 // ---- Tables ---------------------------------------------------------------
 
@@ -20,22 +19,51 @@ struct Column {
   bool right_aligned;  // numbers right, names left
 };
 
+// Terminal columns of UTF-8 text: two for East Asian wide characters (the
+// CJK of province names), one for the rest.
+size_t DisplayWidth(std::string_view s) {
+  size_t width = 0;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    uint32_t cp = c;
+    size_t n = 1;
+    if (c >= 0xF0 && i + 3 < s.size()) {
+      cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) |
+           (s[i + 3] & 0x3Fu);
+      n = 4;
+    } else if (c >= 0xE0 && i + 2 < s.size()) {
+      cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+      n = 3;
+    } else if (c >= 0xC0 && i + 1 < s.size()) {
+      cp = ((c & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
+      n = 2;
+    }
+    const bool wide = (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) ||
+                      (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+                      (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+                      (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x20000 && cp <= 0x3FFFD);
+    width += wide ? 2 : 1;
+    i += n;
+  }
+  return width;
+}
+
 // Renders columns padded to their widest cell, two spaces apart, no
 // trailing blanks.
 std::string RenderTable(const std::vector<Column>& columns,
                         const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths(columns.size());
-  for (size_t c = 0; c < columns.size(); ++c) widths[c] = columns[c].title.size();
+  for (size_t c = 0; c < columns.size(); ++c) widths[c] = DisplayWidth(columns[c].title);
   for (const auto& row : rows) {
     LL_CHECK(row.size() == columns.size());
-    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], DisplayWidth(row[c]));
   }
   std::string out;
   auto append_row = [&](auto cell_of) {
     std::string line;
     for (size_t c = 0; c < columns.size(); ++c) {
       const std::string& cell = cell_of(c);
-      const std::string pad(widths[c] - cell.size(), ' ');
+      const std::string pad(widths[c] - DisplayWidth(cell), ' ');
       if (c > 0) line += "  ";
       line += columns[c].right_aligned ? pad + cell : cell + pad;
     }
@@ -86,19 +114,9 @@ std::string JoinCsv(const std::vector<std::string>& cells) {
   return line;
 }
 
-// ---- JSON -----------------------------------------------------------------
+// ---- Names ----------------------------------------------------------------
 
-Json GroupJson(const std::string& group) { return group.empty() ? Json(nullptr) : Json(group); }
-
-std::string DumpJson(const Json& j) { return j.dump() + "\n"; }
-
-std::vector<std::string> CategoryNames(CategoryMask mask) {
-  std::vector<std::string> names;
-  for (const CategoryRule& rule : CategoryRules()) {
-    if (mask & Bit(rule.category)) names.emplace_back(rule.name);
-  }
-  return names;
-}
+std::vector<std::string> CategoryNames(CategoryMask mask) { return CategoryNamesOf(mask); }
 
 bool AnyGroup(const std::vector<ReportRow>& rows) {
   return std::any_of(rows.begin(), rows.end(), [](const ReportRow& r) { return !r.group.empty(); });
@@ -109,7 +127,9 @@ bool AnyGroup(const std::vector<ReportRow>& rows) {
 std::string ReportTable(const Report& report) {
   const bool grouped = AnyGroup(report.rows);
   std::vector<Column> columns = {{"CATEGORY", false}};
+  const bool named = report.by == GroupBy::kProvince;
   if (grouped) columns.push_back({"GROUP", false});
+  if (named) columns.push_back({"NAME", false});
   for (const char* title : {"BALANCE", "LOANS", "YEAR AGO", "YOY %", "YTD INCREASE",
                             "DISBURSED YTD", "REPAID YTD", "WRITTEN OFF YTD"}) {
     columns.push_back({title, true});
@@ -118,6 +138,7 @@ std::string ReportTable(const Report& report) {
   for (const ReportRow& r : report.rows) {
     std::vector<std::string> row = {std::string(CategoryName(r.category))};
     if (grouped) row.push_back(r.group);
+    if (named) row.emplace_back(ProvinceChineseName(r.group));
     for (std::string cell : {FormatYuan(r.balance_fen), std::to_string(r.loan_count),
                              FormatYuan(r.balance_year_ago_fen), FormatPct(r.yoy_growth_pct),
                              FormatYuan(r.ytd_increase_fen), FormatYuan(r.disbursed_ytd_fen),
@@ -130,42 +151,25 @@ std::string ReportTable(const Report& report) {
          RenderTable(columns, rows);
 }
 
+// By province, a group_name column follows group.
 std::string ReportCsv(const Report& report) {
-  std::string out =
-      "date,category,group,balance_fen,loan_count,balance_year_ago_fen,yoy_growth_pct,"
+  const bool named = report.by == GroupBy::kProvince;
+  std::string out = named ? "date,category,group,group_name," : "date,category,group,";
+  out +=
+      "balance_fen,loan_count,balance_year_ago_fen,yoy_growth_pct,"
       "ytd_increase_fen,disbursed_ytd_fen,repaid_ytd_fen,written_off_ytd_fen\n";
   const std::string date = FormatDate(report.date);
   for (const ReportRow& r : report.rows) {
-    out += JoinCsv({date, std::string(CategoryName(r.category)), CsvField(r.group),
-                    std::to_string(r.balance_fen), std::to_string(r.loan_count),
-                    std::to_string(r.balance_year_ago_fen),
-                    r.yoy_growth_pct ? ShortestDouble(*r.yoy_growth_pct) : std::string(),
-                    std::to_string(r.ytd_increase_fen), std::to_string(r.disbursed_ytd_fen),
-                    std::to_string(r.repaid_ytd_fen), std::to_string(r.written_off_ytd_fen)});
+    std::string group = CsvField(r.group);
+    if (named) group += "," + CsvField(ProvinceChineseName(r.group));
+    out +=
+        JoinCsv({date, std::string(CategoryName(r.category)), group, std::to_string(r.balance_fen),
+                 std::to_string(r.loan_count), std::to_string(r.balance_year_ago_fen),
+                 r.yoy_growth_pct ? ShortestDouble(*r.yoy_growth_pct) : std::string(),
+                 std::to_string(r.ytd_increase_fen), std::to_string(r.disbursed_ytd_fen),
+                 std::to_string(r.repaid_ytd_fen), std::to_string(r.written_off_ytd_fen)});
   }
   return out;
-}
-
-std::string ReportJson(const Report& report) {
-  Json rows = Json::array();
-  for (const ReportRow& r : report.rows) {
-    Json row;
-    row["category"] = CategoryName(r.category);
-    row["group"] = GroupJson(r.group);
-    row["balance_fen"] = r.balance_fen;
-    row["loan_count"] = r.loan_count;
-    row["balance_year_ago_fen"] = r.balance_year_ago_fen;
-    row["yoy_growth_pct"] = r.yoy_growth_pct ? Json(*r.yoy_growth_pct) : Json(nullptr);
-    row["ytd_increase_fen"] = r.ytd_increase_fen;
-    row["disbursed_ytd_fen"] = r.disbursed_ytd_fen;
-    row["repaid_ytd_fen"] = r.repaid_ytd_fen;
-    row["written_off_ytd_fen"] = r.written_off_ytd_fen;
-    rows.push_back(std::move(row));
-  }
-  Json j;
-  j["date"] = FormatDate(report.date);
-  j["rows"] = std::move(rows);
-  return DumpJson(j);
 }
 
 // ---- Series ---------------------------------------------------------------
@@ -173,13 +177,16 @@ std::string ReportJson(const Report& report) {
 std::string SeriesTable(const Series& series) {
   const bool grouped = series.by != GroupBy::kNone;
   std::vector<Column> columns = {{"DATE", false}};
+  const bool named = series.by == GroupBy::kProvince;
   if (grouped) columns.push_back({"GROUP", false});
+  if (named) columns.push_back({"NAME", false});
   columns.push_back({"BALANCE", true});
   columns.push_back({"LOANS", true});
   std::vector<std::vector<std::string>> rows;
   for (const SeriesPoint& p : series.points) {
     std::vector<std::string> row = {FormatDate(p.date)};
     if (grouped) row.push_back(p.group);
+    if (named) row.emplace_back(ProvinceChineseName(p.group));
     row.push_back(FormatYuan(p.balance_fen));
     row.push_back(std::to_string(p.loan_count));
     rows.push_back(std::move(row));
@@ -190,32 +197,19 @@ std::string SeriesTable(const Series& series) {
   return title + " (amounts in yuan)\n" + RenderTable(columns, rows);
 }
 
+// By province, a group_name column follows group.
 std::string SeriesCsv(const Series& series) {
-  std::string out = "category,date,group,balance_fen,loan_count\n";
+  const bool named = series.by == GroupBy::kProvince;
+  std::string out = named ? "category,date,group,group_name,balance_fen,loan_count\n"
+                          : "category,date,group,balance_fen,loan_count\n";
   const std::string category(CategoryName(series.category));
   for (const SeriesPoint& p : series.points) {
-    out += JoinCsv({category, FormatDate(p.date), CsvField(p.group), std::to_string(p.balance_fen),
+    std::string group = CsvField(p.group);
+    if (named) group += "," + CsvField(ProvinceChineseName(p.group));
+    out += JoinCsv({category, FormatDate(p.date), group, std::to_string(p.balance_fen),
                     std::to_string(p.loan_count)});
   }
   return out;
-}
-
-std::string SeriesJson(const Series& series) {
-  Json points = Json::array();
-  for (const SeriesPoint& p : series.points) {
-    Json point;
-    point["date"] = FormatDate(p.date);
-    point["group"] = GroupJson(p.group);
-    point["balance_fen"] = p.balance_fen;
-    point["loan_count"] = p.loan_count;
-    points.push_back(std::move(point));
-  }
-  Json j;
-  j["category"] = CategoryName(series.category);
-  j["step"] = StepName(series.step);
-  j["group_by"] = series.by == GroupBy::kNone ? Json(nullptr) : Json(GroupByName(series.by));
-  j["points"] = std::move(points);
-  return DumpJson(j);
 }
 
 // ---- Loan -----------------------------------------------------------------
@@ -279,31 +273,6 @@ std::string LoanCsv(const LoanView& loan) {
   header.push_back("categories");
   values.push_back(JoinNames(CategoryNames(loan.categories), ";"));
   return JoinCsv(header) + JoinCsv(values);
-}
-
-std::string LoanJson(const LoanView& loan) {
-  const LoanAttributes& a = loan.attributes;
-  Json attributes;
-  attributes["borrower_type"] = BorrowerTypeName(a.borrower_type);
-  attributes["enterprise_size"] = EnterpriseSizeName(a.enterprise_size);
-  attributes["industry_code"] = a.industry_code;
-  attributes["region_code"] = a.region_code;
-  attributes["term_months"] = a.term_months;
-  attributes["credit_line_fen"] = a.credit_line_fen;
-  attributes["srdi"] = a.srdi;
-  attributes["tech_enterprise"] = a.tech_enterprise;
-  attributes["green"] = a.green;
-  attributes["elderly_care"] = a.elderly_care;
-  attributes["digital_economy"] = a.digital_economy;
-  Json j;
-  j["institution_id"] = loan.institution_id;
-  j["loan_id"] = loan.loan_id;
-  j["last_seq"] = loan.last_seq;
-  j["last_business_date"] = FormatDate(loan.last_business_date);
-  j["balance_fen"] = loan.balance_fen;
-  j["attributes"] = std::move(attributes);
-  j["categories"] = CategoryNames(loan.categories);
-  return DumpJson(j);
 }
 
 }  // namespace

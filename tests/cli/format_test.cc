@@ -285,3 +285,78 @@ TEST(FormatOptions, ParseOutputFormat) {
 
 }  // namespace
 }  // namespace loanledger::client::cli
+
+namespace loanledger::client::cli {
+namespace {
+
+// SPEC §11: grouped by province, JSON, CSV and table name the province.
+TEST(FormatReport, ByProvinceNamesTheProvinceEverywhere) {
+  Report report = SampleReport(true);
+  report.by = GroupBy::kProvince;
+  const Json j = Json::parse(FormatReport(report, OutputFormat::kJson));
+  const Json& row = j["rows"][0];
+  EXPECT_EQ(Keys(row), (std::vector<std::string>{
+                           "category", "group", "group_name", "balance_fen", "loan_count",
+                           "balance_year_ago_fen", "yoy_growth_pct", "ytd_increase_fen",
+                           "disbursed_ytd_fen", "repaid_ytd_fen", "written_off_ytd_fen"}));
+  EXPECT_EQ(row["group_name"], "上海市");
+  EXPECT_EQ(j["rows"][1]["group_name"], "广东省");
+
+  const auto csv = Lines(FormatReport(report, OutputFormat::kCsv));
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(csv[0],
+            "date,category,group,group_name,balance_fen,loan_count,balance_year_ago_fen,"
+            "yoy_growth_pct,ytd_increase_fen,disbursed_ytd_fen,repaid_ytd_fen,written_off_ytd_fen");
+  EXPECT_EQ(csv[1],
+            "2024-09-30,MANUFACTURING_MLT,31,上海市,1388000000000,12,1209000000000,14.8,-5,100,200,"
+            "0");
+
+  const auto table = Lines(FormatReport(report, OutputFormat::kTable));
+  ASSERT_EQ(table.size(), 4u);
+  EXPECT_NE(table[1].find("NAME"), std::string::npos);
+  EXPECT_NE(table[2].find("上海市"), std::string::npos);
+  EXPECT_NE(table[3].find("广东省"), std::string::npos);
+  // Wide characters count two columns: BALANCE still ends in one column.
+  const size_t header_end = table[1].find("BALANCE") + 7;
+  auto columns_before = [](const std::string& line, size_t bytes) {
+    size_t cols = 0;
+    for (size_t i = 0; i < bytes; ++i) {
+      const auto c = static_cast<unsigned char>(line[i]);
+      if ((c & 0xC0) == 0x80) continue;
+      cols += c >= 0xE0 ? 2 : 1;  // the names are three-byte CJK
+    }
+    return cols;
+  };
+  EXPECT_EQ(columns_before(table[2], table[2].find("13,880,000,000.00") + 17), header_end);
+  EXPECT_EQ(columns_before(table[3], table[3].find("0.07") + 4), header_end);
+}
+
+TEST(FormatReport, ByInstitutionHasNoGroupName) {
+  Report report = SampleReport(true);
+  report.by = GroupBy::kInstitution;
+  const Json j = Json::parse(FormatReport(report, OutputFormat::kJson));
+  EXPECT_FALSE(j["rows"][0].contains("group_name"));
+  EXPECT_EQ(Lines(FormatReport(report, OutputFormat::kCsv))[0].find("group_name"),
+            std::string::npos);
+}
+
+TEST(FormatSeries, ByProvinceNamesTheProvince) {
+  Series series;
+  series.category = Category::kGreen;
+  series.by = GroupBy::kProvince;
+  series.points = {SeriesPoint{D("2024-01-31"), "31", 5, 1},
+                   SeriesPoint{D("2024-01-31"), "65", 7, 2}};
+  const Json j = Json::parse(FormatSeries(series, OutputFormat::kJson));
+  EXPECT_EQ(j["group_by"], "province");
+  EXPECT_EQ(Keys(j["points"][0]),
+            (std::vector<std::string>{"date", "group", "group_name", "balance_fen", "loan_count"}));
+  EXPECT_EQ(j["points"][0]["group_name"], "上海市");
+  EXPECT_EQ(j["points"][1]["group_name"], "新疆维吾尔自治区");
+  const auto csv = Lines(FormatSeries(series, OutputFormat::kCsv));
+  EXPECT_EQ(csv[0], "category,date,group,group_name,balance_fen,loan_count");
+  EXPECT_EQ(csv[1], "GREEN,2024-01-31,31,上海市,5,1");
+  EXPECT_NE(FormatSeries(series, OutputFormat::kTable).find("新疆维吾尔自治区"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace loanledger::client::cli
