@@ -7,8 +7,9 @@
 2. Every reason code the code names (schema/reason.cc, ReasonName) appears
    in docs/data.md.
 3. Every category the CLI accepts (`loanledger report --help`) appears in
-   docs/categories.md, and the high-tech manufacturing prefixes of
-   schema/category.cc are exactly the prefixes of its table.
+   docs/categories.md, the high-tech manufacturing prefixes of
+   schema/category.cc are exactly the prefixes of its table, and every
+   province name of schema/province.cc is in its provinces table.
 4. Every metric family the server registers (the `loanledger_*` names
    quoted in server/*.cc) and every family of deploy/metrics.txt appears
    in docs/metrics.md.
@@ -123,6 +124,14 @@ def high_tech_prefixes_page():
     return set(re.findall(r"^\| (C\d+) \|", section, flags=re.M))
 
 
+def province_names():
+    """(code, name) pairs of schema/province.cc; empty when the file does not exist."""
+    path = os.path.join(ROOT, "schema", "province.cc")
+    if not os.path.exists(path):
+        return []
+    return re.findall(r'\{"(\d\d)", "([^"]+)", "[^"]*"\}', open(path, encoding="utf-8").read())
+
+
 def metric_names():
     names = set()
     for path in glob.glob(os.path.join(ROOT, "server", "*.cc")):
@@ -148,13 +157,18 @@ def main():
         errors.append(f"docs/categories.md: high-tech prefix {p} of the code is not in the table")
     for p in sorted(page - code):
         errors.append(f"docs/categories.md: high-tech prefix {p} of the table is not in the code")
+    provinces = province_names()
+    categories_page = open(os.path.join(ROOT, "docs", "categories.md"), encoding="utf-8").read()
+    for province, name in provinces:
+        if f"| {province} | {name} |" not in categories_page:
+            errors.append(f"docs/categories.md: province {province} {name} is not in the provinces table")
     metrics = metric_names()
     words_missing(metrics, "docs/metrics.md", errors, "metric")
     for e in errors:
         print("FAIL:", e)
     print(f"docs check: {'FAILED' if errors else 'passed'} ({links} relative links, "
           f"{len(reasons)} reason codes, {len(categories)} categories, {len(code)} high-tech "
-          f"prefixes, {len(metrics)} metric families)")
+          f"prefixes, {len(provinces)} province names, {len(metrics)} metric families)")
     return 1 if errors else 0
 
 
