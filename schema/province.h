@@ -1,5 +1,5 @@
-// Province names (SPEC §11): every output that groups by province shows the
-// name next to the two-digit code (docs/domain.md lists the 31 codes).
+// Province names (docs/categories.md, "Provinces"): every output that groups by
+// province shows the name next to the two-digit code.
 #pragma once
 
 #include <span>

@@ -15,7 +15,7 @@
 
 namespace loanledger {
 
-// On the wire. kRegionGroup: the rules file's region groups (SPEC §12).
+// On the wire. kRegionGroup: the rules file's region groups (docs/categories.md).
 enum class GroupBy : uint8_t { kNone = 0, kProvince = 1, kInstitution = 2, kRegionGroup = 3 };
 std::optional<GroupBy> ParseGroupBy(std::string_view text);  // none|province|institution|region_group
 std::string_view GroupByName(GroupBy g);
@@ -25,8 +25,8 @@ struct ReportQuery {
   std::vector<Category> categories;  // empty = every category, in docs/categories.md order
   GroupBy by = GroupBy::kNone;
   std::optional<std::string> scope_institution;  // set = only this institution's loans
-  // Categories by name, resolved under the ledger's current rules (SPEC
-  // §12); when non-empty, used instead of `categories`.
+  // Categories by name, resolved under the ledger's current rules
+  // (docs/categories.md); when non-empty, used instead of `categories`.
   std::vector<std::string> category_names;
 };
 
@@ -49,7 +49,7 @@ struct Report {
   Day date = 0;
   std::vector<ReportRow> rows;  // category order, then group ascending
   GroupBy by = GroupBy::kNone;  // the query's grouping (set by whoever asked; not on the wire)
-  std::string rules_version;    // the rules' "version" it was computed under (SPEC §12)
+  std::string rules_version;    // the rules' "version" it was computed under
 };
 
 struct SeriesQuery {
@@ -59,7 +59,7 @@ struct SeriesQuery {
   Step step = Step::kMonth;
   GroupBy by = GroupBy::kNone;
   std::optional<std::string> scope_institution;
-  std::string category_name;  // by name (SPEC §12); when set, used instead of `category`
+  std::string category_name;  // by name (rules file); when set, used instead of `category`
 };
 
 struct SeriesPoint {
@@ -91,7 +91,7 @@ struct LoanView {
   int64_t balance_fen = 0;
   LoanAttributes attributes;  // as of the latest event
   CategoryMask categories = 0;  // under the default rules' ids; see category_names
-  // Its categories under the ledger's current rules, TOTAL first (SPEC §12).
+  // Its categories under the ledger's current rules, TOTAL first.
   std::vector<std::string> category_names;
 };
 

@@ -7,7 +7,7 @@
 namespace loanledger {
 namespace {
 
-using Json = nlohmann::ordered_json;  // keys in insertion order = SPEC §7 order
+using Json = nlohmann::ordered_json;  // keys in insertion order = docs/cli.md order
 
 Json GroupJson(const std::string& group) { return group.empty() ? Json(nullptr) : Json(group); }
 

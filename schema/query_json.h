@@ -1,6 +1,6 @@
-// The JSON form of query answers: the CLI's `--format json` (SPEC §7) and
-// the bodies of loanledgerd's HTTP API (SPEC §11), one function each so that
-// both print the same bytes. One line ending in '\n', keys in SPEC order,
+// The JSON form of query answers: the CLI's `--format json` (docs/cli.md) and
+// the bodies of loanledgerd's HTTP API (docs/http.md), one function each so that
+// both print the same bytes. One line ending in '\n', keys in docs/cli.md order,
 // amounts as JSON integers in fen (exact), growth as a double or null.
 //
 // Grouped by province, every row or point also carries `group_name`, the

@@ -15,7 +15,7 @@ namespace loanledger::server {
 struct ServerConfig {
   std::string listen = "127.0.0.1:7700";  // HOST:PORT of the protocol listener; port 0 = any
   std::string metrics_listen = "127.0.0.1:9464";  // HOST:PORT of /metrics; port 0 = any
-  // HOST:PORT of the HTTP API and console (SPEC §11); "" = off; port 0 = any.
+  // HOST:PORT of the HTTP API and console (docs/http.md); "" = off; port 0 = any.
   std::string http_listen;
   std::string data_dir;                           // RocksDB directory (required)
   std::string tokens_file;                        // token hashes (required to serve)

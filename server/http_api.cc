@@ -232,7 +232,7 @@ HttpPlan PlanSeries(const HttpApiEnv& env, const std::vector<Param>& params,
   plan.query = Bounded(env.reply_bytes_max, [ledger = env.ledger, query = std::move(query)] {
     Result<Series> r = ledger->QuerySeries(query);
     if (!r.ok()) return HttpError(r.status());
-    // The shape names what was asked (SPEC §7: category, step, group_by).
+    // The shape names what was asked (docs/cli.md: category, step, group_by).
     r->category = query.category;
     r->step = query.step;
     r->by = query.by;
@@ -395,7 +395,7 @@ HttpPlan PlanHttpRequest(const HttpApiEnv& env, const HttpRequest& request, bool
   }
   if (stopping) return Answer(HttpError(503, "UNAVAILABLE", "the server is shutting down"));
 
-  // Bearer token (SPEC §6 roles).
+  // Bearer token (the roles of docs/protocol.md).
   constexpr std::string_view kBearer = "bearer ";
   const std::string_view auth = request.authorization;
   if (auth.empty()) {

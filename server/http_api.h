@@ -1,4 +1,4 @@
-// The HTTP API's requests and answers (SPEC §11) without the network:
+// The HTTP API's requests and answers (docs/http.md) without the network:
 // routing, query parameters, bearer tokens and roles, JSON bodies and error
 // bodies. http_server.cc feeds it requests and runs what it plans.
 //

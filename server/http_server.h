@@ -1,7 +1,7 @@
-// The HTTP read API and the regulator console (SPEC §11), on Boost.Beast
+// The HTTP read API and the regulator console (docs/http.md), on Boost.Beast
 // with C++20 coroutines like the binary protocol's sessions, over the same
 // query path (storage::Ledger's Query* functions on the query pool) and the
-// same tokens and roles (SPEC §6). Request handling (routing, parameters,
+// same tokens and roles (docs/protocol.md). Request handling (routing, parameters,
 // roles, error bodies) is in http_api.h; this is the listener and the
 // connections.
 //

@@ -336,7 +336,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
     env.server_inflight_bytes = &server_inflight_bytes;
     env.peers = &peers;
     env.server_version = std::string(version);
-    const SessionEnv http_env = env;  // the HTTP API (SPEC §11) borrows the same pieces
+    const SessionEnv http_env = env;  // the HTTP API (docs/http.md) borrows the same pieces
     Server server(config, ioc, std::move(env));
     Result<HostPort> listen_at = ParseHostPort(config.listen);
     LL_CHECK(listen_at.ok());

@@ -149,7 +149,7 @@ std::string EncodeCellKey(const CellKey& k) {
 bool DecodeCellKey(std::string_view key, CellKey* out) {
   if (key.size() != 10) return false;
   const auto cat = static_cast<uint8_t>(key[0]);
-  if (cat > kRuleCategoriesMax) return false;  // TOTAL and a rules file's 64 (SPEC §12)
+  if (cat > kRuleCategoriesMax) return false;  // TOTAL and a rules file's 64 (docs/categories.md)
   out->category = static_cast<Category>(cat);
   out->province = static_cast<uint8_t>(key[1]);
   out->institution = static_cast<uint32_t>(GetBe(key, 2, 4));

@@ -64,7 +64,7 @@ struct CellKey {
 // Packs a cell key into 64 bits (category 8 | province 8 | institution 24 | day 24).
 uint64_t PackCell(const CellKey& k);
 // Cells whose province byte is >= this are a rules file's region groups
-// (100 + the group's index, SPEC §12), not provinces.
+// (100 + the group's index, docs/categories.md), not provinces.
 inline constexpr uint8_t kRegionGroupCellByteMin = 100;
 CellKey UnpackCell(uint64_t packed);
 

@@ -246,7 +246,7 @@ class LedgerImpl final : public Ledger {
   bool snap_wanted_ = false;
   std::thread snap_thread_;
 
-  // Category rules (SPEC §12). classifier_ is the writer's (write_mu_ and
+  // Category rules (docs/categories.md). classifier_ is the writer's (write_mu_ and
   // loans_mu_ exclusive); rules_ and rules_current_ change only with all
   // three locks held exclusively, so any one of them held shared reads them.
   std::unique_ptr<Classifier> classifier_;

@@ -1,4 +1,4 @@
-// Category rules in the store (SPEC §12): the versions applied, and a rules
+// Category rules in the store (docs/categories.md): the versions applied, and a rules
 // change — every aggregate recomputed from the journal in the background,
 // then switched in one synced write. Keyspace: storage/README.md
 // ("rules/current", "rules/v/<n>").

@@ -289,7 +289,7 @@ TEST(FormatOptions, ParseOutputFormat) {
 namespace loanledger::client::cli {
 namespace {
 
-// SPEC §11: grouped by province, JSON, CSV and table name the province.
+// docs/categories.md, "Provinces": grouped by province, JSON, CSV and table name it.
 TEST(FormatReport, ByProvinceNamesTheProvinceEverywhere) {
   Report report = SampleReport(true);
   report.by = GroupBy::kProvince;

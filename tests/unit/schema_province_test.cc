@@ -1,4 +1,4 @@
-// Province names (SPEC §11): one name per province code, nothing else named.
+// Province names (docs/categories.md): one name per province code, nothing else named.
 #include <gtest/gtest.h>
 
 #include <set>
