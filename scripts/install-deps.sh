@@ -10,6 +10,7 @@ PACKAGES=(
   libspdlog-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   prometheus python3 clang-format-14
   nats-server libnats-dev rocksdb-tools libsystemd-dev
+  chromium python3-pandas
 )
 
 missing=()
