@@ -25,6 +25,11 @@ constexpr uint32_t kVerifyTimeoutMs = 3'600'000;  // Verify and Compact: an hour
 // Reconnect backoff: 100 ms, doubling, at most 5 s between attempts.
 constexpr auto kBackoffFirst = std::chrono::milliseconds(100);
 constexpr auto kBackoffMax = std::chrono::milliseconds(5000);
+// Looking for a leader (cluster mode): 50 ms, doubling, at most 1 s between
+// attempts, so that a new leader (elected within a few seconds) is found
+// soon after it is.
+constexpr auto kFailoverBackoffFirst = std::chrono::milliseconds(50);
+constexpr auto kFailoverBackoffMax = std::chrono::milliseconds(1000);
 
 bool IsError(const wire::Message& m) { return m.body_type() == wire::Body::Error; }
 
@@ -63,12 +68,13 @@ class ClientImpl final : public Client {
   explicit ClientImpl(ClientOptions options) : options_(std::move(options)) {}
 
   Status Init() {
+    if (Status s = ParseServers(); !s.ok()) return s;
     if (options_.tls) {
       Result<std::unique_ptr<detail::TlsContext>> tls = detail::TlsContext::Make(options_);
       if (!tls.ok()) return tls.status();
       tls_ = std::move(*tls);
     }
-    return ConnectOnce();
+    return ConnectRound();
   }
 
   const Identity& identity() const override { return identity_; }
@@ -158,14 +164,51 @@ class ClientImpl final : public Client {
     std::optional<BatchOutcome> outcome;       // set when answered
   };
 
+  // One search for a leader: from the first NOT_LEADER since the last answer
+  // to the next answer (or the deadline).
+  struct Failover {
+    std::optional<Clock::time_point> deadline;  // set at the first NOT_LEADER
+    uint32_t attempts = 0;                      // connections tried in this search
+    std::vector<Endpoint> followed;             // leaders named and gone to in this search
+    Clock::duration backoff = kFailoverBackoffFirst;
+    std::string said;        // what the last NOT_LEADER said, for the final error
+    std::string last_round;  // why the last round found no server, if it did not
+  };
+
   Clock::time_point RequestDeadline(Clock::time_point from) const {
     return from + std::chrono::milliseconds(options_.request_timeout_ms);
   }
 
-  // Opens a connection and says Hello. kUnavailable, kUnauthenticated.
-  Status ConnectOnce() {
+  // options_.servers (else host:port) into servers_.
+  Status ParseServers() {
+    if (options_.servers.empty()) {
+      servers_.push_back(Endpoint{options_.host, options_.port});
+      return Status::Ok();
+    }
+    for (const std::string& text : options_.servers) {
+      std::optional<Endpoint> e = ParseEndpoint(text);
+      if (!e) {
+        return Status::InvalidArgument("bad server address \"" + text +
+                                       "\": expected HOST:PORT or [V6]:PORT");
+      }
+      servers_.push_back(std::move(*e));
+    }
+    return Status::Ok();
+  }
+
+  // "a:1, b:2, c:3": every configured server, for messages.
+  std::string ServerNames() const {
+    std::string names;
+    for (const Endpoint& e : servers_) names += (names.empty() ? "" : ", ") + FormatEndpoint(e);
+    return names;
+  }
+
+  // Opens a connection to `at` and says Hello. kUnavailable,
+  // kUnauthenticated, or the server's error. On success `at` becomes the
+  // first server of the next round (the last one that worked).
+  Status ConnectOnce(const Endpoint& at) {
     conn_.reset();
-    Result<std::unique_ptr<Connection>> conn = Connection::Open(options_, tls_.get());
+    Result<std::unique_ptr<Connection>> conn = Connection::Open(options_, at, tls_.get());
     if (!conn.ok()) return conn.status();
     const uint64_t id = next_request_id_++;
     (*conn)->Send(std::make_shared<const wire::Frame>(
@@ -185,11 +228,53 @@ class ClientImpl final : public Client {
     identity_.institution_id = info.institution_id;
     identity_.server_version = info.server_version;
     conn_ = std::move(*conn);
+    connected_to_ = at;
+    first_ = at;
+    const auto it = std::find(servers_.begin(), servers_.end(), at);
+    if (it != servers_.end()) next_ = static_cast<size_t>(it - servers_.begin());
     return Status::Ok();
   }
 
+  // Makes the next round start after the server last connected to (it
+  // failed, or cannot take what we ask): the next in the list.
+  void MoveOn() {
+    first_.reset();
+    if (!connected_to_) return;
+    const auto it = std::find(servers_.begin(), servers_.end(), *connected_to_);
+    if (it != servers_.end())
+      next_ = (static_cast<size_t>(it - servers_.begin()) + 1) % servers_.size();
+  }
+
+  // One round: first_ (when set), then servers_ from next_ on, wrapping,
+  // each once, until one answers Hello. A refused token ends it at once.
+  // With one server its status as is; otherwise kUnavailable naming each
+  // server tried and what went wrong.
+  Status ConnectRound() {
+    std::vector<Endpoint> order;
+    if (first_) order.push_back(*first_);
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      const Endpoint& e = servers_[(next_ + i) % servers_.size()];
+      if (std::find(order.begin(), order.end(), e) == order.end()) order.push_back(e);
+    }
+    LL_CHECK(!order.empty());
+    Status last;
+    std::string tried;
+    for (const Endpoint& e : order) {
+      last = ConnectOnce(e);
+      if (last.ok() || last.code() == Status::Code::kUnauthenticated) return last;
+      const std::string name = FormatEndpoint(e);
+      std::string note = last.message();
+      if (note.find(name) == std::string::npos) note = name + ": " + note;
+      tried += (tried.empty() ? "" : "; ") + note;
+    }
+    if (order.size() == 1) return last;
+    return Status::Unavailable("no server answered (tried " + std::to_string(order.size()) +
+                               "): " + tried);
+  }
+
   // Reconnects when there is no connection: up to reconnect_attempts_max
-  // attempts with exponential backoff. A refused token ends it at once.
+  // rounds over the servers with exponential backoff. A refused token ends
+  // it at once.
   Status EnsureConnected() {
     if (conn_) return Status::Ok();
     Status last = Status::Unavailable("not connected");
@@ -198,11 +283,10 @@ class ClientImpl final : public Client {
          ++attempt) {
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, kBackoffMax);
-      last = ConnectOnce();
+      last = ConnectRound();
       if (last.ok() || last.code() == Status::Code::kUnauthenticated) return last;
     }
-    return Status::Unavailable("cannot reconnect to " + options_.host + ":" +
-                               std::to_string(options_.port) + ": " + last.message());
+    return Status::Unavailable("cannot reconnect to " + ServerNames() + ": " + last.message());
   }
 
   // One request, one reply of type `expect`; resent on a new connection
@@ -221,16 +305,20 @@ class ClientImpl final : public Client {
         if (!reply.ok()) {
           last = reply.status();
           conn_.reset();
-          break;  // retry on a new connection
+          MoveOn();  // another server may answer
+          break;     // retry on a new connection
         }
         const wire::Message& m = *reply->message;
         if (m.request_id() != id && m.request_id() != 0) continue;  // a stale reply
         if (IsError(m)) {
           Status s = wire::StatusFromError(*m.body_as_Error());
-          if (m.request_id() == 0 || Retryable(s)) {
+          // Any node answers a query; one that says NOT_LEADER is not ready.
+          const bool elsewhere = Retryable(s) || s.code() == Status::Code::kNotLeader;
+          if (m.request_id() == 0 || elsewhere) {
             conn_.reset();
-            if (!Retryable(s)) return s;
-            last = s;
+            if (!elsewhere) return s;
+            last = s.code() == Status::Code::kNotLeader ? Status::Unavailable("not leader") : s;
+            MoveOn();
             break;
           }
           return s;
@@ -256,16 +344,76 @@ class ClientImpl final : public Client {
                                  " reconnects: " + why.message());
     }
     if (Status s = EnsureConnected(); !s.ok()) return s;
+    SendUnanswered(pending);
+    return Status::Ok();
+  }
+
+  // Sends every unanswered batch again, in order, on the connection.
+  void SendUnanswered(std::deque<Pending>& pending) {
     const Clock::time_point now = Clock::now();
     for (Pending& p : pending) {
       if (p.outcome) continue;
       p.sent = now;
       conn_->Send(p.frame);
     }
-    return Status::Ok();
+  }
+
+  // Cluster mode: the server answered NOT_LEADER naming `leader` ("" while
+  // none is known). Connects to the leader, or, when it is unknown or
+  // unreachable, to the next servers, and resends every unanswered batch
+  // in order (their stream id and positions are inside the frames). The
+  // reply loop then judges the new server's answer; another NOT_LEADER
+  // comes back here. The first attempt of a search, and going to a leader
+  // named for the first time in it, are immediate; others back off (an
+  // election takes a few seconds; two nodes may name each other for a
+  // while); kUnavailable once failover_timeout_ms has passed since the
+  // search began.
+  Status FollowLeader(std::deque<Pending>& pending, const std::string& leader, Failover& f) {
+    const std::string from = connected_to_ ? FormatEndpoint(*connected_to_) : "the server";
+    conn_.reset();
+    MoveOn();
+    f.said = from + (leader.empty() ? " knows no leader yet" : " names the leader " + leader);
+    f.last_round.clear();
+    bool new_leader = false;  // named, and not yet gone to in this search
+    if (std::optional<Endpoint> named = ParseEndpoint(leader)) {
+      first_ = *named;
+      if (std::find(f.followed.begin(), f.followed.end(), *named) == f.followed.end()) {
+        f.followed.push_back(*named);
+        new_leader = true;
+      }
+    }
+    if (!f.deadline) {
+      f.deadline = Clock::now() + std::chrono::milliseconds(options_.failover_timeout_ms);
+    }
+    while (true) {
+      const bool immediate = f.attempts++ == 0 || new_leader;
+      new_leader = false;
+      if (!immediate) {
+        const Clock::time_point now = Clock::now();
+        if (now >= *f.deadline) break;
+        std::this_thread::sleep_for(std::min<Clock::duration>(f.backoff, *f.deadline - now));
+        f.backoff = std::min<Clock::duration>(f.backoff * 2, kFailoverBackoffMax);
+      }
+      if (Clock::now() >= *f.deadline) break;
+      const Status s = ConnectRound();
+      if (s.ok()) {
+        SendUnanswered(pending);
+        return Status::Ok();
+      }
+      if (s.code() == Status::Code::kUnauthenticated) return s;
+      f.last_round = s.message();
+    }
+    return Status::Unavailable("no leader took the submission within " +
+                               std::to_string(options_.failover_timeout_ms) + " ms (servers " +
+                               ServerNames() + "): " + f.said +
+                               (f.last_round.empty() ? "" : "; then " + f.last_round));
   }
 
   ClientOptions options_;
+  std::vector<Endpoint> servers_;            // options_.servers, else host:port; never empty
+  std::optional<Endpoint> connected_to_;     // the server of conn_, or of the last connection
+  std::optional<Endpoint> first_;            // tried first in the next round (may be off the list)
+  size_t next_ = 0;                          // then servers_ from this index on, wrapping
   std::unique_ptr<detail::TlsContext> tls_;  // null without TLS
   std::unique_ptr<Connection> conn_;         // null after a failure until reconnected
   Identity identity_;
@@ -283,6 +431,7 @@ Status ClientImpl::SubmitStream(
   Status result;      // returned at the end (error for a batch we refused to send)
   uint64_t next_index = 0;
   uint32_t failures = 0;  // reconnects since the last reply
+  Failover failover;      // the search for a leader since the last reply
   // The server skips this stream's batches after a rejected one
   // (SubmitBatch.stream); nonzero and random, so that two streams of one
   // institution never share it.
@@ -349,6 +498,14 @@ Status ClientImpl::SubmitStream(
                            [&](const Pending& p) { return p.request_id == m.request_id(); });
     if (IsError(m)) {
       Status s = wire::StatusFromError(*m.body_as_Error());
+      if (s.code() == Status::Code::kNotLeader) {
+        if (rejected) {
+          skip_unanswered();
+          break;
+        }
+        if (Status r = FollowLeader(pending, s.message(), failover); !r.ok()) return r;
+        continue;
+      }
       if (Retryable(s) || (m.request_id() == 0 && s.code() == Status::Code::kUnavailable)) {
         if (rejected) {
           skip_unanswered();
@@ -367,6 +524,7 @@ Status ClientImpl::SubmitStream(
     it->outcome = OutcomeOf(m);
     if (!it->outcome->applied) rejected = true;
     failures = 0;
+    failover = Failover{};
     while (!pending.empty() && pending.front().outcome) {
       if (!on_outcome(pending.front().index, *pending.front().outcome)) stop = true;
       pending.pop_front();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "client/endpoint.h"
 #include "schema/event.h"
 #include "schema/query.h"
 #include "schema/reason.h"
@@ -22,8 +23,21 @@
 namespace loanledger::client {
 
 struct ClientOptions {
+  // One server: host and port. Ignored when `servers` is not empty.
   std::string host = "127.0.0.1";
   uint16_t port = 7700;
+  // Cluster mode (client/README.md): every server of the cluster, each
+  // "HOST:PORT" or "[V6]:PORT" (client/endpoint.h). Connecting tries them in
+  // order, starting with the last one that answered; a submission answered
+  // NOT_LEADER follows the named leader (or, while none is known, tries the
+  // others) and resends what was not acknowledged; a query that loses its
+  // server tries the next. A malformed entry fails Connect with
+  // kInvalidArgument.
+  std::vector<std::string> servers;
+  // How long a submission may look for a leader (NOT_LEADER answers, an
+  // election under way, the named leader unreachable) before it fails with
+  // kUnavailable; counted from the first NOT_LEADER since the last answer.
+  uint32_t failover_timeout_ms = 30000;
   std::string token;                   // bearer token (docs/protocol.md)
   bool tls = false;                    // wrap the connection in TLS
   std::string tls_ca_file;             // PEM CA to verify the server; "" = do not verify
@@ -31,7 +45,8 @@ struct ClientOptions {
   uint32_t connect_timeout_ms = 5000;
   // Per request: no reply by then -> reconnect/resend or fail.
   uint32_t request_timeout_ms = 60000;
-  uint32_t reconnect_attempts_max = 5;  // per failure episode, with backoff
+  // Per failure episode, with backoff; each attempt tries every server once.
+  uint32_t reconnect_attempts_max = 5;
   std::string client_name = "loanledger-client";
 };
 
@@ -76,8 +91,10 @@ struct CompactOutcome {
 
 class Client {
  public:
-  // Connects and authenticates. Status codes: kUnavailable (cannot connect),
-  // kUnauthenticated (token refused).
+  // Connects and authenticates: tries each server once, in order. Status
+  // codes: kUnavailable (no server answered; the message names each tried
+  // and why), kUnauthenticated (token refused), kInvalidArgument (a
+  // malformed `servers` entry).
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
   virtual ~Client() = default;
 
@@ -90,16 +107,22 @@ class Client {
   // end); up to batches_in_flight_max batches are in flight. `on_outcome` is
   // called once per batch in submission order with its index (0-based) and
   // outcome; return false from it to stop submitting (e.g. on a rejection).
-  // After a lost connection, unacknowledged batches are resent on a new one.
+  // After a lost connection, or a NOT_LEADER answer (cluster mode: the
+  // client goes to the named leader, or tries the other servers while none
+  // is known), unacknowledged batches are resent in order on the new
+  // connection, with the same stream id and positions.
   // Once on_outcome returns false, `next` is not called again, but batches
   // already in flight still get their on_outcome call. The batches form one
   // stream (SubmitBatch.stream): once one is rejected, the server applies
   // none after it, so every later batch's outcome is `skipped` (also when
-  // the connection is lost after the rejection: they are not resent). A batch that `next` returns
-  // empty or above kBatchEventsMax ends the stream with kInvalidArgument. Returns OK when every
-  // batch given was answered; otherwise the error (kUnavailable after reconnect_attempts_max failed
-  // reconnects, kPermissionDenied, kInvalidArgument, kIoError, ...), and batches not yet answered
-  // are each wholly applied or wholly absent.
+  // the connection is lost after the rejection: they are not resent). A
+  // batch that `next` returns empty or above kBatchEventsMax ends the stream
+  // with kInvalidArgument. Returns OK when every batch given was answered;
+  // otherwise the error (kUnavailable after reconnect_attempts_max failed
+  // reconnects or when no leader took the batches within
+  // failover_timeout_ms, kPermissionDenied, kInvalidArgument, kIoError,
+  // ...), and batches not yet answered are each wholly applied or wholly
+  // absent.
   virtual Status SubmitStream(
       const std::function<bool(std::vector<LoanEvent>& batch)>& next,
       const std::function<bool(uint64_t batch_index, const BatchOutcome& outcome)>& on_outcome) = 0;

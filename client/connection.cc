@@ -62,8 +62,8 @@ Result<std::unique_ptr<TlsContext>> TlsContext::Make(const ClientOptions& option
 }
 
 struct Connection::Impl {
-  Impl(const ClientOptions& o, TlsContext* tls)
-      : options(o), socket(ioc), reader(wire::kReplyLimits) {
+  Impl(const Endpoint& at, TlsContext* tls)
+      : where(FormatEndpoint(at)), socket(ioc), reader(wire::kReplyLimits) {
     if (tls != nullptr) {
       stream.emplace(socket, tls->impl().ctx);
       verify = tls->impl().verify;
@@ -138,11 +138,10 @@ struct Connection::Impl {
 
   Status Lost(const error_code& ec) const {
     if (ec == asio::error::eof) return Status::Unavailable("the server closed the connection");
-    return Status::Unavailable("connection to " + options.host + ":" +
-                               std::to_string(options.port) + " lost: " + ec.message());
+    return Status::Unavailable("connection to " + where + " lost: " + ec.message());
   }
 
-  const ClientOptions options;
+  const std::string where;  // the server's HOST:PORT, for messages
   asio::io_context ioc{1};  // first: destroyed last, after everything its handlers touch
   tcp::socket socket;
   std::optional<asio::ssl::stream<tcp::socket&>> stream;  // set with TLS
@@ -158,9 +157,9 @@ Connection::Connection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Connection::~Connection() = default;
 
 Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& options,
-                                                     TlsContext* tls) {
-  auto impl = std::make_unique<Impl>(options, tls);
-  const std::string where = options.host + ":" + std::to_string(options.port);
+                                                     const Endpoint& at, TlsContext* tls) {
+  auto impl = std::make_unique<Impl>(at, tls);
+  const std::string& where = impl->where;
   const Clock::time_point deadline =
       Clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
 
@@ -168,17 +167,17 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& option
   bool resolved = false;
   error_code resolve_ec;
   tcp::resolver::results_type endpoints;
-  resolver.async_resolve(options.host, std::to_string(options.port),
+  resolver.async_resolve(at.host, std::to_string(at.port),
                          [&](const error_code& ec, tcp::resolver::results_type results) {
                            resolve_ec = ec;
                            endpoints = std::move(results);
                            resolved = true;
                          });
   if (!impl->RunUntil([&] { return resolved; }, deadline)) {
-    return Status::Unavailable("timed out resolving " + options.host);
+    return Status::Unavailable("timed out resolving " + at.host);
   }
   if (resolve_ec)
-    return Status::Unavailable("cannot resolve " + options.host + ": " + resolve_ec.message());
+    return Status::Unavailable("cannot resolve " + at.host + ": " + resolve_ec.message());
 
   bool connected = false;
   error_code connect_ec;
@@ -195,10 +194,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& option
   impl->socket.set_option(tcp::no_delay(true), ec);
 
   if (impl->stream) {
-    if (impl->verify)
-      impl->stream->set_verify_callback(asio::ssl::host_name_verification(options.host));
-    if (!IsIpAddress(options.host)) {
-      SSL_set_tlsext_host_name(impl->stream->native_handle(), options.host.c_str());
+    if (impl->verify) impl->stream->set_verify_callback(asio::ssl::host_name_verification(at.host));
+    if (!IsIpAddress(at.host)) {
+      SSL_set_tlsext_host_name(impl->stream->native_handle(), at.host.c_str());
     }
     bool shaken = false;
     error_code handshake_ec;

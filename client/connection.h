@@ -34,9 +34,10 @@ class TlsContext {
 
 class Connection {
  public:
-  // Resolves, connects and (with tls) handshakes within connect_timeout_ms.
-  // kUnavailable when any of it fails.
-  static Result<std::unique_ptr<Connection>> Open(const ClientOptions& options, TlsContext* tls);
+  // Resolves `at`, connects and (with tls) handshakes within
+  // connect_timeout_ms. kUnavailable when any of it fails.
+  static Result<std::unique_ptr<Connection>> Open(const ClientOptions& options, const Endpoint& at,
+                                                  TlsContext* tls);
   ~Connection();
 
   // Queues a frame; it is written while Receive runs.

@@ -72,7 +72,8 @@ std::vector<std::string> CategoryNameList() {
 
 void AddConnectionOptions(CLI::App* cmd, ConnectionFlags& f) {
   cmd->add_option("--server", f.server,
-                  "server address HOST:PORT (default $LOANLEDGER_SERVER, else 127.0.0.1:7700)");
+                  "server address HOST:PORT, or a cluster's servers a:1,b:2,c:3 (default "
+                  "$LOANLEDGER_SERVER, else 127.0.0.1:7700)");
   cmd->add_option("--token", f.token, "bearer token (default $LOANLEDGER_TOKEN)");
   cmd->add_flag("--tls", f.tls, "connect with TLS (encrypted; not verified without --tls-ca)");
   cmd->add_option("--tls-ca", f.tls_ca, "PEM CA file to verify the server (implies --tls)");
@@ -182,8 +183,9 @@ std::optional<int> ResolveConnection(const ConnectionFlags& f, std::string_view 
   std::string server = f.server;
   if (server.empty())
     server = ctx.getenv(std::string(kEnvServer)).value_or(std::string(kDefaultServer));
-  if (!ParseServerAddress(server, options)) {
-    return Usage(ctx, command, "bad server address \"" + server + "\": expected HOST:PORT");
+  if (!ParseServerList(server, options)) {
+    return Usage(ctx, command,
+                 "bad server address \"" + server + "\": expected HOST:PORT or a list a:1,b:2");
   }
   options.token = f.token;
   if (options.token.empty()) options.token = ctx.getenv(std::string(kEnvToken)).value_or("");
@@ -472,24 +474,24 @@ int ExitCodeFor(const Status& status) {
 }
 
 bool ParseServerAddress(std::string_view text, ClientOptions& options) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return false;
-  std::string_view host = text.substr(0, colon);
-  const std::string_view port_text = text.substr(colon + 1);
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return false;
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    return false;  // an IPv6 address needs brackets: [::1]:7700
+  // client/endpoint.h: the one parser of the client side (issue 17 unifies
+  // it with the server's).
+  const std::optional<Endpoint> e = ParseEndpoint(text);
+  if (!e) return false;
+  options.host = e->host;
+  options.port = e->port;
+  return true;
+}
+
+bool ParseServerList(std::string_view text, ClientOptions& options) {
+  const std::optional<std::vector<Endpoint>> list = ParseEndpointList(text);
+  if (!list) return false;
+  options.host = list->front().host;
+  options.port = list->front().port;
+  options.servers.clear();
+  if (list->size() > 1) {
+    for (const Endpoint& e : *list) options.servers.push_back(FormatEndpoint(e));
   }
-  uint32_t port = 0;
-  if (port_text.empty() || port_text[0] < '0' || port_text[0] > '9') return false;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 1 || port > 65535)
-    return false;
-  options.host = std::string(host);
-  options.port = static_cast<uint16_t>(port);
   return true;
 }
 

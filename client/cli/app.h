@@ -62,5 +62,10 @@ int RunCli(const std::vector<std::string>& args, CliContext& context);
 
 // "HOST:PORT" or "[V6]:PORT" into options.host/port; false when malformed.
 bool ParseServerAddress(std::string_view text, ClientOptions& options);
+// --server / LOANLEDGER_SERVER: one address, or a cluster's comma-separated
+// list "a:1,b:2,c:3" (spaces around entries ignored). The first goes to
+// options.host/port; with more than one, every one to options.servers.
+// False when the list is empty or any entry is malformed.
+bool ParseServerList(std::string_view text, ClientOptions& options);
 
 }  // namespace loanledger::client::cli
