@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The HTTP read API end to end (SPEC §11), against a real loanledgerd.
+"""The HTTP read API end to end (docs/http.md), against a real loanledgerd.
 
 - bodies equal the CLI's `--format json` for the same queries (regulator and
   institution tokens; report with and without by/categories, series, loan);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""clients/python (package loanledger) against a running loanledgerd (SPEC §11):
+"""clients/python (package loanledger) against a running loanledgerd (docs/http.md):
 report, series, loan as dicts equal to the CLI's JSON, errors as exceptions,
 and DataFrames when pandas is installed (skipped, and said so, otherwise).
 usage: python_client_test.py BUILD_DIR

@@ -1,4 +1,4 @@
-"""loanledger: a client of loanledgerd's HTTP read API (SPEC §11).
+"""loanledger: a client of loanledgerd's HTTP read API (docs/http.md).
 
 Standard library only; pandas is used for ``as_frame=True`` when installed.
 
