@@ -74,6 +74,9 @@ std::string StatsText(const storage::LedgerStats& s, size_t writer_queue, double
   line("loans", s.loans);
   line("loan_snapshots_written", s.snapshots_written);
   line("loan_snapshots_failed", s.snapshots_failed);
+  if (!s.last_snapshot_error.empty()) {
+    text += "loan_snapshot_last_error " + s.last_snapshot_error + '\n';
+  }
   line("events_since_loan_snapshot", s.events_since_snapshot);
   line("rocksdb_memtable_bytes", s.memtable_bytes);
   line("rocksdb_pending_compaction_bytes", s.pending_compaction_bytes);

@@ -23,22 +23,16 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "schema/check.h"
 #include "schema/limits.h"
 #include "storage/ledger_impl.h"
+#include "storage/rocks_status.h"
 
 namespace loanledger::storage {
 namespace {
-
-Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  if (s.ok()) return Status::Ok();
-  std::string m = std::string(what) + ": " + s.ToString();
-  if (s.IsCorruption()) return Status::Corruption(std::move(m));
-  if (s.IsNotFound()) return Status::NotFound(std::move(m));
-  return Status::IoError(std::move(m));
-}
 
 int64_t SystemClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -110,6 +104,41 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   return cf;
 }
 
+// Reads a u64 meta value. Present and well formed: *out holds it. Absent
+// (NotFound, the only status that means absent): *out is empty. Anything
+// else, a failed read or a value of the wrong size, is an error that stops
+// the open: guessing a default would, for next_batch, write journal batch 1
+// again over the audit trail.
+Status ReadMetaU64(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+                   std::optional<uint64_t>* out) {
+  out->reset();
+  std::string value;
+  const rocksdb::Status s =
+      db->Get(rocksdb::ReadOptions(), cf, rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return Status::Ok();
+  if (!s.ok()) return FromRocks(s, "read meta " + std::string(key));
+  uint64_t v = 0;
+  if (!DecodeU64(value, &v)) {
+    return Status::Corruption("meta " + std::string(key) + " is " + std::to_string(value.size()) +
+                              " bytes, not a u64");
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+// The number of the journal's last record; 0 when the journal is empty.
+Status LastJournalBatch(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint64_t* last) {
+  *last = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
+  it->SeekToLast();
+  if (!it->status().ok()) return FromRocks(it->status(), "read the journal's end");
+  if (!it->Valid()) return Status::Ok();
+  if (!DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), last) || *last == 0) {
+    return Status::Corruption("undecodable journal key " + it->key().ToString(true));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
@@ -133,6 +162,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   // No LOG file on the data disk (StderrLogger above says why).
   db_options.info_log = std::make_shared<StderrLogger>();
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  if (options.env != nullptr) db_options.env = options.env;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, CfOptions(cache, true)},
       {std::string(kCfLoans), CfOptions(cache, false)},
@@ -194,15 +224,9 @@ Status LedgerImpl::Load() {
   std::string value;
   uint32_t format = kFormatVersion;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaFormat, &value);
-  if (s.IsNotFound()) {
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.sync;
-    s = db_->Put(wo, cf_meta_, kMetaFormat,
-                 rocksdb::Slice(reinterpret_cast<const char*>(&format), 4));
-    if (!s.ok()) return FromRocks(s, "write format");
-  } else if (!s.ok()) {
-    return FromRocks(s, "read format");
-  } else {
+  const bool new_store = s.IsNotFound();
+  if (!new_store && !s.ok()) return FromRocks(s, "read format");
+  if (!new_store) {
     if (value.size() == 4) std::memcpy(&format, value.data(), 4);
     if (value.size() != 4 || format < 1 || format > kFormatVersion) {
       return Status::Corruption("unsupported storage format in " + options_.path +
@@ -210,11 +234,14 @@ Status LedgerImpl::Load() {
                                 std::to_string(kFormatVersion) + ")");
     }
   }
-  uint64_t u = 0;
-  s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaNextBatch, &value);
-  if (s.ok() && DecodeU64(value, &u)) next_batch_no_ = u;
-  s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaLoans, &value);
-  if (s.ok() && DecodeU64(value, &u)) loan_count_ = u;
+  if (Status st = LoadCounters(new_store); !st.ok()) return st;
+  if (new_store) {
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync;
+    s = db_->Put(wo, cf_meta_, kMetaFormat,
+                 rocksdb::Slice(reinterpret_cast<const char*>(&format), 4));
+    if (!s.ok()) return FromRocks(s, "write format");
+  }
 
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_meta_));
   for (it->Seek(kMetaInstitutionPrefix);
@@ -253,6 +280,36 @@ Status LedgerImpl::Load() {
   return FromRocks(it->status(), "read cells");
 }
 
+// next_batch and loans from meta: both present, or both absent in a store
+// that never applied a batch; and the journal must end just before
+// next_batch. Anything else stops the open (storage/README.md, "Open").
+Status LedgerImpl::LoadCounters(bool new_store) {
+  std::optional<uint64_t> next_batch, loans;
+  if (Status st = ReadMetaU64(db_.get(), cf_meta_, kMetaNextBatch, &next_batch); !st.ok())
+    return st;
+  if (Status st = ReadMetaU64(db_.get(), cf_meta_, kMetaLoans, &loans); !st.ok()) return st;
+  const std::string where = " in " + options_.path;
+  if (next_batch.has_value() != loans.has_value()) {
+    return Status::Corruption(std::string(next_batch ? "meta loans" : "meta next_batch") +
+                              " is missing" + where + " while the other counter is present");
+  }
+  if (new_store && next_batch) {
+    return Status::Corruption("meta format is missing" + where + " but it holds batches");
+  }
+  if (next_batch && *next_batch == 0) return Status::Corruption("meta next_batch is 0" + where);
+  next_batch_no_ = next_batch.value_or(1);
+  loan_count_ = loans.value_or(0);
+  uint64_t last = 0;
+  if (Status st = LastJournalBatch(db_.get(), cf_journal_, &last); !st.ok()) return st;
+  if (last + 1 != next_batch_no_) {
+    return Status::Corruption(
+        "the journal" + where + " ends at batch " + std::to_string(last) + " but meta next_batch " +
+        (next_batch ? "is " + std::to_string(*next_batch) : std::string("is missing")) +
+        ": refusing to open (the next batch would overwrite or skip journal records)");
+  }
+  return Status::Ok();
+}
+
 // A loan key near the middle of the "loans" column family by bytes, from
 // its SST files' key ranges (a split point for parallel reading; any key
 // is correct, a middle one balances the work). "" when there are no files.
@@ -287,7 +344,7 @@ Status LedgerImpl::LoadLoans(uint32_t format) {
     uint64_t from = 0;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, kMetaLoanSnapshot, &value);
     if (s.ok()) {
-      if (!DecodeU64(value, &from) || from == 0)
+      if (!DecodeU64(value, &from) || from == 0 || from > next_batch_no_)
         return Status::Corruption("bad loan snapshot entry in meta");
       st = LoadLoansFromSnapshot(from);
     } else if (!s.IsNotFound()) {
@@ -896,6 +953,9 @@ LedgerStats LedgerImpl::Stats() const {
   st.snapshots_written = snapshots_written_.load();
   st.snapshots_failed = snapshots_failed_.load();
   st.events_since_snapshot = events_total_.load() - events_at_snapshot_.load();
+  lock.unlock();
+  std::lock_guard error_lock(snapshot_error_mu_);
+  st.last_snapshot_error = last_snapshot_error_;
   return st;
 }
 

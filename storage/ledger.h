@@ -22,6 +22,10 @@
 #include "schema/rules.h"
 #include "schema/status.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace loanledger::storage {
 
 struct LedgerOptions {
@@ -40,6 +44,9 @@ struct LedgerOptions {
   // Wall clock for journal timestamps (unix ms); injected so that tests are
   // deterministic. Business logic never reads it. Default: system clock.
   std::function<int64_t()> clock_ms;
+  // Tests only: the RocksDB environment (a fault-injecting file system);
+  // null = RocksDB's default. Must outlive the ledger.
+  rocksdb::Env* env = nullptr;
   // A rules file (docs/categories.md, `loanledgerd --rules`): empty = the
   // store's current rules (the default file for a new store). When it
   // differs from the store's current rules, Open applies it (a recompute of
@@ -131,6 +138,9 @@ struct LedgerStats {
   // journal tail replayed at open: about what a start after a crash now
   // would replay. Keeps growing while snapshots fail.
   uint64_t events_since_snapshot = 0;
+  // The error of the newest background snapshot attempt that failed since
+  // open ("" = none); kept after a later success, beside snapshots_failed.
+  std::string last_snapshot_error;
 };
 
 // Current balance of one category in one province, all institutions (for

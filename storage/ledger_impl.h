@@ -163,6 +163,7 @@ class LedgerImpl final : public Ledger {
   // which returns false when the reader should stop.
   using BlockSink = std::function<bool(LoanBlock&&)>;
   using BlockReader = std::function<Status(const BlockSink&)>;
+  Status LoadCounters(bool new_store);          // next_batch and loans from meta, checked
   Status LoadLoans(uint32_t format);            // the loan table, from the store's format
   Status LoadLoansFromColumnFamily();           // format 1
   Status LoadLoansFromSnapshot(uint64_t from);  // format 2: the newest snapshot
@@ -229,6 +230,8 @@ class LedgerImpl final : public Ledger {
   uint64_t snapshot_from_ = 0;    // replay_from of the newest snapshot; 0 = none
   std::atomic<uint64_t> snapshots_written_{0};
   std::atomic<uint64_t> snapshots_failed_{0};
+  mutable std::mutex snapshot_error_mu_;  // guards last_snapshot_error_
+  std::string last_snapshot_error_;       // the newest failed attempt's error; "" = none
   bool loaded_ = false;  // Open succeeded: the table is whole (set by StartSnapshots)
   // Events applied since open, counting the journal tail replayed at open
   // (the writer adds to it in Commit, under loans_mu_), and its value when

@@ -12,6 +12,7 @@
 
 #include "schema/check.h"
 #include "storage/ledger_impl.h"
+#include "storage/rocks_status.h"
 
 namespace loanledger::storage {
 namespace {
@@ -98,7 +99,7 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
   if (!s.ok()) {
     std::error_code ec;
     std::filesystem::remove(SnapshotPath(from), ec);
-    return Status::IoError("record loan snapshot: " + s.ToString());
+    return FromRocks(s, "record loan snapshot");
   }
   const uint64_t previous = snapshot_from_;
   snapshot_from_ = from;
@@ -122,7 +123,11 @@ void LedgerImpl::SnapshotLoop() {
     // A failure (a full disk) leaves the previous snapshot in place; the
     // next attempt comes after another threshold's worth of events.
     Status s = WriteSnapshot(&snapshot_stop_);
-    if (!s.ok() && !snapshot_stop_.load()) ++snapshots_failed_;
+    if (!s.ok() && !snapshot_stop_.load()) {
+      ++snapshots_failed_;
+      std::lock_guard lock(snapshot_error_mu_);
+      last_snapshot_error_ = s.ToString();  // kept after a later success: stats show it
+    }
     snapshot_busy_ = false;
   }
 }

@@ -6,6 +6,7 @@
 
 #include "schema/check.h"
 #include "storage/ledger_impl.h"
+#include "storage/rocks_status.h"
 
 namespace loanledger::storage {
 namespace {
@@ -107,7 +108,7 @@ Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal,
                  });
     }
   }
-  if (!it->status().ok()) return Status::IoError("read journal: " + it->status().ToString());
+  if (!it->status().ok()) return FromRocks(it->status(), "read journal");
   out->next_batch_no = expect_no;
   return Status::Ok();
 }
@@ -130,7 +131,7 @@ Status ReadInstitutions(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_meta,
     (*names)[id] = name;
     ids->emplace(std::move(name), id);
   }
-  if (!it->status().ok()) return Status::IoError("read institutions: " + it->status().ToString());
+  if (!it->status().ok()) return FromRocks(it->status(), "read institutions");
   return Status::Ok();
 }
 
@@ -193,7 +194,7 @@ Result<VerifyReport> LedgerImpl::Verify() {
       }
       stored[PackCell(key)] = m;
     }
-    if (!it->status().ok()) return Status::IoError("read cells: " + it->status().ToString());
+    if (!it->status().ok()) return FromRocks(it->status(), "read cells");
     for (const auto& [packed, m] : cells) {
       if (m.IsZero()) continue;
       ++report.cells_checked;

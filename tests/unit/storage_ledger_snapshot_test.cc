@@ -427,6 +427,8 @@ TEST_F(StorageLedgerSnapshotTest, FailedSnapshotKeepsCountingAndTheNextAttemptSu
   }
   EXPECT_EQ(ledger_->Stats().snapshots_written, 0u);
   EXPECT_EQ(ledger_->Stats().events_since_snapshot, 1'000u);
+  const std::string error = ledger_->Stats().last_snapshot_error;
+  EXPECT_NE(error.find("loan-snapshots"), std::string::npos) << "names the path: " << error;
   ASSERT_NO_FATAL_FAILURE(MustApply(m.Mixed(500)));  // less than an interval since the attempt
   EXPECT_EQ(ledger_->Stats().snapshots_failed, 1u) << "retried before another interval";
   EXPECT_EQ(ledger_->Stats().events_since_snapshot, 1'500u);
@@ -437,6 +439,7 @@ TEST_F(StorageLedgerSnapshotTest, FailedSnapshotKeepsCountingAndTheNextAttemptSu
   ASSERT_TRUE(WaitForSnapshots(*ledger_, 1)) << "no snapshot once the directory is back";
   EXPECT_EQ(ledger_->Stats().snapshots_failed, 1u);
   EXPECT_EQ(ledger_->Stats().events_since_snapshot, 0u);
+  EXPECT_EQ(ledger_->Stats().last_snapshot_error, error) << "kept beside snapshots_failed";
   ASSERT_NO_FATAL_FAILURE(Reopen());
   ExpectLedgerHoldsModel(*ledger_, m);
   ASSERT_NO_FATAL_FAILURE(ExpectVerifyClean(*ledger_, m.loans().size()));
