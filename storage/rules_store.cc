@@ -94,9 +94,19 @@ Status LedgerImpl::InitRules(const std::string& text) {
     std::unique_lock agg_lock(agg_mu_);
     rules_current_ = std::move(v);
   }
-  if (text.empty() || text == rules_->text()) return Status::Ok();
-  Result<RulesVersion> applied = ApplyRules(text);
-  return applied.ok() ? Status::Ok() : applied.status();
+  if (!text.empty() && text != rules_->text()) {
+    Result<RulesVersion> applied = ApplyRules(text);
+    if (!applied.ok()) return applied.status();
+  }
+  // Loans read from a snapshot are not classified yet: classify them now,
+  // before serving, rather than on each one's first event (the apply path
+  // would pay for it; the open used to, in the snapshot readers).
+  std::lock_guard write_lock(write_mu_);
+  std::unique_lock loans_lock(loans_mu_);
+  loans_.ForEach([this](std::string_view, LoanSlot& slot) {
+    if (slot.exists && slot.mask == kMaskUnresolved) classifier_->Resolve(&slot);
+  });
+  return Status::Ok();
 }
 
 Result<RulesVersion> LedgerImpl::ApplyRules(std::string_view text) {
