@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""The regulator console (GET /, SPEC §11) in Debian's headless chromium.
+"""The regulator console (GET /, docs/http.md) in Debian's headless chromium.
 
 Loads the page with the token in the URL fragment (never sent to the
 server), lets chromium run its fetches (--virtual-time-budget), dumps the
 DOM and compares every table with what the API returns for the same token:
 the report (categories x balance, loans, YoY, YTD, flows, with the published
-SPEC §9 figures beside it for 2024-09-30), the same by province with names,
+figures of docs/domain.md beside it for 2024-09-30), the same by province with names,
 by institution, and the series behind the SVG chart. Amounts are compared
 exactly (data-fen attributes and the yuan text, including a balance above
 2^53). An institution's token shows that institution only; a wrong token
