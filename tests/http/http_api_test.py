@@ -193,7 +193,7 @@ def main():
     check(code is not None, "loanledgerd did not stop on SIGTERM")
 
     # Bounds that need their own server: connection cap and timeout.
-    server = harness.Server(build, ["--http-connections-max", "3", "--http-timeout-ms", "700"], submit=False)
+    server = harness.Server(build, ["--http-connections-max", "3", "--http-timeout-ms", "2000"], submit=False)
     try:
         host, port = server.http.rsplit(":", 1)
         idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(3)]
@@ -205,7 +205,7 @@ def main():
         start = time.time()
         closed = idle[0].recv(100)  # the server closes an idle connection at the timeout
         took = time.time() - start
-        check(closed == b"" and took < 5, f"idle connection closed after {took:.1f} s ({closed!r})")
+        check(closed == b"" and took < 10, f"idle connection closed after {took:.1f} s ({closed!r})")
         for s in idle:
             s.close()
         time.sleep(0.3)
