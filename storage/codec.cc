@@ -277,7 +277,54 @@ std::string EncodeU64(uint64_t v) {
 
 bool DecodeU64(std::string_view value, uint64_t* out) {
   if (value.size() != 8) return false;
-  std::memcpy(out, value.data(), 8);
+  Reader r(value);
+  return r.Le(out);
+}
+
+std::string EncodeU32(uint32_t v) {
+  std::string out;
+  PutLe(&out, v);
+  return out;
+}
+
+bool DecodeU32(std::string_view value, uint32_t* out) {
+  if (value.size() != 4) return false;
+  Reader r(value);
+  return r.Le(out);
+}
+
+// memcpy of a native integer is its little-endian bytes: PutLe asserts the
+// host is little-endian.
+void StoreU32(char* p, uint32_t v) {
+  static_assert(std::endian::native == std::endian::little);
+  std::memcpy(p, &v, 4);
+}
+void StoreU64(char* p, uint64_t v) {
+  static_assert(std::endian::native == std::endian::little);
+  std::memcpy(p, &v, 8);
+}
+uint32_t LoadU32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+uint64_t LoadU64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+std::string InstitutionKey(std::string_view name) {
+  std::string key(kMetaInstitutionPrefix);
+  key.append(name);
+  return key;
+}
+
+bool DecodeInstitutionEntry(std::string_view key, std::string_view value, std::string* name,
+                            uint32_t* id) {
+  if (!key.starts_with(kMetaInstitutionPrefix) || !DecodeU32(value, id)) return false;
+  if (*id == 0 || *id > kInstitutionsMax) return false;
+  name->assign(key.substr(kMetaInstitutionPrefix.size()));
   return true;
 }
 

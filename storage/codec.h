@@ -1,5 +1,9 @@
-// On-disk encodings of storage/ (documented in storage/README.md). Every
-// value starts with a format byte so that a later version can read old data.
+// On-disk encodings of storage/ (documented in storage/README.md): every
+// value written to RocksDB or to a snapshot file is encoded and decoded
+// here. Records that may change shape (loan states, journal records) start
+// with a format byte so that a later version can read old data; fixed-size
+// values (meta integers, institution ids, cells) are identified by their
+// size and the store's format (kMetaFormat). Integers are little-endian.
 // Internal to storage/ (tests may include it).
 #pragma once
 
@@ -107,8 +111,24 @@ void EncodeJournalRecord(int64_t received_ms, std::string_view submitter,
                          std::span<const LoanEvent> events, std::string* out);
 bool DecodeJournalRecord(std::string_view value, JournalRecord* out);
 
-// Little-endian fixed-width helpers for meta values.
+// Little-endian fixed-width values (meta). Stores written before these
+// existed held u32 meta values in host order (memcpy); every build target
+// is little-endian (codec.cc asserts it), so they read identically.
+std::string EncodeU32(uint32_t v);
+bool DecodeU32(std::string_view value, uint32_t* out);  // false unless exactly 4 bytes
 std::string EncodeU64(uint64_t v);
-bool DecodeU64(std::string_view value, uint64_t* out);
+bool DecodeU64(std::string_view value, uint64_t* out);  // false unless exactly 8 bytes
+// The same at a fixed position in a buffer (snapshot file and block headers).
+void StoreU32(char* p, uint32_t v);
+void StoreU64(char* p, uint64_t v);
+uint32_t LoadU32(const char* p);
+uint64_t LoadU64(const char* p);
+
+// The institution dictionary in meta: kMetaInstitutionPrefix + name -> u32
+// id (1..kInstitutionsMax). Decode is false unless the key has the prefix
+// and the value is an id in range.
+std::string InstitutionKey(std::string_view name);
+bool DecodeInstitutionEntry(std::string_view key, std::string_view value, std::string* name,
+                            uint32_t* id);
 
 }  // namespace loanledger::storage

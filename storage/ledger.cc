@@ -227,8 +227,7 @@ Status LedgerImpl::Load() {
   const bool new_store = s.IsNotFound();
   if (!new_store && !s.ok()) return FromRocks(s, "read format");
   if (!new_store) {
-    if (value.size() == 4) std::memcpy(&format, value.data(), 4);
-    if (value.size() != 4 || format < 1 || format > kFormatVersion) {
+    if (!DecodeU32(value, &format) || format < 1 || format > kFormatVersion) {
       return Status::Corruption("unsupported storage format in " + options_.path +
                                 " (this loanledgerd reads formats 1.." +
                                 std::to_string(kFormatVersion) + ")");
@@ -238,20 +237,20 @@ Status LedgerImpl::Load() {
   if (new_store) {
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
-    s = db_->Put(wo, cf_meta_, kMetaFormat,
-                 rocksdb::Slice(reinterpret_cast<const char*>(&format), 4));
+    s = db_->Put(wo, cf_meta_, kMetaFormat, EncodeU32(format));
     if (!s.ok()) return FromRocks(s, "write format");
   }
 
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_meta_));
   for (it->Seek(kMetaInstitutionPrefix);
        it->Valid() && it->key().starts_with(kMetaInstitutionPrefix); it->Next()) {
-    std::string name = it->key().ToString().substr(kMetaInstitutionPrefix.size());
+    std::string name;
     uint32_t id = 0;
-    if (it->value().size() != 4) return Status::Corruption("bad institution entry " + name);
-    std::memcpy(&id, it->value().data(), 4);
-    if (id == 0 || id > kInstitutionsMax)
-      return Status::Corruption("bad institution id for " + name);
+    if (!DecodeInstitutionEntry(std::string_view(it->key().data(), it->key().size()),
+                                std::string_view(it->value().data(), it->value().size()), &name,
+                                &id)) {
+      return Status::Corruption("bad institution entry " + it->key().ToString());
+    }
     if (institution_names_.size() <= id) institution_names_.resize(id + 1);
     institution_names_[id] = name;
     institution_ids_.emplace(std::move(name), id);
@@ -568,10 +567,8 @@ Status LedgerImpl::MigrateFromFormat1() {
   // the files the range covers are dropped whole (the rest goes at compaction).
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
-  const uint32_t v = kFormatVersion;
   rocksdb::WriteBatch wb;
-  rocksdb::Status s =
-      wb.Put(cf_meta_, kMetaFormat, rocksdb::Slice(reinterpret_cast<const char*>(&v), 4));
+  rocksdb::Status s = wb.Put(cf_meta_, kMetaFormat, EncodeU32(kFormatVersion));
   const std::string end(
       1, '\xff');  // loan keys begin with an institution id (ASCII letters and digits)
   if (s.ok()) s = wb.DeleteRange(cf_loans_, "", end);
@@ -836,8 +833,7 @@ Status LedgerImpl::Commit(Group* g) {
     }
   }
   for (const auto& [name, id] : g->new_institutions) {
-    wb.Put(cf_meta_, std::string(kMetaInstitutionPrefix) + name,
-           rocksdb::Slice(reinterpret_cast<const char*>(&id), 4));
+    wb.Put(cf_meta_, InstitutionKey(name), EncodeU32(id));
   }
   wb.Put(cf_meta_, kMetaNextBatch, EncodeU64(g->next_batch_no));
   wb.Put(cf_meta_, kMetaLoans, EncodeU64(loan_count_ + new_loans));

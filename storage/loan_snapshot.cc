@@ -12,6 +12,7 @@
 
 #include "schema/check.h"
 #include "schema/limits.h"
+#include "storage/codec.h"
 
 namespace loanledger::storage {
 namespace {
@@ -28,18 +29,6 @@ constexpr size_t kHeaderBytes = 64;
 constexpr size_t kBlockHeaderBytes = 16;
 constexpr size_t kRecordBytesMax = 2 + 255 + 255;
 
-void PutU32(char* p, uint32_t v) { std::memcpy(p, &v, 4); }
-void PutU64(char* p, uint64_t v) { std::memcpy(p, &v, 8); }
-uint32_t GetU32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
 uint32_t Crc(const char* p, size_t n) {
   return static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(p), static_cast<uInt>(n)));
 }
@@ -101,10 +90,10 @@ void SnapshotWriter::Add(std::string_view key, const LoanSlot& slot) {
 void SnapshotWriter::SealBlock() {
   if (block_loans_ == 0) return;
   const size_t payload = block_.size() - kBlockHeaderBytes;
-  PutU32(&block_[0], static_cast<uint32_t>(payload));
-  PutU32(&block_[4], block_loans_);
-  PutU32(&block_[8], Crc(block_.data() + kBlockHeaderBytes, payload));
-  PutU32(&block_[12], 0);
+  StoreU32(&block_[0], static_cast<uint32_t>(payload));
+  StoreU32(&block_[4], block_loans_);
+  StoreU32(&block_[8], Crc(block_.data() + kBlockHeaderBytes, payload));
+  StoreU32(&block_[12], 0);
   // Every block but the last fills kSnapshotBlockBytes, so block k starts
   // at a known offset: pad the previous block now that it is not the last.
   if (blocks_ > 0) {
@@ -144,13 +133,13 @@ Status SnapshotWriter::Commit() {
   if (Status s = WritePending(); !s.ok()) return s;
   char header[kHeaderBytes] = {};
   std::memcpy(header, kMagic, 8);
-  PutU32(header + 8, kSnapshotFormat);
-  PutU32(header + 12, static_cast<uint32_t>(kSnapshotBlockBytes));
-  PutU64(header + 16, replay_from_);
-  PutU64(header + 24, loans_);
-  PutU64(header + 32, blocks_);
-  PutU64(header + 40, written_);
-  PutU32(header + 60, Crc(header, 60));
+  StoreU32(header + 8, kSnapshotFormat);
+  StoreU32(header + 12, static_cast<uint32_t>(kSnapshotBlockBytes));
+  StoreU64(header + 16, replay_from_);
+  StoreU64(header + 24, loans_);
+  StoreU64(header + 32, blocks_);
+  StoreU64(header + 40, written_);
+  StoreU32(header + 60, Crc(header, 60));
   if (Status s = WriteAll(header, kHeaderBytes, 0); !s.ok()) return s;
   const std::string tmp = path_ + ".tmp";
   if (::fdatasync(fd_) != 0) return Errno("sync", tmp);
@@ -198,18 +187,18 @@ Status ReadAt(int fd, char* data, size_t n, uint64_t offset, const std::string& 
 Result<SnapshotInfo> ReadInfo(int fd, const std::string& path, uint64_t* data_bytes) {
   char header[kHeaderBytes];
   if (Status s = ReadAt(fd, header, kHeaderBytes, 0, path); !s.ok()) return s;
-  if (std::memcmp(header, kMagic, 8) != 0 || Crc(header, 60) != GetU32(header + 60)) {
+  if (std::memcmp(header, kMagic, 8) != 0 || Crc(header, 60) != LoadU32(header + 60)) {
     return Status::Corruption("snapshot " + path + ": bad header");
   }
-  if (GetU32(header + 8) != kSnapshotFormat || GetU32(header + 12) != kSnapshotBlockBytes) {
+  if (LoadU32(header + 8) != kSnapshotFormat || LoadU32(header + 12) != kSnapshotBlockBytes) {
     return Status::Corruption("snapshot " + path + ": unsupported format " +
-                              std::to_string(GetU32(header + 8)));
+                              std::to_string(LoadU32(header + 8)));
   }
   SnapshotInfo info;
-  info.replay_from = GetU64(header + 16);
-  info.loans = GetU64(header + 24);
-  info.blocks = GetU64(header + 32);
-  *data_bytes = GetU64(header + 40);
+  info.replay_from = LoadU64(header + 16);
+  info.loans = LoadU64(header + 24);
+  info.blocks = LoadU64(header + 32);
+  *data_bytes = LoadU64(header + 40);
   const uint64_t full = info.blocks == 0 ? 0 : (info.blocks - 1) * kSnapshotBlockBytes;
   if (info.blocks == 0 ? *data_bytes != 0
                        : (*data_bytes <= full || *data_bytes > full + kSnapshotBlockBytes)) {
@@ -254,10 +243,10 @@ Status ReadSnapshotBlocks(const std::string& path, const SnapshotInfo& info, uin
     const std::string where = "snapshot " + path + " block " + std::to_string(b);
     if (n < kBlockHeaderBytes) return Status::Corruption(where + " is truncated");
     if (Status s = ReadAt(f.fd, buf.data(), n, kHeaderBytes + offset, path); !s.ok()) return s;
-    const uint32_t payload = GetU32(buf.data());
-    const uint32_t loans = GetU32(buf.data() + 4);
+    const uint32_t payload = LoadU32(buf.data());
+    const uint32_t loans = LoadU32(buf.data() + 4);
     if (payload > n - kBlockHeaderBytes || loans == 0 ||
-        Crc(buf.data() + kBlockHeaderBytes, payload) != GetU32(buf.data() + 8)) {
+        Crc(buf.data() + kBlockHeaderBytes, payload) != LoadU32(buf.data() + 8)) {
       return Status::Corruption(where + ": bad checksum");
     }
     LoanBlock block;

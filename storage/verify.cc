@@ -122,11 +122,13 @@ Status ReadInstitutions(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_meta,
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf_meta));
   for (it->Seek(kMetaInstitutionPrefix);
        it->Valid() && it->key().starts_with(kMetaInstitutionPrefix); it->Next()) {
+    std::string name;
     uint32_t id = 0;
-    if (it->value().size() == 4) std::memcpy(&id, it->value().data(), 4);
-    if (id == 0 || id > kInstitutionsMax)
-      return Status::Corruption("bad institution id " + it->key().ToString());
-    std::string name = it->key().ToString().substr(kMetaInstitutionPrefix.size());
+    if (!DecodeInstitutionEntry(std::string_view(it->key().data(), it->key().size()),
+                                std::string_view(it->value().data(), it->value().size()), &name,
+                                &id)) {
+      return Status::Corruption("bad institution entry " + it->key().ToString());
+    }
     if (names->size() <= id) names->resize(id + 1);
     (*names)[id] = name;
     ids->emplace(std::move(name), id);

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/codec.h"
 #include "storage/ledger.h"
 #include "tests/unit/ledger_test_support.h"
 
@@ -143,6 +144,33 @@ TEST_F(StorageLedgerOpenTest, MalformedSnapshotEntryStopsTheOpen) {
   ASSERT_NO_FATAL_FAILURE(ApplyThree());
   ASSERT_NO_FATAL_FAILURE(LdbPut("loan_snapshot", U64Le(99)));  // past the journal's end
   ExpectOpenFails(Status::Code::kCorruption, "snapshot");
+}
+
+// Meta integers are little-endian, as the host-order memcpy that wrote
+// them before the codec did on x86-64: old stores read the same.
+TEST(StorageCodecTest, MetaIntegersAndInstitutionEntries) {
+  EXPECT_EQ(EncodeU32(0x01020304u), std::string("\x04\x03\x02\x01", 4));
+  EXPECT_EQ(EncodeU64(2), U64Le(2));
+  uint32_t v = 0;
+  EXPECT_TRUE(DecodeU32(std::string("\x02\x00\x00\x00", 4), &v));
+  EXPECT_EQ(v, 2u);
+  EXPECT_FALSE(DecodeU32(std::string("\x02\x00\x00", 3), &v));
+  std::string name;
+  uint32_t id = 0;
+  EXPECT_TRUE(DecodeInstitutionEntry(InstitutionKey("B0001"), EncodeU32(7), &name, &id));
+  EXPECT_EQ(name, "B0001");
+  EXPECT_EQ(id, 7u);
+  EXPECT_FALSE(DecodeInstitutionEntry(InstitutionKey("B0001"), EncodeU32(0), &name, &id));
+  EXPECT_FALSE(
+      DecodeInstitutionEntry(InstitutionKey("B0001"), EncodeU32(kInstitutionsMax + 1), &name, &id));
+  EXPECT_FALSE(DecodeInstitutionEntry(InstitutionKey("B0001"), U64Le(7), &name, &id));
+  EXPECT_FALSE(DecodeInstitutionEntry("next_batch", EncodeU32(7), &name, &id));
+  char buf[12];
+  StoreU32(buf, 0xa1b2c3d4u);
+  StoreU64(buf + 4, 0x0102030405060708ull);
+  EXPECT_EQ(std::string(buf, 4), "\xd4\xc3\xb2\xa1");
+  EXPECT_EQ(LoadU32(buf), 0xa1b2c3d4u);
+  EXPECT_EQ(LoadU64(buf + 4), 0x0102030405060708ull);
 }
 
 // A store that never applied a batch has no counters: absent is fine there.
