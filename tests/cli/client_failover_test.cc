@@ -118,6 +118,11 @@ class FakeNode {
   }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // From now on NOT_LEADER names `leader`.
+  void Name(std::string leader) {
+    std::lock_guard<std::mutex> lock(cluster_.mu);
+    behaviour_.names = std::move(leader);
+  }
   int accepts() const { return accepts_; }
   int not_leader_answers() const { return not_leader_; }
 
@@ -542,6 +547,26 @@ TEST(ClusterSubmit, AfterARejectionNotLeaderResendsNothing) {
   std::lock_guard<std::mutex> lock(cluster.mu);
   ASSERT_EQ(cluster.taken.size(), 1u);
   EXPECT_EQ(cluster.taken[0].stream_batch, 0u);
+}
+
+TEST(ClusterSubmit, NodesNamingEachOtherBackOffUntilTheTimeout) {
+  FakeCluster cluster;  // no leader, and two stale nodes that name each other
+  FakeNode a(cluster, {});
+  FakeNode b(cluster, {});
+  a.Name(b.address());
+  b.Name(a.address());
+  ClientOptions options = OptionsFor({a.address()});
+  options.failover_timeout_ms = 1500;
+  Result<std::unique_ptr<Client>> client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  const StreamResult r = SubmitBatches(**client, 2);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_EQ(r.status.code(), Status::Code::kUnavailable);
+  EXPECT_NE(r.status.message().find("names the leader"), std::string::npos) << r.status.message();
+  // Backing off 50 ms, doubling to 1 s: a handful of tries, not a hot loop.
+  const int tries = a.not_leader_answers() + b.not_leader_answers();
+  EXPECT_GE(tries, 4);
+  EXPECT_LE(tries, 20);
 }
 
 // ---- Queries ------------------------------------------------------------------
