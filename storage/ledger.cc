@@ -976,9 +976,9 @@ Day LedgerImpl::LatestBusinessDate() const {
   // ones miss a loan moving between provinces (its TOTAL change nets out).
   Day latest = 0;
   std::shared_lock lock(agg_mu_);
-  for (const CategoryRule& r : CategoryRules()) {
+  for (size_t i = 0; i < rules_->category_count(); ++i) {
     for (uint8_t p : ProvinceCodes()) {
-      const DaySeries* s = agg_.Find(r.category, p, 0);
+      const DaySeries* s = agg_.Find(static_cast<Category>(i), p, 0);
       if (s != nullptr) latest = std::max(latest, s->LastDay());
     }
   }
