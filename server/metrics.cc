@@ -167,6 +167,7 @@ Metrics::Metrics(std::string_view version)
                            .Help("Loan snapshots written since start")
                            .Register(*registry_)
                            .Add({});
+  report_ = std::make_unique<ReportGauges>(*registry_);
   GaugeFamily(*registry_, "loanledger_build_info", "Build information; value is 1")
       .Add({{"version", std::string(version)}})
       .Set(1);

@@ -20,6 +20,7 @@
 
 #include "schema/category.h"
 #include "schema/reason.h"
+#include "server/report_gauges.h"
 #include "storage/ledger.h"
 
 namespace loanledger::server {
@@ -47,6 +48,9 @@ class Metrics {
   void SetCategoryBalances(std::span<const storage::CategoryBalance> balances);
   // The file system holding --data (statvfs: free = f_bavail * f_frsize).
   void SetDataDisk(uint64_t free_bytes, uint64_t size_bytes);
+  // The loanledger_report_* gauges: the report as of the ledger's latest
+  // business date (server/report_gauges.h).
+  ReportGauges& report() { return *report_; }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;  // owns every family below
@@ -93,6 +97,7 @@ class Metrics {
   prometheus::Gauge* ledger_events_since_snapshot_ = nullptr;
   prometheus::Counter* ledger_snapshots_ = nullptr;
   prometheus::Counter* ledger_snapshot_failures_ = nullptr;
+  std::unique_ptr<ReportGauges> report_;
 };
 
 }  // namespace loanledger::server

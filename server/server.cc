@@ -183,6 +183,7 @@ class Server {
           env_.metrics->SetLedgerStats(env_.ledger->Stats());
           const std::vector<storage::CategoryBalance> balances = env_.ledger->CategoryBalances();
           env_.metrics->SetCategoryBalances(balances);
+          env_.metrics->report().Refresh(*env_.ledger);
           struct statvfs disk {};
           if (statvfs(config_.data_dir.c_str(), &disk) == 0) {
             env_.metrics->SetDataDisk(uint64_t{disk.f_bavail} * disk.f_frsize,

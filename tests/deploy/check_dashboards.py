@@ -16,7 +16,14 @@
    with --write-used).
 3. Every used name must be listed in deploy/metrics.txt, the list the server
    must export, and metrics.txt must contain every required family.
-4. With --promtool, every dashboard query is parsed by Prometheus itself:
+4. The regulatory dashboard (uid loanledger-regulatory) shows the ledger's
+   own figures by business date (issue 20): its queries use only the
+   loanledger_report_* gauges (and loanledger_build_info for the instance
+   variable), never `offset` or an `@` modifier (wall-clock arithmetic over
+   scrapes); one panel shows loanledger_report_date_timestamp_seconds, and
+   every panel querying a loanledger_report_province_* family names every
+   province code (a value mapping or a displayName override per code).
+5. With --promtool, every dashboard query is parsed by Prometheus itself:
    the queries (Grafana variables replaced by sample values) become recording
    rules in a temporary file that `promtool check rules` must accept.
 
@@ -69,6 +76,12 @@ GRAFANA_BUILTINS = {
     "__range_s": "3600",
     "__interval_ms": "60000",
 }
+REGULATORY_UID = "loanledger-regulatory"
+REGULATORY_ALLOWED_RE = re.compile(r"loanledger_report_[a-z0-9_]+|loanledger_build_info")
+OFFSET_RE = re.compile(r"(?<![A-Za-z0-9_:])offset(?![A-Za-z0-9_:])|@\s*(?:start|end|[0-9])")
+# GB/T 2260 province-level codes (schema/category.cc kProvinceCodes).
+PROVINCE_CODES = ("11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
+                  "50 51 52 53 54 61 62 63 64 65").split()
 LABEL_VALUES_RE = re.compile(r"^\s*label_values\((.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$", re.S)
 
 
@@ -200,7 +213,54 @@ def check_dashboard(path: Path, provisioned_uids: set[str],
             if not (isinstance(t.get("expr"), str) and t["expr"].strip()):
                 errors.append(f"{pwhere}: target {t.get('refId')} has an empty expr")
         exprs.extend((f"{pwhere} target {t.get('refId')}", t["expr"]) for t in good)
+    if dash.get("uid") == REGULATORY_UID:
+        check_regulatory(dash, where, exprs, errors)
     return dash.get("uid"), exprs
+
+
+def named_province_codes(panel: dict) -> set[str]:
+    """Province codes the panel gives a name: value mappings (defaults or
+    overrides) and displayName overrides matched by the code."""
+    named: set[str] = set()
+    fc = panel.get("fieldConfig") or {}
+    mapping_lists = [(fc.get("defaults") or {}).get("mappings") or []]
+    for o in fc.get("overrides") or []:
+        for prop in o.get("properties") or []:
+            if prop.get("id") == "mappings":
+                mapping_lists.append(prop.get("value") or [])
+            if prop.get("id") == "displayName" and prop.get("value"):
+                opt = (o.get("matcher") or {}).get("options")
+                if isinstance(opt, str) and opt in PROVINCE_CODES and prop["value"] != opt:
+                    named.add(opt)
+    for mappings in mapping_lists:
+        for m in mappings:
+            if m.get("type") != "value":
+                continue
+            for code, res in (m.get("options") or {}).items():
+                if code in PROVINCE_CODES and (res or {}).get("text") not in (None, "", code):
+                    named.add(code)
+    return named
+
+
+def check_regulatory(dash: dict, where: str, exprs: list[tuple[str, str]], errors: list[str]) -> None:
+    """The regulatory dashboard shows the ledger's figures by business date (issue 20)."""
+    for ewhere, e in exprs:
+        if OFFSET_RE.search(e):
+            errors.append(f"{ewhere}: uses offset or @ (wall-clock arithmetic over scrapes; "
+                          f"use the loanledger_report_* gauges): {e}")
+        for name in sorted(set(METRIC_RE.findall(e))):
+            if not REGULATORY_ALLOWED_RE.fullmatch(name):
+                errors.append(f"{ewhere}: {name} is not a loanledger_report_* gauge (the ledger's own figures)")
+    if not any("loanledger_report_date_timestamp_seconds" in e for _, e in exprs):
+        errors.append(f"{where}: no panel shows the business date (loanledger_report_date_timestamp_seconds)")
+    for p in walk_panels(dash.get("panels") or []):
+        text = " ".join(t.get("expr") or "" for t in p.get("targets") or [])
+        if "loanledger_report_province_" not in text:
+            continue
+        missing = [c for c in PROVINCE_CODES if c not in named_province_codes(p)]
+        if missing:
+            errors.append(f"{where}: panel {p.get('id')} {p.get('title')!r} shows provinces without names "
+                          f"for codes {', '.join(missing)} (a value mapping or displayName override per code)")
 
 
 def provisioned_datasource_uids(deploy: Path) -> set[str]:

@@ -194,6 +194,65 @@ class CheckDashboardsTest(unittest.TestCase):
         self.assertEqual(status, 1, out)
         self.assertIn("'someone-elses' is neither a variable nor a provisioned uid", out)
 
+    def edit_regulatory(self, edit):
+        path = self.deploy / "grafana/dashboards/regulatory.json"
+        dash = json.loads(path.read_text())
+        edit(dash)
+        path.write_text(json.dumps(dash, ensure_ascii=False))
+
+    def panel_titled(self, dash, title):
+        return next(p for p in check_dashboards.walk_panels(dash["panels"]) if p.get("title") == title)
+
+    def test_the_regulatory_dashboard_may_not_use_offset(self):
+        def edit(dash):
+            p = self.panel_titled(dash, "TOTAL balance")
+            p["targets"][0]["expr"] = ('loanledger_report_balance_yuan{category="TOTAL"} - '
+                                       'loanledger_report_balance_yuan{category="TOTAL"} offset 1y')
+        self.edit_regulatory(edit)
+        status, out = self.check()
+        self.assertEqual(status, 1, out)
+        self.assertIn("'TOTAL balance' target A: uses offset or @", out)
+
+    def test_the_regulatory_dashboard_may_not_use_at_modifiers(self):
+        def edit(dash):
+            p = self.panel_titled(dash, "TOTAL balance")
+            p["targets"][0]["expr"] = 'loanledger_report_balance_yuan{category="TOTAL"} @ start()'
+        self.edit_regulatory(edit)
+        status, out = self.check()
+        self.assertEqual(status, 1, out)
+        self.assertIn("uses offset or @", out)
+
+    def test_the_regulatory_dashboard_uses_only_the_report_gauges(self):
+        def edit(dash):
+            p = self.panel_titled(dash, "TOTAL balance")
+            p["targets"][0]["expr"] = 'sum(loanledger_category_balance_yuan{category="TOTAL"})'
+        self.edit_regulatory(edit)
+        status, out = self.check()
+        self.assertEqual(status, 1, out)
+        self.assertIn("loanledger_category_balance_yuan is not a loanledger_report_* gauge", out)
+
+    def test_the_regulatory_dashboard_shows_the_business_date(self):
+        def edit(dash):
+            dash["panels"] = [p for p in dash["panels"]
+                              if "loanledger_report_date_timestamp_seconds" not in json.dumps(p.get("targets"))]
+        self.edit_regulatory(edit)
+        status, out = self.check()
+        self.assertEqual(status, 1, out)
+        self.assertIn("no panel shows the business date", out)
+
+    def test_the_regulatory_dashboard_names_every_province(self):
+        def edit(dash):
+            p = self.panel_titled(dash, "Provinces: $category")
+            for o in p["fieldConfig"]["overrides"]:
+                for prop in o["properties"]:
+                    if prop["id"] == "mappings":
+                        for m in prop["value"]:
+                            m.get("options", {}).pop("31", None)
+        self.edit_regulatory(edit)
+        status, out = self.check()
+        self.assertEqual(status, 1, out)
+        self.assertIn("'Provinces: $category' shows provinces without names for codes 31", out)
+
     def test_a_histogram_suffix_maps_to_its_family(self):
         known = {"loanledger_ack_latency_seconds", "loanledger_connections_total"}
         names = check_dashboards.metric_names(

@@ -8,7 +8,11 @@ listen ports rewritten to the free ones, 1 s scrape interval) and
 alerts.yml, and polls Prometheus's HTTP API until `up{job="loanledger"} == 1`,
 the category balance gauges carry the submitted balances (in yuan) for the
 right category and province, and the applied-events counter equals the
-events submitted. Both processes are stopped by their PIDs.
+events submitted. Then the loanledger_report_* gauges must equal
+`loanledger report --format json` for the latest business date, national and
+by province, after the load and again after a late correction dated in the
+past (tests/e2e/report_gauges_e2e.py, issue 20). Both processes are stopped
+by their PIDs.
 
 usage: prometheus_e2e_test.py BUILD_DIR
 """
@@ -24,6 +28,8 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+
+import report_gauges_e2e  # noqa: E402 (beside this file)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEADER = ("institution_id,loan_id,seq,business_date,event,amount_fen,borrower_type,enterprise_size,"
@@ -70,8 +76,10 @@ def main():
         try:
             tok = subprocess.run([ll, "token", "new", "--role", "institution", "--institution", "B0001"],
                                  capture_output=True, text=True, check=True).stdout.splitlines()
+            reg = subprocess.run([ll, "token", "new", "--role", "regulator"],
+                                 capture_output=True, text=True, check=True).stdout.splitlines()
             with open(f"{work}/tokens", "w") as f:
-                f.write(tok[1] + "\n")
+                f.write(tok[1] + "\n" + reg[1] + "\n")
             with open(f"{work}/in.csv", "w") as f:
                 f.write(HEADER + "\n" + "\n".join(ROWS) + "\n")
             log = open(f"{work}/server.log", "w")
@@ -129,6 +137,8 @@ def main():
                 print(f"{status:8} {expr} = {got.get(expr)} (want {v})")
                 if status != "ok":
                     failures.append(f"{expr} = {got.get(expr)}, want {v}")
+            # Issue 20: the dashboard's figures equal `loanledger report`.
+            failures += report_gauges_e2e.run(base, ll, f"127.0.0.1:{port}", reg[0], tok[0], work, HEADER)
         finally:
             for p in (prom, server):
                 if p is not None:

@@ -2,6 +2,8 @@
 // from start-up, values follow activity, and deploy/'s checker passes.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <regex>
 #include <thread>
@@ -103,6 +105,114 @@ TEST_F(ServerMetrics, ValuesFollowActivity) {
       Sample(metrics, "loanledger_category_balance_yuan{category=\"TOTAL\",province=\"31\"}"),
       123457.0);
   EXPECT_GT(Sample(metrics, "loanledger_data_disk_size_bytes"), 0);
+}
+
+// The loanledger_report_* gauges equal the report as of the latest business
+// date, nationally and by province, also after a late event dated in the
+// past (issue 20).
+// A value as the text exposition carries it: prometheus-cpp writes 16
+// significant digits (a growth percentage can need 17; money here has fewer).
+std::string Fmt(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.16g", v);
+  return buf;
+}
+
+std::string Name(const ReportRow& r) {
+  return r.category_name.empty() ? std::string(CategoryName(r.category)) : r.category_name;
+}
+
+void ExpectGaugesEqualReport(const std::string& metrics, const Report& national,
+                             const Report& by_province) {
+  const auto check = [&](const std::string& prefix, const std::string& labels, const ReportRow& r) {
+    const auto yuan = [](int64_t fen) { return static_cast<double>(fen) / 100.0; };
+    const std::vector<std::pair<std::string, double>> want = {
+        {"balance_yuan", yuan(r.balance_fen)},
+        {"loans", static_cast<double>(r.loan_count)},
+        {"balance_year_ago_yuan", yuan(r.balance_year_ago_fen)},
+        {"ytd_increase_yuan", yuan(r.ytd_increase_fen)},
+        {"disbursed_ytd_yuan", yuan(r.disbursed_ytd_fen)},
+        {"repaid_ytd_yuan", yuan(r.repaid_ytd_fen)},
+        {"written_off_ytd_yuan", yuan(r.written_off_ytd_fen)}};
+    for (const auto& [measure, v] : want) {
+      const std::string series = prefix + measure + "{" + labels + "}";
+      EXPECT_EQ(Fmt(Sample(metrics, series)), Fmt(v)) << series;
+    }
+    const std::string growth = prefix + "yoy_growth_percent{" + labels + "}";
+    if (r.yoy_growth_pct) {
+      EXPECT_EQ(Fmt(Sample(metrics, growth)), Fmt(*r.yoy_growth_pct)) << growth;
+    } else {
+      EXPECT_TRUE(std::isnan(Sample(metrics, growth))) << growth;
+    }
+  };
+  ASSERT_FALSE(national.rows.empty());
+  for (const ReportRow& r : national.rows) {
+    check("loanledger_report_", "category=\"" + Name(r) + "\"", r);
+  }
+  ASSERT_FALSE(by_province.rows.empty());
+  for (const ReportRow& r : by_province.rows) {
+    check("loanledger_report_province_",
+          "category=\"" + Name(r) + "\",province=\"" + r.group + "\"", r);
+  }
+}
+
+TEST_F(ServerMetrics, ReportGaugesEqualTheReportAsOfTheLatestBusinessDate) {
+  StartServer({"--metrics-refresh-ms", "50"});
+  ASSERT_FALSE(HasFatalFailure());
+  // Empty: date 0, every category at 0, growth NaN.
+  std::string metrics = FetchMetrics(server_->metrics_port());
+  EXPECT_EQ(Sample(metrics, "loanledger_report_date_timestamp_seconds"), 0);
+  EXPECT_EQ(Sample(metrics, "loanledger_report_balance_yuan{category=\"TOTAL\"}"), 0);
+  EXPECT_TRUE(std::isnan(Sample(metrics,
+                                "loanledger_report_province_yoy_growth_percent{category=\"TOTAL\","
+                                "province=\"31\"}")));
+
+  auto bank = Connect(kTokenB1);
+  auto regulator = Connect(kTokenRegulator);
+  ASSERT_NE(bank, nullptr);
+  ASSERT_NE(regulator, nullptr);
+  ASSERT_TRUE(
+      bank->Submit({MakeEvent("B0001", "M1", 1, "2023-05-05", EventKind::kDisburse, 30000001),
+                    MakeEvent("B0001", "M1", 2, "2024-02-10", EventKind::kRepay, 1234567),
+                    MakeEvent("B0001", "M2", 1, "2024-06-30", EventKind::kDisburse, 777)})
+          ->applied);
+  // Gauges as of `date` once the refresh caught up, then the report of that date.
+  const auto settle = [&](std::string_view date) {
+    const double want = static_cast<double>(*ParseDate(date)) * 86400.0;
+    for (int i = 0; i < 100; ++i) {
+      metrics = FetchMetrics(server_->metrics_port());
+      if (Sample(metrics, "loanledger_report_date_timestamp_seconds") == want) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    std::this_thread::sleep_for(200ms);  // a refresh that began before the last batch has ended
+    metrics = FetchMetrics(server_->metrics_port());
+    EXPECT_EQ(Sample(metrics, "loanledger_report_date_timestamp_seconds"), want);
+    ReportQuery q;
+    q.date = *ParseDate(date);
+    Result<Report> national = regulator->QueryReport(q);
+    q.by = GroupBy::kProvince;
+    Result<Report> by_province = regulator->QueryReport(q);
+    ASSERT_TRUE(national.ok() && by_province.ok());
+    ExpectGaugesEqualReport(metrics, *national, *by_province);
+  };
+  settle("2024-06-30");
+  EXPECT_EQ(Sample(metrics, "loanledger_report_balance_year_ago_yuan{category=\"TOTAL\"}"),
+            300000.01);
+  // A late correction dated in the past changes last year's and this year's
+  // figures, not the date.
+  ASSERT_TRUE(
+      bank->Submit({MakeEvent("B0001", "M3", 1, "2023-01-10", EventKind::kDisburse, 5000000),
+                    MakeEvent("B0001", "M3", 2, "2024-03-01", EventKind::kRepay, 100)})
+          ->applied);
+  for (int i = 0; i < 100; ++i) {
+    metrics = FetchMetrics(server_->metrics_port());
+    if (Sample(metrics, "loanledger_report_balance_year_ago_yuan{category=\"TOTAL\"}") == 350000.01)
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  settle("2024-06-30");
+  EXPECT_EQ(Sample(metrics, "loanledger_report_balance_year_ago_yuan{category=\"TOTAL\"}"),
+            350000.01);
 }
 
 TEST_F(ServerMetrics, DeployCheckerFindsEveryFamilyDeployNeeds) {
