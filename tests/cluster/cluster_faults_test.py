@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Cluster mode under faults (issue 12, Deliver 4), against real nats-server and
+loanledgerd processes (tests/support/local_cluster.py), every one stopped by its PID.
+
+    cluster_faults_test.py BUILD_DIR SCENARIO [--keep]
+
+SCENARIO:
+  leader_kill     kill -9 the leader mid-submission; prints the failover time (leader death ->
+                  first batch acknowledged by the new leader; bound 20 s); the killed node restarts
+                  and catches up
+  nats_kill       kill -9 one nats-server mid-submission, restart it later
+  replica_stop    SIGTERM a follower mid-submission, restart it: it catches up
+  deposed_leader  SIGSTOP the leader past its lease (3 s) mid-submission, SIGCONT: a submit sent
+                  to it alone is not acknowledged by it (it follows NOT_LEADER or exits 3); it shows
+                  cluster_leader 0 and catches up
+
+Every scenario submits the 151 institution files of `gen --scale 0.00002 --seed 5` with
+`loanledger submit --server A,B,C --batch-size 10` (a file whose CLI exits non-zero is rerun),
+then checks: each file's last CLI run accounts for all its events (applied + duplicates) and the
+`applied=` counts of all its runs do not exceed them (an acknowledged batch lost and resent would
+be applied again); every node reaches the same stream seq with the same state digest;
+every node's reports (national, --by province, --by institution, JSON) equal a single plain
+loanledgerd's fed the same files, to the fen.
+"""
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+from cluster_workload import (SUMMARY, Failure, Submitter, Workload, check, compare_reports, converge,  # noqa: E402
+                              leader_of, log, measure_failover, wait_until)
+from local_cluster import LocalCluster  # noqa: E402
+
+FAILOVER_BOUND_S = 20.0
+
+
+def servers(cluster):
+    return ",".join(cluster.node(0, r).client() for r in range(1, cluster.replicas + 1))
+
+
+def start_and_wait(w, cluster, fraction=0.3):
+    """Starts the submission and returns it once `fraction` of the files are done."""
+    sub = Submitter(w, servers(cluster))
+    sub.start()
+    wait_until(lambda: sub.done_files >= int(len(w.files) * fraction) or not sub.is_alive(), 120,
+               "submission progress")
+    check(sub.is_alive(), "the submission ended before the fault (make it longer)")
+    return sub
+
+
+def final_checks(w, cluster, sub, reference):
+    sub.finish()
+    check(sub.applied <= w.events, f"applied counts of all CLI runs sum to {sub.applied} > "
+                                   f"{w.events} events: an acknowledged batch was applied twice")
+    nodes = list(cluster.nodes.values())
+    converge(w, nodes)
+    for n in nodes:
+        compare_reports(w.reports(n.client()), reference, n.name)
+    log(f"reports of {[n.name for n in nodes]} equal the single node's")
+
+
+def leader_kill(w, cluster, reference):
+    leader = leader_of(cluster)
+    sub = start_and_wait(w, cluster)
+    t0 = time.monotonic()
+    cluster.kill9(0, leader.replica)
+    log(f"killed leader {leader.name} (kill -9) with {sub.done_files}/{len(w.files)} files done")
+    survivors = [n for n in cluster.nodes.values() if n is not leader]
+    seconds, new = measure_failover(survivors, t0, FAILOVER_BOUND_S)
+    print(f"FAILOVER leader death -> first batch acknowledged by the new leader ({new.name}): "
+          f"{seconds:.2f} s", flush=True)
+    sub.finish()
+    cluster.start_node(0, leader.replica)
+    log(f"{leader.name} restarted")
+    final_checks(w, cluster, sub, reference)
+
+
+def journal_stream_leader(cluster):
+    """The nats-server (k) leading the partition's journal stream (not a KV bucket's), else 1."""
+    for k, n in cluster.nats.nodes.items():
+        try:
+            jsz = n.jsz_query("accounts=true&streams=true")
+        except (OSError, ValueError):
+            continue
+        for account in jsz.get("account_details") or []:
+            for st in account.get("stream_detail") or []:
+                leader = (st.get("cluster") or {}).get("leader")
+                if not st.get("name", "").startswith("KV_") and leader:
+                    for kk, nn in cluster.nats.nodes.items():
+                        if nn.name == leader:
+                            return kk
+    return 1
+
+
+def nats_kill(w, cluster, reference):
+    sub = start_and_wait(w, cluster)
+    k = journal_stream_leader(cluster)
+    cluster.nats.kill9(k)
+    log(f"killed nats-{k}, the journal stream's leader (kill -9), with {sub.done_files}/{len(w.files)} "
+        f"files done")
+    wait_until(lambda: sub.done_files >= int(len(w.files) * 0.6) or not sub.is_alive(), 120,
+               "submission progress with a NATS node down")
+    cluster.nats.start_node(k)
+    log(f"nats-{k} restarted with {sub.done_files}/{len(w.files)} files done")
+    final_checks(w, cluster, sub, reference)
+
+
+def replica_stop(w, cluster, reference):
+    leader = leader_of(cluster)
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    sub = start_and_wait(w, cluster)
+    seq_at_stop = int(w.stats(follower.client())["cluster_applied_stream_seq"])
+    cluster.stop_node(0, follower.replica)
+    log(f"stopped follower {follower.name} (SIGTERM) at applied seq {seq_at_stop}")
+    sub.finish()
+    cluster.start_node(0, follower.replica)
+    log(f"{follower.name} restarted")
+    final_checks(w, cluster, sub, reference)
+    final = int(w.stats(follower.client())["cluster_applied_stream_seq"])
+    check(final > seq_at_stop, f"{follower.name} did not miss anything ({seq_at_stop} -> {final})")
+    log(f"{follower.name} caught up from seq {seq_at_stop} to {final}")
+
+
+def deposed_leader(w, cluster, reference):
+    old = leader_of(cluster)
+    # The last file is kept back and sent to the old leader alone after it resumes.
+    last = w.files[-1]
+    sub = Submitter(w, servers(cluster), files=w.files[:-1])
+    sub.start()
+    wait_until(lambda: sub.done_files >= len(w.files) // 3 or not sub.is_alive(), 120, "submission progress")
+    cluster.pause(0, old.replica)
+    t0 = time.monotonic()
+    log(f"paused leader {old.name} (SIGSTOP) with {sub.done_files}/{len(w.files)} files done")
+    others = [n for n in cluster.nodes.values() if n is not old]
+    new = wait_until(lambda: next((n for n in others if n.is_leader()), None), FAILOVER_BOUND_S,
+                     "a new leader while the old one is paused")
+    # Well past the old lease (3 s) before it resumes.
+    time.sleep(max(0.0, 4.0 - (time.monotonic() - t0)))
+    log(f"{new.name} leads after {time.monotonic() - t0:.1f} s; resuming {old.name}")
+    cluster.resume(0, old.replica)
+    p = w.run_cli(["submit", "--server", old.client(), "--token", last[2], "--batch-size", "10", last[1]],
+                  check_rc=False)
+    log(f"submit to {old.name} alone after SIGCONT: rc={p.returncode} {p.stdout.strip().splitlines()[-1:]} "
+        f"{p.stderr.strip()[-200:]}")
+    check(p.returncode in (0, 3), f"submit to the deposed leader exited {p.returncode}")
+    m = SUMMARY.findall(p.stdout)
+    direct_applied = int(m[-1][0]) if m else 0
+    def deposed():
+        st = w.stats(old.client())
+        return st.get("cluster_leader") == "0" and st.get("cluster_leader_node") == new.name
+    wait_until(deposed, 10, f"{old.name} showing cluster_leader 0 and naming {new.name}", poll_s=0.2)
+    if p.returncode == 0:
+        # Acknowledged by the new leader: the CLI opened a session there for this institution.
+        with open(new.log, errors="replace") as f:
+            check(f"as institution of {last[0]} " in f.read(),
+                  f"the submit to {old.name} exited 0 but never reached the new leader {new.name}")
+        log("the CLI followed NOT_LEADER to the new leader, which acknowledged the file")
+    else:
+        check("NOT_LEADER" in p.stderr or "leader" in p.stderr, f"rc 3 without NOT_LEADER: {p.stderr}")
+        rerun = Submitter(w, new.client(), files=[last])
+        rerun.run()
+        check(rerun.error is None, f"rerun on the new leader: {rerun.error}")
+        direct_applied += rerun.applied
+    sub.finish()
+    sub.applied += direct_applied
+    final_checks(w, cluster, sub, reference)
+    st = w.stats(old.client())
+    check(st.get("cluster_leader") == "0" and int(st.get("cluster_step_downs", "0")) >= 1,
+          f"{old.name}: cluster_leader {st.get('cluster_leader')} step_downs {st.get('cluster_step_downs')}")
+
+
+SCENARIOS = {f.__name__: f for f in (leader_kill, nats_kill, replica_stop, deposed_leader)}
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] not in SCENARIOS:
+        print(f"usage: {argv[0]} BUILD_DIR {{{'|'.join(SCENARIOS)}}} [--keep]", file=sys.stderr)
+        return 2
+    build, scenario, keep = argv[0], argv[1], "--keep" in argv
+    work = tempfile.mkdtemp(prefix=f"ll-cluster-{scenario}-")
+    cluster = None
+    ok = False
+    try:
+        w = Workload(build, work)
+        w.prepare()
+        reference = w.reference()
+        log("single-node reference done")
+        cluster = LocalCluster(os.path.join(work, "cluster"), tokens=w.tokens, bin_dir=build)
+        t = time.monotonic()
+        cluster.up()
+        log(f"cluster up in {time.monotonic() - t:.1f} s")
+        SCENARIOS[scenario](w, cluster, reference)
+        ok = True
+    except Failure as e:
+        print(f"FAIL {scenario}: {e}", file=sys.stderr)
+    finally:
+        if cluster is not None:
+            for n in cluster.nodes.values():
+                if n.running():
+                    try:
+                        os.kill(n.pid(), signal.SIGCONT)
+                    except (ProcessLookupError, TypeError):
+                        pass
+            cluster.down()
+        if ok and not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"work dir kept: {work}", file=sys.stderr)
+    if ok:
+        print(f"PASS {scenario}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,285 @@
+"""Shared by the cluster fault tests (cluster_faults_test.py) and the long-mode
+leader kill loop (leader_kill_loop.py); Python 3 stdlib only.
+
+A workload is `loanledger gen --scale 0.00002 --seed 5` split into one CSV per
+institution (as scripts/quickstart.sh does), each with its institution's token,
+plus admin and regulator tokens, all in one tokens file. The reference is a
+single plain loanledgerd (port 0, tests/support/ll_server.py) fed the same
+files: the cluster's reports must equal its reports to the fen.
+
+A Submitter runs `loanledger submit --server A,B,C` file after file in a
+thread, rerunning a file whose CLI exits non-zero (bounded); the sum of
+`applied=` over every run of every file must equal the workload's event count:
+an acknowledged batch that was lost would be applied again by the rerun (sum
+too high), one applied twice would show in the figures.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+from ll_server import start_loanledgerd  # noqa: E402
+from local_cluster import scrape  # noqa: E402
+
+SCALE = "0.00002"
+SEED = "5"
+REPORT_DATE = "2024-09-30"
+REPORTS = {"national": [], "province": ["--by", "province"], "institution": ["--by", "institution"]}
+CLI_TIMEOUT_S = 90.0
+RERUNS = 5
+SUMMARY = re.compile(r"applied=(\d+) duplicates=(\d+) batches=(\d+) rejected=(\d+)")
+
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Workload:
+    def __init__(self, build, work):
+        self.build = os.path.abspath(build)
+        self.cli = os.path.join(self.build, "client", "loanledger")
+        self.work = work
+        self.csv_dir = os.path.join(work, "csv")
+        self.tokens = os.path.join(work, "tokens")
+        self.files = []  # [(institution, path, token)]
+        self.events = 0
+        self.counts = {}  # institution -> events in its file
+
+    def run_cli(self, args, timeout_s=CLI_TIMEOUT_S, check_rc=True):
+        p = subprocess.run([self.cli, *args], capture_output=True, text=True, timeout=timeout_s)
+        if check_rc and p.returncode != 0:
+            raise Failure(f"loanledger {' '.join(args)} exited {p.returncode}: {p.stderr.strip()}")
+        return p
+
+    def _token(self, *args):
+        out = self.run_cli(["token", "new", *args]).stdout.splitlines()
+        return out[0], out[1]
+
+    def prepare(self):
+        os.makedirs(self.csv_dir, exist_ok=True)
+        portfolio = os.path.join(self.work, "portfolio.csv")
+        self.run_cli(["gen", "--scale", SCALE, "--seed", SEED, "--out", portfolio])
+        handles = {}
+        with open(portfolio) as f:
+            header = f.readline()
+            for line in f:
+                inst = line.split(",", 1)[0]
+                h = handles.get(inst)
+                if h is None:
+                    h = handles[inst] = open(os.path.join(self.csv_dir, f"{inst}.csv"), "w")
+                    h.write(header)
+                h.write(line)
+                self.events += 1
+                self.counts[inst] = self.counts.get(inst, 0) + 1
+        for h in handles.values():
+            h.close()
+        lines = []
+        for inst in sorted(handles):
+            token, line = self._token("--role", "institution", "--institution", inst)
+            self.files.append((inst, os.path.join(self.csv_dir, f"{inst}.csv"), token))
+            lines.append(line)
+        self.admin, line = self._token("--role", "admin")
+        lines.append(line)
+        self.regulator, line = self._token("--role", "regulator")
+        lines.append(line)
+        fd = os.open(self.tokens, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        log(f"workload: {len(self.files)} institution files, {self.events} events")
+
+    # --- queries
+    def reports(self, server):
+        return {name: json.loads(self.run_cli(["report", "--date", REPORT_DATE, "--format", "json", *extra,
+                                               "--server", server, "--token", self.regulator]).stdout)
+                for name, extra in REPORTS.items()}
+
+    def stats(self, server, timeout_s=10.0):
+        text = self.run_cli(["admin", "stats", "--server", server, "--token", self.admin],
+                            timeout_s=timeout_s).stdout
+        out = {}
+        for line in text.splitlines():
+            m = re.fullmatch(r"state_digest (\S+) at stream seq (\d+)", line)
+            if m:
+                out["state_digest"], out["digest_seq"] = m.group(1), int(m.group(2))
+            elif " " in line:
+                k, v = line.split(" ", 1)
+                out[k] = v
+        return out
+
+    def reference(self):
+        """Reports of one plain loanledgerd fed every file."""
+        data = os.path.join(self.work, "single", "data")
+        os.makedirs(data, exist_ok=True)
+        srv = start_loanledgerd(self.build, data, self.tokens, os.path.join(self.work, "single", "loanledgerd.log"))
+        try:
+            applied = 0
+            for inst, path, token in self.files:
+                out = self.run_cli(["submit", "--server", srv.address(), "--token", token, path]).stdout
+                applied += int(SUMMARY.findall(out)[-1][0])
+            check(applied == self.events, f"single node applied {applied} of {self.events} events")
+            return self.reports(srv.address())
+        finally:
+            srv.stop()
+
+
+def compare_reports(got, want, where):
+    for name in REPORTS:
+        if got[name] != want[name]:
+            g, w = got[name].get("rows", []), want[name].get("rows", [])
+            diff = [(a, b) for a, b in zip(g, w) if a != b][:3]
+            raise Failure(f"{where}: report {name} differs from the single node's "
+                          f"({len(g)} vs {len(w)} rows; first differences: {diff})")
+
+
+class Submitter(threading.Thread):
+    """Submits every file (in order) through the CLI with --server `servers`; reruns a file whose
+    CLI exits non-zero, at most RERUNS times. `progress` counts files done."""
+
+    def __init__(self, workload, servers, batch_size=10, files=None):
+        super().__init__(daemon=True)
+        self.w, self.servers, self.batch_size = workload, servers, batch_size
+        self.files = files if files is not None else workload.files
+        self.runs = []  # (institution, rc, applied, duplicates, stderr tail)
+        self.applied = 0
+        self.done_files = 0
+        self.error = None
+
+    def run(self):
+        try:
+            for inst, path, token in self.files:
+                for attempt in range(RERUNS + 1):
+                    try:
+                        p = self.w.run_cli(["submit", "--server", self.servers, "--token", token,
+                                            "--batch-size", str(self.batch_size), path], check_rc=False)
+                        rc, out, err = p.returncode, p.stdout, p.stderr
+                    except subprocess.TimeoutExpired:
+                        rc, out, err = "timeout", "", ""
+                    m = SUMMARY.findall(out)
+                    applied, dups = (int(m[-1][0]), int(m[-1][1])) if m else (0, 0)
+                    self.applied += applied
+                    self.runs.append((inst, rc, applied, dups, err.strip()[-300:]))
+                    if rc == 0:
+                        break
+                    log(f"submit {inst} attempt {attempt + 1}: rc={rc} applied={applied}: {err.strip()[-300:]}")
+                    time.sleep(0.5)
+                else:
+                    raise Failure(f"submit of {inst} failed {RERUNS + 1} times; last: {self.runs[-1]}")
+                self.done_files += 1
+        except BaseException as e:  # reported by finish()
+            self.error = e
+
+    def finish(self, timeout_s=300.0):
+        self.join(timeout_s)
+        check(not self.is_alive(), f"the submission did not finish within {timeout_s:.0f} s")
+        if self.error:
+            raise self.error
+        reruns = sum(1 for r in self.runs if r[1] != 0)
+        dups = sum(r[3] for r in self.runs)
+        log(f"submission done: {len(self.runs)} CLI runs ({reruns} non-zero), applied={self.applied} "
+            f"duplicates={dups}")
+        for r in self.runs:
+            if r[1] != 0 or r[3]:
+                log(f"  {r[0]}: rc={r[1]} applied={r[2]} duplicates={r[3]}")
+        self.check_counts()
+        return reruns
+
+    def check_counts(self):
+        """Per file: the last run (rc 0) accounts for every event (applied + duplicates); the applied
+        counts of all its runs sum to at most its events (an acknowledged batch lost and resent
+        would be applied again). Duplicates are batches made durable whose ack the CLI never got."""
+        by_file = {}
+        for inst, rc, applied, dups, _ in self.runs:
+            by_file.setdefault(inst, []).append((rc, applied, dups))
+        for inst, _, _ in self.files:
+            runs = by_file.get(inst, [])
+            want = self.w.counts[inst]
+            check(runs and runs[-1][0] == 0, f"{inst}: no successful run: {runs}")
+            check(runs[-1][1] + runs[-1][2] == want, f"{inst}: last run applied+duplicates "
+                                                     f"{runs[-1][1]}+{runs[-1][2]} != {want} events")
+            check(sum(r[1] for r in runs) <= want, f"{inst}: runs applied {sum(r[1] for r in runs)} > "
+                                                   f"{want} events: an acknowledged batch was applied again")
+
+
+def wait_until(probe, timeout_s, what, poll_s=0.05):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        v = probe()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise Failure(f"{what}: not within {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
+def metric(samples, name):
+    for k, v in samples.items():
+        if k.split("{")[0] == name:
+            return v
+    return None
+
+
+def measure_failover(nodes, t0, timeout_s=20.0):
+    """Seconds from t0 (the leader's death) until a surviving node is leader and has applied (and so
+    acknowledged) a batch it published itself: its applied stream seq passes the value it had when it
+    was first seen leading. `nodes` are LoanledgerNode of the survivors."""
+    base = {}
+    deadline = t0 + timeout_s
+    while time.monotonic() < deadline:
+        for n in nodes:
+            try:
+                s = scrape(n.metrics(), timeout_s=1.0)
+            except (OSError, ValueError):
+                continue
+            if metric(s, "loanledger_cluster_is_leader") != 1:
+                base.pop(n.name, None)
+                continue
+            seq = metric(s, "loanledger_cluster_applied_stream_seq")
+            if n.name not in base:
+                base[n.name] = seq
+            elif seq > base[n.name]:
+                return time.monotonic() - t0, n
+        time.sleep(0.02)
+    raise Failure(f"no batch acknowledged by a new leader within {timeout_s:.0f} s of the leader's death")
+
+
+def converge(workload, nodes, timeout_s=60.0):
+    """Waits until every node's admin stats show the same applied seq as the stream's last and no lag;
+    returns {name: stats}. Checks state digests are equal at that same stream seq."""
+    def probe():
+        try:
+            st = {n.name: workload.stats(n.client()) for n in nodes}
+        except (Failure, subprocess.TimeoutExpired):
+            return None
+        seqs = {s.get("digest_seq") for s in st.values()}
+        lasts = {s.get("cluster_stream_last_seq") for s in st.values()}
+        if len(seqs) == 1 and lasts == {str(next(iter(seqs)))} and \
+                all(s.get("cluster_replication_lag_events") == "0" for s in st.values()):
+            return st
+        return None
+    st = wait_until(probe, timeout_s, "replicas at the same stream seq", poll_s=0.3)
+    digests = {name: (s["state_digest"], s["digest_seq"]) for name, s in st.items()}
+    check(len(set(digests.values())) == 1, f"state digests differ: {digests}")
+    log(f"digests equal: {next(iter(digests.values()))} on {sorted(digests)}")
+    return st
+
+
+def leader_of(cluster, timeout_s=20.0):
+    """The one node that leads partition 0 (waits for exactly one)."""
+    def probe():
+        rs = (cluster.leaders() or {}).get(0, [])
+        return rs if len(rs) == 1 else None
+    return cluster.node(0, wait_until(probe, timeout_s, "one leader")[0])
