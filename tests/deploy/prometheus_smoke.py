@@ -7,8 +7,9 @@ runs every dashboard query on it.
 Without --target it serves a fake loanledgerd exposition built from
 deploy/metrics.txt on an ephemeral port; with --target (a running
 loanledgerd's --metrics-listen address) it scrapes that instead. Prometheus
-gets a copy of prometheus.yml with the loanledger target, its own listen port
-and a 1 s scrape/evaluation interval swapped in, and alerts.yml beside it.
+gets a copy of prometheus.yml with the loanledger target and a 1 s
+scrape/evaluation interval swapped in, and alerts.yml beside it; it listens
+on a port it binds itself (port 0, tests/support/ll_server.py).
 
 It passes when Prometheus starts with the configuration, the loanledger
 target is up, every alert rule has been evaluated with health "ok", and every
@@ -24,8 +25,6 @@ import http.server
 import json
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,7 +36,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tests/support"))
 import check_dashboards  # noqa: E402
+from ll_server import ServerError, start_prometheus  # noqa: E402
 
 STARTUP_S_MAX = 30     # Prometheus ready and target scraped
 RULES_S_MAX = 30       # every rule evaluated at least once
@@ -60,12 +61,6 @@ for _name in check_dashboards.read_metrics_txt(ROOT / "deploy/metrics.txt"):
         LABEL_VALUES[_name] = [{"category": c, "province": p} for c in ("TOTAL", "GREEN") for p in ("31", "44")]
     elif _name.startswith("loanledger_report_") and _name != "loanledger_report_date_timestamp_seconds":
         LABEL_VALUES[_name] = [{"category": c} for c in ("TOTAL", "GREEN")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fake_exposition(started: float) -> str:
@@ -155,25 +150,25 @@ def main(argv: list[str]) -> int:
     target = args.target
     if not target:
         fake, target = serve_fake()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="prom-smoke-") as tmp:
         config = (ROOT / "deploy/prometheus/prometheus.yml").read_text()
         config = config.replace('"127.0.0.1:9464"', json.dumps(target))
-        config = config.replace('"127.0.0.1:9090"', json.dumps(f"127.0.0.1:{port}"))
         config = re.sub(r"(scrape_interval|evaluation_interval): 15s", r"\1: 1s", config)
         config = config.replace("scrape_timeout: 10s", "scrape_timeout: 1s")
         (Path(tmp) / "prometheus.yml").write_text(config)
         shutil.copy(ROOT / "deploy/prometheus/alerts.yml", Path(tmp) / "alerts.yml")
-        log = open(Path(tmp) / "prometheus.log", "w")
+        # The `prometheus` self-scrape job keeps its target (127.0.0.1:9090): our port is
+        # known only once Prometheus has bound it, and nothing here checks that job.
         try:
-            proc = subprocess.Popen([args.prometheus, f"--config.file={tmp}/prometheus.yml",
-                                     f"--storage.tsdb.path={tmp}/data", f"--web.listen-address=127.0.0.1:{port}"],
-                                    stdout=log, stderr=subprocess.STDOUT)
-        except OSError as e:
+            prom = start_prometheus(f"{tmp}/prometheus.yml", f"{tmp}/data", f"{tmp}/prometheus.log",
+                                    args.prometheus)
+        except (OSError, ServerError) as e:
             print(f"FAIL: cannot start {args.prometheus}: {e}", file=sys.stderr)
+            if fake:
+                fake.shutdown()
             return 1
+        base = prom.base_url
         try:
             def target_up():
                 r = api(base, "/api/v1/query", query='up{job="loanledger"}')
@@ -214,13 +209,7 @@ def main(argv: list[str]) -> int:
         except TimeoutError as e:
             errors.append(str(e))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
+            prom.stop(timeout_s=10)
             if fake:
                 fake.shutdown()
             if errors:

@@ -125,10 +125,12 @@ class CheckMetricsExportedTest(unittest.TestCase):
         self.assertIn("missing: loanledger_build_info", out)
 
     def test_unreachable_endpoint_is_status_2(self):
-        with socket.socket() as s:  # a port that was free a moment ago
+        # A port bound here and not listening: connections are refused, and no other
+        # process can take the port while we hold it.
+        with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        status, out = run(check_metrics_exported.main, [f"http://127.0.0.1:{port}/metrics"])
+            status, out = run(check_metrics_exported.main, [f"http://127.0.0.1:{port}/metrics"])
         self.assertEqual(status, 2, out)
         self.assertIn("cannot fetch", out)
 
