@@ -10,9 +10,9 @@ SCENARIO:
                   and catches up
   nats_kill       kill -9 one nats-server mid-submission, restart it later
   replica_stop    SIGTERM a follower mid-submission, restart it: it catches up
-  deposed_leader  SIGSTOP the leader past its lease (3 s) mid-submission, SIGCONT: a submit sent
-                  to it alone is not acknowledged by it (it follows NOT_LEADER or exits 3); it shows
-                  cluster_leader 0 and catches up
+  deposed_leader  SIGSTOP the leader past its lease (3 s) mid-submission, one file submitted to the
+                  new leader meanwhile, SIGCONT: a submit sent to it alone is not acknowledged by
+                  it (it follows NOT_LEADER or exits 3); it shows cluster_leader 0 and catches up
 
 Every scenario submits the 151 institution files of `gen --scale 0.00002 --seed 5` with
 `loanledger submit --server A,B,C --batch-size 10` (a file whose CLI exits non-zero is rerun),
@@ -128,9 +128,11 @@ def replica_stop(w, cluster, reference):
 
 def deposed_leader(w, cluster, reference):
     old = leader_of(cluster)
-    # The last file is kept back and sent to the old leader alone after it resumes.
-    last = w.files[-1]
-    sub = Submitter(w, servers(cluster), files=w.files[:-1])
+    # The last two files are kept back: one goes to the new leader while the old one is paused (the
+    # stream moves past the old leader's position, fencing whatever it has not published yet), the
+    # other to the old leader alone after it resumes.
+    during, last = w.files[-2], w.files[-1]
+    sub = Submitter(w, servers(cluster), files=w.files[:-2])
     sub.start()
     wait_until(lambda: sub.done_files >= len(w.files) // 3 or not sub.is_alive(), 120, "submission progress")
     cluster.pause(0, old.replica)
@@ -139,6 +141,10 @@ def deposed_leader(w, cluster, reference):
     others = [n for n in cluster.nodes.values() if n is not old]
     new = wait_until(lambda: next((n for n in others if n.is_leader()), None), FAILOVER_BOUND_S,
                      "a new leader while the old one is paused")
+    moved = Submitter(w, new.client(), files=[during])
+    moved.run()
+    check(moved.error is None, f"submit to the new leader during the pause: {moved.error}")
+    direct_applied = moved.applied
     # Well past the old lease (3 s) before it resumes.
     time.sleep(max(0.0, 4.0 - (time.monotonic() - t0)))
     log(f"{new.name} leads after {time.monotonic() - t0:.1f} s; resuming {old.name}")
@@ -149,7 +155,7 @@ def deposed_leader(w, cluster, reference):
         f"{p.stderr.strip()[-200:]}")
     check(p.returncode in (0, 3), f"submit to the deposed leader exited {p.returncode}")
     m = SUMMARY.findall(p.stdout)
-    direct_applied = int(m[-1][0]) if m else 0
+    direct_applied += int(m[-1][0]) if m else 0
     def deposed():
         st = w.stats(old.client())
         return st.get("cluster_leader") == "0" and st.get("cluster_leader_node") == new.name
