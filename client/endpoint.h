@@ -3,10 +3,8 @@
 // (docs/protocol.md). Header-only so that the CLI parses addresses without
 // linking the network library.
 //
-// This is the CLI's parser, moved here so that the library parses leader
-// names the same way. Issue 17 makes one HOST:PORT parser for the server
-// and the CLI: when it lands, this should become a thin wrapper over it
-// (today the server also accepts an unbracketed "::1:7700", this refuses it).
+// A thin wrapper over the one HOST:PORT parser of the server and the CLI
+// (schema/host_port.h); a client needs a port in 1..65535.
 #pragma once
 
 #include <charconv>
@@ -15,6 +13,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "schema/host_port.h"
 
 namespace loanledger::client {
 
@@ -27,31 +27,13 @@ struct Endpoint {
 // "HOST:PORT" or "[V6]:PORT"; nullopt when malformed (no port, port 0 or
 // above 65535, an IPv6 address without brackets).
 inline std::optional<Endpoint> ParseEndpoint(std::string_view text) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
-  std::string_view host = text.substr(0, colon);
-  const std::string_view port_text = text.substr(colon + 1);
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return std::nullopt;
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    return std::nullopt;  // an IPv6 address needs brackets: [::1]:7700
-  }
-  uint32_t port = 0;
-  if (port_text.empty() || port_text[0] < '0' || port_text[0] > '9') return std::nullopt;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 1 || port > 65535)
-    return std::nullopt;
-  return Endpoint{std::string(host), static_cast<uint16_t>(port)};
+  std::optional<HostPort> hp = ParseHostPort(text, /*allow_port_zero=*/false);
+  if (!hp) return std::nullopt;
+  return Endpoint{std::move(hp->host), hp->port};
 }
 
 // The inverse of ParseEndpoint: "host:port", "[v6]:port".
-inline std::string FormatEndpoint(const Endpoint& e) {
-  const std::string port = std::to_string(e.port);
-  if (e.host.find(':') != std::string::npos) return "[" + e.host + "]:" + port;
-  return e.host + ":" + port;
-}
+inline std::string FormatEndpoint(const Endpoint& e) { return FormatHostPort(e.host, e.port); }
 
 // A comma-separated list "a:1,b:2,c:3" (spaces around entries ignored);
 // nullopt when it is empty or any entry is malformed.

@@ -27,12 +27,15 @@ void BatchWriter::Start() {
   thread_ = std::thread([this] { Loop(); });
 }
 
-BatchWriter::Enqueue BatchWriter::TryEnqueue(Job& job) {
+BatchWriter::Enqueue BatchWriter::TryEnqueue(Job& job, std::function<void()> on_room) {
   LL_CHECK(job.done != nullptr);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Enqueue::kStopped;
-    if (queue_.size() >= queue_batches_max_) return Enqueue::kFull;
+    if (queue_.size() >= queue_batches_max_) {
+      if (on_room) room_waiters_.push_back(std::move(on_room));
+      return Enqueue::kFull;
+    }
     queue_.push_back(std::move(job));
     metrics_.writer_queue.Set(static_cast<double>(queue_.size()));
   }
@@ -49,11 +52,14 @@ void BatchWriter::Stop() {
   if (thread_.joinable()) thread_.join();
   // Only when the thread never ran: answer what is left.
   std::deque<Job> left;
+  std::vector<std::function<void()>> waiters;  // they try again and see kStopped
   {
     std::lock_guard<std::mutex> lock(mu_);
     left.swap(queue_);
+    waiters.swap(room_waiters_);
   }
   for (Job& job : left) job.done(Status::Unavailable("server is shutting down"));
+  for (auto& wake : waiters) wake();
 }
 
 size_t BatchWriter::depth() const {
@@ -63,6 +69,7 @@ size_t BatchWriter::depth() const {
 
 void BatchWriter::Loop() {
   std::deque<Job> group;
+  std::vector<std::function<void()>> waiters;
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -76,7 +83,10 @@ void BatchWriter::Loop() {
         queue_.pop_front();
       }
       metrics_.writer_queue.Set(static_cast<double>(queue_.size()));
+      waiters.swap(room_waiters_);  // the queue has room now
     }
+    for (auto& wake : waiters) wake();
+    waiters.clear();
     ApplyGroup(group);
     group.clear();
   }

@@ -13,6 +13,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "schema/status.h"
 #include "storage/ledger.h"
@@ -36,8 +37,11 @@ class BatchWriter {
   BatchWriter& operator=(const BatchWriter&) = delete;
 
   void Start();
-  // Thread-safe. Moves from job only when it returns kQueued.
-  Enqueue TryEnqueue(Job& job);
+  // Thread-safe. Moves from job only when it returns kQueued. On kFull,
+  // `on_room` (if any) is kept and called once, on the writer thread, when
+  // the writer next takes batches off the queue or stops: the caller waits
+  // for that instead of polling, then tries again.
+  Enqueue TryEnqueue(Job& job, std::function<void()> on_room = nullptr);
   // Refuses new jobs, applies those already queued, joins the thread.
   void Stop();
   size_t depth() const;
@@ -53,6 +57,7 @@ class BatchWriter {
   mutable std::mutex mu_;           // guards queue_ and stopping_
   std::condition_variable cv_;      // signalled on enqueue and on stop
   std::deque<Job> queue_;           // FIFO: batches are applied in arrival order
+  std::vector<std::function<void()>> room_waiters_;  // TryEnqueue's on_room after kFull
   bool stopping_ = false;           // no new jobs; drain and exit
   std::thread thread_;
 };

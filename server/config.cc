@@ -3,35 +3,29 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "schema/host_port.h"
+
+#ifndef LOANLEDGER_VERSION
+#define LOANLEDGER_VERSION "0.0.0-dev"
+#endif
+
 namespace loanledger::server {
 
 Result<HostPort> ParseHostPort(const std::string& text) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
-    return Status::InvalidArgument("expected HOST:PORT, got '" + text + "'");
+  // The parser the CLI uses too (schema/host_port.h); a listener may bind port 0.
+  std::optional<loanledger::HostPort> parsed = loanledger::ParseHostPort(text, true);
+  if (!parsed) {
+    return Status::InvalidArgument("expected HOST:PORT or [IPV6]:PORT (port 0..65535), got '" +
+                                   text + "'");
   }
-  HostPort hp;
-  hp.host = text.substr(0, colon);
-  if (hp.host.size() >= 2 && hp.host.front() == '[' && hp.host.back() == ']') {
-    hp.host = hp.host.substr(1, hp.host.size() - 2);
-  }
-  const std::string port = text.substr(colon + 1);
-  uint32_t value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9' || value > 65535) {
-      return Status::InvalidArgument("bad port in '" + text + "'");
-    }
-    value = value * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (value > 65535 || port.size() > 5)
-    return Status::InvalidArgument("bad port in '" + text + "'");
-  hp.port = static_cast<uint16_t>(value);
-  return hp;
+  return HostPort{std::move(parsed->host), parsed->port};
 }
 
 std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
   CLI::App app{"loanledgerd: loan-ledger aggregation server (SPEC §7)", "loanledgerd"};
   app.set_config("--config", "", "Read options from a TOML/INI file (same keys as the flags)");
+  app.set_version_flag("--version", std::string("loanledgerd ") + LOANLEDGER_VERSION,
+                       "Print the version (as loanledger_build_info) and exit");
   // A misspelt key must not be ignored (a typo of `verify` would start a server).
   app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_option("--listen", c.listen, "HOST:PORT for clients (port 0: any)")

@@ -21,8 +21,9 @@ using asio::use_awaitable;
 using boost::system::error_code;
 using Clock = Session::Clock;
 
-// Poll period while the writer queue or the server-wide byte budget is full
-// (the session is not reading meanwhile; 2 ms is well below a WAL sync).
+// Poll period while the server-wide byte budget is full (the session is
+// not reading meanwhile; 2 ms is well below a WAL sync). A full writer
+// queue is not polled: the writer wakes the session (HandleSubmit).
 constexpr auto kBusyPoll = std::chrono::milliseconds(2);
 // After a final error frame the session shuts its sending side and reads and
 // discards what the peer still sends, for at most this long and this much:
@@ -101,7 +102,8 @@ Session::Session(const SessionEnv& env, tcp::socket socket, uint64_t id, std::st
       read_deadline_(executor_),
       write_deadline_(executor_),
       reader_wake_(executor_),
-      writer_wake_(executor_) {
+      writer_wake_(executor_),
+      writer_room_(executor_) {
   error_code ec;
   const tcp::endpoint peer = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port());
@@ -464,8 +466,18 @@ Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t 
     });
   };
   env_.metrics->inflight_batches.Increment();
+  // When the queue is full the writer calls on_room once it takes batches
+  // off the queue (on its thread: posted to the strand), or Close() wakes
+  // the session. The flag keeps a wake that lands before the wait.
+  auto on_room = [self = shared_from_this()] {
+    asio::post(self->executor_, [self] {
+      self->writer_has_room_ = true;
+      Wake(self->writer_room_);
+    });
+  };
   while (true) {
-    switch (env_.writer->TryEnqueue(job)) {
+    writer_has_room_ = false;
+    switch (env_.writer->TryEnqueue(job, on_room)) {
       case BatchWriter::Enqueue::kQueued:
         co_return;
       case BatchWriter::Enqueue::kStopped:
@@ -483,9 +495,7 @@ Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t 
       CompleteError(id, frame_bytes, Status::Code::kUnavailable, "connection closed");
       co_return;
     }
-    error_code ec;
-    asio::steady_timer pause(executor_, kBusyPoll);
-    co_await pause.async_wait(redirect_error(use_awaitable, ec));
+    while (!writer_has_room_ && !closed_) co_await WaitFor(writer_room_);
   }
 }
 
@@ -731,6 +741,7 @@ void Session::Close() {
   write_deadline_.cancel();
   Wake(reader_wake_);
   Wake(writer_wake_);
+  Wake(writer_room_);
 }
 
 Session::Awaitable Session::WaitFor(asio::steady_timer& event) {

@@ -135,6 +135,8 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer write_deadline_;  // write deadline; max = none
   asio::steady_timer reader_wake_;     // event: in-flight bound may have room
   asio::steady_timer writer_wake_;     // event: a reply is queued or the reader ended
+  asio::steady_timer writer_room_;     // event: the batch writer's queue may have room
+  bool writer_has_room_ = false;       // set with the writer_room_ event (it may come first)
 
   std::optional<Principal> principal_;  // set by a successful Hello
   ReadPhase read_phase_ = ReadPhase::kNone;

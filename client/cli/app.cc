@@ -19,6 +19,10 @@
 #include "schema/check.h"
 #include "schema/limits.h"
 
+#ifndef LOANLEDGER_VERSION
+#define LOANLEDGER_VERSION "0.0.0-dev"
+#endif
+
 namespace loanledger::client::cli {
 namespace {
 
@@ -474,8 +478,7 @@ int ExitCodeFor(const Status& status) {
 }
 
 bool ParseServerAddress(std::string_view text, ClientOptions& options) {
-  // client/endpoint.h: the one parser of the client side (issue 17 unifies
-  // it with the server's).
+  // client/endpoint.h over schema/host_port.h: the server's parser too.
   const std::optional<Endpoint> e = ParseEndpoint(text);
   if (!e) return false;
   options.host = e->host;
@@ -497,6 +500,8 @@ bool ParseServerList(std::string_view text, ClientOptions& options) {
 
 int RunCli(const std::vector<std::string>& args, CliContext& ctx) {
   CLI::App app{"loanledger: submit loan events and query regulatory loan statistics", "loanledger"};
+  app.set_version_flag("--version", std::string("loanledger ") + LOANLEDGER_VERSION,
+                       "Print the version (as the server's loanledger_build_info) and exit");
   app.require_subcommand(1);
   app.fallthrough();  // lets `token new` and `gen` accept (and ignore) --server/--token
   Flags flags;

@@ -216,6 +216,23 @@ TEST_F(CliTest, HelpOnEveryCommandExitsZero) {
   EXPECT_NE(out_.str().find("--batch-size"), std::string::npos);
 }
 
+TEST_F(CliTest, VersionPrintsTheProjectVersionAndExitsZero) {
+  EXPECT_EQ(Run({"--version"}), 0) << err_.str();
+  EXPECT_EQ(out_.str().rfind("loanledger ", 0), 0u) << out_.str();
+  EXPECT_NE(out_.str().find_first_of("0123456789"), std::string::npos) << out_.str();
+  EXPECT_EQ(connects_, 0);
+}
+
+// One HOST:PORT rule with the server (schema/host_port.h): IPv6 in brackets.
+TEST_F(CliTest, ServerAddressFollowsTheSharedHostPortRule) {
+  ledger_.report = Report{};
+  EXPECT_EQ(Run({"report", "--date", "2024-09-30", "--server", "::1:7700"}), 1);
+  EXPECT_EQ(connects_, 0);
+  EXPECT_EQ(Run({"report", "--date", "2024-09-30", "--server", "[::1]:7700"}), 0) << err_.str();
+  EXPECT_EQ(ledger_.last_options.host, "::1");
+  EXPECT_EQ(ledger_.last_options.port, 7700);
+}
+
 // ---- Connection settings --------------------------------------------------
 
 TEST_F(CliTest, ServerAndTokenComeFromFlagsThenEnvironmentThenDefault) {

@@ -1,16 +1,25 @@
 // Pieces of the protocol and the server without a process: frames and the
-// verifier, conversions both ways, the tokens file, HOST:PORT parsing.
+// verifier, conversions both ways, the tokens file, HOST:PORT parsing, the
+// batch writer's wake-up of a session waiting for room.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <limits>
+#include <thread>
 
 #include "schema/category.h"
 #include "schema/date.h"
+#include "schema/host_port.h"
 #include "schema/wire.h"
 #include "server/auth.h"
+#include "server/batch_writer.h"
 #include "server/config.h"
+#include "server/metrics.h"
+#include "storage/ledger.h"
 #include "tests/integration/server_harness.h"
 
 namespace loanledger::testing {
@@ -270,9 +279,15 @@ TEST(Config, HostPortParsing) {
   ASSERT_TRUE(hp.ok());
   EXPECT_EQ(hp->host, "::1");
   EXPECT_EQ(hp->port, 0);
-  for (const char* bad : {"7700", ":7700", "host:", "host:65536", "host:12a", "host:-1"}) {
+  // One rule with the CLI (schema/host_port.h): IPv6 only in brackets.
+  for (const char* bad : {"7700", ":7700", "host:", "host:65536", "host:12a", "host:-1", "::1:7700",
+                          "[::1:7700", "[]:7700", "ho]st:1", "host:000001"}) {
     EXPECT_FALSE(server::ParseHostPort(bad).ok()) << bad;
+    EXPECT_FALSE(ParseHostPort(bad, true).has_value()) << bad;
   }
+  EXPECT_FALSE(ParseHostPort("host:0", false).has_value()) << "a client needs a port";
+  EXPECT_EQ(FormatHostPort("::1", 7700), "[::1]:7700");
+  EXPECT_EQ(ParseHostPort(FormatHostPort("::1", 7700), false), (HostPort{"::1", 7700}));
 }
 
 TEST(Config, ConfigFileUsesTheFlagNames) {
@@ -309,6 +324,82 @@ TEST(Config, UnknownConfigFileKeyIsAUsageError) {
   for (auto& a : args) argv.push_back(a.data());
   EXPECT_EQ(server::ParseFlags(static_cast<int>(argv.size()), argv.data(), c), 1);
   EXPECT_FALSE(c.verify);
+}
+
+// The batch writer wakes a session waiting for room in its queue (issue 17,
+// item 4: no polling): the waiter's callback runs once the writer takes
+// batches off a full queue, and at Stop.
+TEST(BatchWriterRoom, AFullQueueWakesItsWaiterWhenTheWriterTakesBatches) {
+  TempDir dir;
+  storage::LedgerOptions options;
+  options.path = dir.Sub("data");
+  options.sync = false;
+  Result<std::unique_ptr<storage::Ledger>> ledger = storage::Ledger::Open(options);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  server::Metrics metrics("test");
+  server::BatchWriter writer(**ledger, metrics, /*queue_batches_max=*/1, /*group_batches_max=*/1);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> done{0};
+  auto job = [&](std::string loan, bool hold) {
+    server::BatchWriter::Job j;
+    j.batch.submitter = "test";
+    j.batch.events = {MakeEvent("B0001", loan, 1, "2024-01-02", EventKind::kDisburse, 100)};
+    j.done = [&done, released, hold](Result<storage::ApplyResult> r) {
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      ++done;
+      if (hold) released.wait();  // holds the writer thread
+    };
+    return j;
+  };
+  using Enqueue = server::BatchWriter::Enqueue;
+  writer.Start();
+  server::BatchWriter::Job a = job("L1", true);
+  ASSERT_EQ(writer.TryEnqueue(a), Enqueue::kQueued);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (done.load() == 0) {  // the writer is now held in a's done
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  server::BatchWriter::Job b = job("L2", false);
+  ASSERT_EQ(writer.TryEnqueue(b), Enqueue::kQueued);
+  std::promise<void> room;
+  std::future<void> woken = room.get_future();
+  server::BatchWriter::Job c = job("L3", false);
+  ASSERT_EQ(writer.TryEnqueue(c, [&room] { room.set_value(); }), Enqueue::kFull);
+  EXPECT_EQ(woken.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)
+      << "woken while the queue was still full";
+  release.set_value();
+  ASSERT_EQ(woken.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "the writer took b but did not wake the waiter";
+  EXPECT_EQ(writer.TryEnqueue(c), Enqueue::kQueued);
+  writer.Stop();
+  EXPECT_EQ(done.load(), 3);
+}
+
+TEST(BatchWriterRoom, StopWakesTheWaiters) {
+  TempDir dir;
+  storage::LedgerOptions options;
+  options.path = dir.Sub("data");
+  options.sync = false;
+  Result<std::unique_ptr<storage::Ledger>> ledger = storage::Ledger::Open(options);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  server::Metrics metrics("test");
+  server::BatchWriter writer(**ledger, metrics, 1, 1);  // not started: nothing leaves the queue
+  server::BatchWriter::Job a;
+  a.batch.events = {MakeEvent("B0001", "L1", 1, "2024-01-02", EventKind::kDisburse, 100)};
+  bool a_unavailable = false;
+  a.done = [&](Result<storage::ApplyResult> r) {
+    a_unavailable = r.status().code() == Status::Code::kUnavailable;
+  };
+  server::BatchWriter::Job b = a;
+  ASSERT_EQ(writer.TryEnqueue(a), server::BatchWriter::Enqueue::kQueued);
+  int woken = 0;
+  ASSERT_EQ(writer.TryEnqueue(b, [&] { ++woken; }), server::BatchWriter::Enqueue::kFull);
+  writer.Stop();
+  EXPECT_EQ(woken, 1);
+  EXPECT_TRUE(a_unavailable);
+  EXPECT_EQ(writer.TryEnqueue(b), server::BatchWriter::Enqueue::kStopped);
 }
 
 }  // namespace
