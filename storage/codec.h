@@ -28,6 +28,8 @@ inline constexpr std::string_view kCfCells = "cells";
 inline constexpr std::string_view kMetaFormat = "format";         // u32 LE: kFormatVersion
 inline constexpr std::string_view kMetaNextBatch = "next_batch";  // u64 LE: next journal number
 inline constexpr std::string_view kMetaLoans = "loans";           // u64 LE: loans known
+// u64 LE, cluster mode only: log position of the last replicated record applied.
+inline constexpr std::string_view kMetaLogPosition = "log_position";
 inline constexpr std::string_view kMetaInstitutionPrefix =
     "inst/";  // + institution_id -> u32 LE id
 inline constexpr std::string_view kMetaLoanSnapshot =
@@ -65,11 +67,11 @@ struct CellKey {
   Day day = 0;
   bool operator==(const CellKey&) const = default;
 };
-// Packs a cell key into 64 bits (category 8 | province 8 | institution 24 | day 24).
-uint64_t PackCell(const CellKey& k);
 // Cells whose province byte is >= this are a rules file's region groups
 // (100 + the group's index, docs/categories.md), not provinces.
 inline constexpr uint8_t kRegionGroupCellByteMin = 100;
+// Packs a cell key into 64 bits (category 8 | province 8 | institution 24 | day 24).
+uint64_t PackCell(const CellKey& k);
 CellKey UnpackCell(uint64_t packed);
 
 // Cell key on disk: 10 bytes, big-endian so that RocksDB orders cells by

@@ -234,6 +234,7 @@ Status LedgerImpl::Load() {
     }
   }
   if (Status st = LoadCounters(new_store); !st.ok()) return st;
+  if (Status st = LoadLogPosition(); !st.ok()) return st;
   if (new_store) {
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
@@ -277,6 +278,15 @@ Status LedgerImpl::Load() {
     agg_.AddCell(key, m);
   }
   return FromRocks(it->status(), "read cells");
+}
+
+// Cluster mode's log position: absent in a single-node store (0).
+Status LedgerImpl::LoadLogPosition() {
+  std::optional<uint64_t> position;
+  if (Status st = ReadMetaU64(db_.get(), cf_meta_, kMetaLogPosition, &position); !st.ok())
+    return st;
+  log_position_ = position.value_or(0);
+  return Status::Ok();
 }
 
 // next_batch and loans from meta: both present, or both absent in a store
@@ -578,8 +588,7 @@ Status LedgerImpl::MigrateFromFormat1() {
   return FromRocks(s, "drop the format-1 loans files");
 }
 
-EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before,
-                   Classifier* classifier) {
+EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before, Classifier* classifier) {
   EventStep step;
   const uint64_t last = slot->exists ? slot->last_seq : 0;
   auto reject = [&](Reason r, std::string detail) {
@@ -672,6 +681,7 @@ struct LedgerImpl::Group {
   uint64_t events_applied = 0;                            // by accepted batches
   std::vector<std::pair<uint64_t, std::string>> journal;  // (batch_no, record)
   int64_t received_ms = 0;
+  uint64_t log_position = 0;  // cluster mode: of the group's last record; 0 = not replicated
 };
 
 uint32_t LedgerImpl::InstitutionIdFor(const std::string& name, Group* g,
@@ -785,9 +795,10 @@ ApplyResult LedgerImpl::ProcessBatch(const Batch& batch, Group* g) {
       last_institution_id = InstitutionIdFor(e.institution_id, g, &local_new);
       last_institution = &e.institution_id;
     }
-    EmitDeltas(before, slot, step, e, [&](Category c, uint8_t province, Day day, const Measures& m) {
-      deltas[PackCell(CellKey{c, province, last_institution_id, day})] += m;
-    });
+    EmitDeltas(before, slot, step, e,
+               [&](Category c, uint8_t province, Day day, const Measures& m) {
+                 deltas[PackCell(CellKey{c, province, last_institution_id, day})] += m;
+               });
   }
   if (!result.rejections.empty()) {
     Unwind(g, undo_mark);
@@ -836,6 +847,7 @@ Status LedgerImpl::Commit(Group* g) {
     wb.Put(cf_meta_, InstitutionKey(name), EncodeU32(id));
   }
   wb.Put(cf_meta_, kMetaNextBatch, EncodeU64(g->next_batch_no));
+  if (g->log_position != 0) wb.Put(cf_meta_, kMetaLogPosition, EncodeU64(g->log_position));
   wb.Put(cf_meta_, kMetaLoans, EncodeU64(loan_count_ + new_loans));
 
   rocksdb::WriteOptions wo;
@@ -854,6 +866,7 @@ Status LedgerImpl::Commit(Group* g) {
     institution_ids_.emplace(name, id);
   }
   next_batch_no_ = g->next_batch_no;
+  if (g->log_position != 0) log_position_ = g->log_position;
   loan_count_ += new_loans;
   LL_CHECK(loans_.size() == loan_count_);
   lock.unlock();
@@ -868,18 +881,90 @@ Status LedgerImpl::Commit(Group* g) {
   return Status::Ok();
 }
 
+void LedgerImpl::StartGroup(Group* g) {
+  g->next_batch_no = next_batch_no_;
+  g->next_institution_id = static_cast<uint32_t>(institution_names_.size());
+  g->received_ms = options_.clock_ms ? options_.clock_ms() : SystemClockMs();
+  if (const DaySeries* total = agg_.Find(Category::kTotal, 0, 0)) {
+    g->disbursed_total_fen = total->Total().disbursed_fen;
+  }
+}
+
 Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroup(std::span<const Batch* const> batches) {
+  return ApplyGroupWith(batches, nullptr);
+}
+
+// The leader's records, handed to the replicated log before they are
+// written here: a failure leaves nothing of the group.
+Status LedgerImpl::PublishGroup(const PublishRecords& publish, Group* g) {
+  std::vector<std::string> records;
+  records.reserve(g->journal.size());
+  for (auto& [batch_no, record] : g->journal) records.push_back(std::move(record));
+  Result<uint64_t> position = publish(records);
+  for (size_t i = 0; i < records.size(); ++i) g->journal[i].second = std::move(records[i]);
+  if (!position.ok()) {
+    Unwind(g, 0);
+    return position.status();
+  }
+  LL_CHECK(*position > log_position_);  // the log only grows
+  g->log_position = *position;
+  return Status::Ok();
+}
+
+// A follower applies the leader's records through the same ProcessBatch as
+// the leader did, from the same state, so it reaches the same state and
+// writes byte-identical journal records (the record's own receive time).
+Status LedgerImpl::ApplyPublished(std::span<const std::string_view> records,
+                                  uint64_t first_position) {
+  std::lock_guard write_lock(write_mu_);
+  std::unique_lock loans_lock(loans_mu_);
+  if (first_position == 0 || first_position > log_position_ + 1) {
+    return Status::InvalidArgument("replicated records from position " +
+                                   std::to_string(first_position) + " but " +
+                                   std::to_string(log_position_) + " is applied");
+  }
+  const size_t skip = log_position_ + 1 - first_position;
+  if (skip >= records.size()) return Status::Ok();
+  Group g;
+  StartGroup(&g);
+  JournalRecord rec;
+  Batch batch;
+  for (size_t i = skip; i < records.size(); ++i) {
+    const uint64_t position = first_position + i;
+    if (!DecodeJournalRecord(records[i], &rec)) {
+      Unwind(&g, 0);
+      return Status::Corruption("undecodable replicated record at position " +
+                                std::to_string(position));
+    }
+    batch.submitter = std::move(rec.submitter);
+    batch.events = std::move(rec.events);
+    g.received_ms = rec.received_ms;
+    const ApplyResult r = ProcessBatch(batch, &g);
+    if (!r.applied || r.events_applied == 0) {
+      Unwind(&g, 0);
+      return Status::Corruption("replicated record at position " + std::to_string(position) +
+                                " does not apply to this store: " +
+                                (r.rejections.empty() ? std::string("every event is a duplicate")
+                                                      : r.rejections.front().message));
+    }
+  }
+  g.log_position = first_position + records.size() - 1;
+  return Commit(&g);
+}
+
+Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroupPublished(
+    std::span<const Batch* const> batches, const PublishRecords& publish) {
+  return ApplyGroupWith(batches, &publish);
+}
+
+Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroupWith(std::span<const Batch* const> batches,
+                                                            const PublishRecords* publish) {
   std::lock_guard write_lock(write_mu_);
   // Loan slots change in place until the group is durable or unwound;
   // QueryLoan waits meanwhile so that it never sees an unacknowledged state.
   std::unique_lock loans_lock(loans_mu_);
   Group g;
-  g.next_batch_no = next_batch_no_;
-  g.next_institution_id = static_cast<uint32_t>(institution_names_.size());
-  g.received_ms = options_.clock_ms ? options_.clock_ms() : SystemClockMs();
-  if (const DaySeries* total = agg_.Find(Category::kTotal, 0, 0)) {
-    g.disbursed_total_fen = total->Total().disbursed_fen;
-  }
+  StartGroup(&g);
   std::vector<ApplyResult> results;
   results.reserve(batches.size());
   for (const Batch* b : batches) {
@@ -893,7 +978,9 @@ Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroup(std::span<const Batch* c
     rejected_streams_.OnJudged(*b, results.back().applied);
   }
   if (!g.journal.empty()) {
-    if (Status s = Commit(&g); !s.ok()) {
+    Status s = publish != nullptr ? PublishGroup(*publish, &g) : Status::Ok();
+    if (s.ok()) s = Commit(&g);
+    if (!s.ok()) {
       rejected_streams_.Rollback();  // nothing of the group happened
       return s;
     }
@@ -964,8 +1051,8 @@ std::vector<CategoryBalance> LedgerImpl::CategoryBalances() const {
       const DaySeries* s = agg_.Find(c, p, 0);
       if (s == nullptr) continue;
       const Measures t = s->Total();
-      out.push_back(CategoryBalance{c, p, t.balance_fen, t.loan_count,
-                                    std::string(rules_->CategoryName(c))});
+      out.push_back(
+          CategoryBalance{c, p, t.balance_fen, t.loan_count, std::string(rules_->CategoryName(c))});
     }
   }
   return out;

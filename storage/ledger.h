@@ -44,14 +44,14 @@ struct LedgerOptions {
   // Wall clock for journal timestamps (unix ms); injected so that tests are
   // deterministic. Business logic never reads it. Default: system clock.
   std::function<int64_t()> clock_ms;
+  // A rules file (SPEC §12, `loanledgerd --rules`): empty = the store's
+  // current rules (the default file for a new store). When it differs from
+  // the store's current rules, Open applies it (a recompute of every
+  // aggregate from the journal) before returning. Must parse.
+  std::string rules_text;
   // Tests only: the RocksDB environment (a fault-injecting file system);
   // null = RocksDB's default. Must outlive the ledger.
   rocksdb::Env* env = nullptr;
-  // A rules file (docs/categories.md, `loanledgerd --rules`): empty = the
-  // store's current rules (the default file for a new store). When it
-  // differs from the store's current rules, Open applies it (a recompute of
-  // every aggregate from the journal) before returning. Must parse.
-  std::string rules_text;
 };
 
 // One batch as submitted: atomic, exactly once per event (docs/data.md).
@@ -107,7 +107,7 @@ struct CompactionReport {
   uint64_t live_sst_bytes_after = 0;
 };
 
-// One version of the category rules applied to the store (docs/categories.md).
+// One version of the category rules applied to the store (SPEC §12).
 struct RulesVersion {
   uint64_t number = 0;     // 1, 2, ... in the order applied
   std::string version;     // the file's "version"
@@ -150,7 +150,7 @@ struct CategoryBalance {
   uint8_t province = 0;
   int64_t balance_fen = 0;
   int64_t loan_count = 0;
-  std::string category_name;  // under the current rules (docs/categories.md)
+  std::string category_name;  // under the current rules (SPEC §12)
 };
 
 class Ledger {
@@ -169,6 +169,49 @@ class Ledger {
   // others' rejection, with one write and one WAL sync for all (group
   // commit). On an I/O failure none of them is applied.
   virtual Result<std::vector<ApplyResult>> ApplyGroup(std::span<const Batch* const> batches) = 0;
+
+  // Cluster mode (ARCHITECTURE.md, "Two write paths"). The journal is then
+  // also a replicated log that storage knows only as increasing positions,
+  // kept in the same write as each record's effects (LogPosition).
+  //
+  // As ApplyGroup, but once the group is validated and before it is
+  // written, `publish` gets the journal records of the batches that change
+  // the ledger, in order, and returns the log position of the last one; an
+  // error from it leaves nothing of the group applied and is returned. Not
+  // called when no batch changes the ledger.
+  using PublishRecords = std::function<Result<uint64_t>(std::span<const std::string> records)>;
+  virtual Result<std::vector<ApplyResult>> ApplyGroupPublished(
+      std::span<const Batch* const> batches, const PublishRecords& publish) = 0;
+  // Applies records that a ledger's ApplyGroupPublished produced, at log
+  // positions first_position, first_position + 1, ..., with one write.
+  // Those at or below LogPosition() are skipped (applied already: by this
+  // ledger as the leader, or before a restart); a gap after LogPosition()
+  // is InvalidArgument. Each record must apply whole, as it did on the
+  // leader: otherwise Corruption (this store diverged from the log) and
+  // nothing is applied.
+  virtual Status ApplyPublished(std::span<const std::string_view> records,
+                                uint64_t first_position) = 0;
+  // The log position of the last record applied; 0 = none.
+  virtual uint64_t LogPosition() const = 0;
+  // A digest of the whole state (every loan and every cell) with the log
+  // position it reflects: two ledgers at the same position that applied the
+  // same records have the same digest, whatever their history of restarts.
+  struct Digest {
+    uint64_t log_position = 0;
+    uint64_t batches = 0;  // journal records
+    uint64_t loans = 0;
+    std::string hex;  // 16 hex digits
+  };
+  virtual Digest StateDigest() const = 0;
+  // Writes a consistent copy of the store to `dir` (must not exist), from
+  // which Open starts a new replica: a RocksDB checkpoint (hard links where
+  // the file system allows) plus the newest loan snapshot. Writers wait
+  // meanwhile (a memtable flush and links: well under a second).
+  struct CheckpointInfo {
+    uint64_t log_position = 0;  // what the copy holds
+    uint64_t batches = 0;
+  };
+  virtual Result<CheckpointInfo> Checkpoint(const std::string& dir) = 0;
 
   virtual Result<Report> QueryReport(const ReportQuery& query) const = 0;
   virtual Result<Series> QuerySeries(const SeriesQuery& query) const = 0;
@@ -195,14 +238,14 @@ class Ledger {
   // take minutes on a large store.
   virtual Result<CompactionReport> Compact() = 0;
 
-  // Applies a new rules file (docs/categories.md): recomputes every
-  // aggregate from the journal in the background while queries answer and
-  // batches apply under the current rules, then switches atomically (one
-  // synced write of every cell and the new version; a crash before it
-  // leaves the old version whole). Blocks until switched. A file that does
-  // not parse is InvalidArgument "FIELD: REASON" and changes nothing; the
-  // current rules' own text again is a no-op. One change at a time (a
-  // second caller waits).
+  // Applies a new rules file (SPEC §12): recomputes every aggregate from
+  // the journal in the background while queries answer and batches apply
+  // under the current rules, then switches atomically (one synced write of
+  // every cell and the new version; a crash before it leaves the old
+  // version whole). Blocks until switched. A file that does not parse is
+  // InvalidArgument "FIELD: REASON" and changes nothing; the current
+  // rules' own text again is a no-op. One change at a time (a second
+  // caller waits).
   virtual Result<RulesVersion> ApplyRules(std::string_view text) = 0;
   virtual RulesVersion CurrentRules() const = 0;
   // Every version applied, oldest first.

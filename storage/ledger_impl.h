@@ -36,7 +36,7 @@ namespace loanledger::storage {
 struct SlotBefore {
   bool exists = false;
   int64_t balance_fen = 0;
-  RuleMask mask = 0;                 // the file's categories (TOTAL implicit)
+  RuleMask mask = 0;  // the file's categories (TOTAL implicit)
   uint8_t province = 0;
   RegionGroupMask region_groups = 0;  // only computed when the rules have region groups
 };
@@ -61,8 +61,7 @@ struct EventStep {
 // rules of ValidateEvent, which the caller has checked). On kApplied, slot
 // holds the new state and *before sums up the state before; otherwise slot
 // is unchanged. Pure but for the classifier's table of masks.
-EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before,
-                   Classifier* classifier);
+EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before, Classifier* classifier);
 
 // Emits the cell changes of one applied event: the old state's balance
 // leaves the old categories/province, the new state's enters the new ones,
@@ -137,6 +136,13 @@ class LedgerImpl final : public Ledger {
 
   Result<ApplyResult> Apply(const Batch& batch) override;
   Result<std::vector<ApplyResult>> ApplyGroup(std::span<const Batch* const> batches) override;
+  Result<std::vector<ApplyResult>> ApplyGroupPublished(std::span<const Batch* const> batches,
+                                                       const PublishRecords& publish) override;
+  Status ApplyPublished(std::span<const std::string_view> records,
+                        uint64_t first_position) override;
+  uint64_t LogPosition() const override;
+  Digest StateDigest() const override;
+  Result<CheckpointInfo> Checkpoint(const std::string& dir) override;
   Result<Report> QueryReport(const ReportQuery& query) const override;
   Result<Series> QuerySeries(const SeriesQuery& query) const override;
   Result<LoanView> QueryLoan(std::string_view institution_id,
@@ -182,6 +188,11 @@ class LedgerImpl final : public Ledger {
   uint64_t SnapshotThreshold() const;  // REQUIRES: the writer (reads loan_count_)
   void StopSnapshots();
 
+  Result<std::vector<ApplyResult>> ApplyGroupWith(std::span<const Batch* const> batches,
+                                                  const PublishRecords* publish);
+  Status LoadLogPosition();   // from Load
+  void StartGroup(Group* g);  // REQUIRES: write_mu_ and loans_mu_ held
+  Status PublishGroup(const PublishRecords& publish, Group* g);
   ApplyResult ProcessBatch(const Batch& batch, Group* g);
   Status Commit(Group* g);
   void Unwind(Group* g, size_t to);  // undoes slot changes back to undo-log position `to`
@@ -198,7 +209,6 @@ class LedgerImpl final : public Ledger {
   Result<uint64_t> RecomputeAndSwitch(std::shared_ptr<const Rules> rules, bool record,
                                       RulesVersion* recorded);
 
-
   const LedgerOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* cf_meta_ = nullptr;  // default CF: meta keys
@@ -207,7 +217,8 @@ class LedgerImpl final : public Ledger {
   rocksdb::ColumnFamilyHandle* cf_cells_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
 
-  std::mutex write_mu_;  // serializes ApplyGroup (one writer at a time) and guards next_batch_no_
+  mutable std::mutex
+      write_mu_;  // serializes ApplyGroup (one writer at a time) and guards next_batch_no_
   RejectedStreams rejected_streams_{kRejectedStreamsMax};  // guarded by write_mu_
 
   // Guarded by agg_mu_ (the writer publishes under the exclusive lock):
@@ -216,6 +227,8 @@ class LedgerImpl final : public Ledger {
   std::map<std::string, uint32_t, std::less<>> institution_ids_;  // name -> id, sorted by name
   std::vector<std::string> institution_names_;                    // id -> name; [0] unused
   uint64_t next_batch_no_ = 1;
+  uint64_t log_position_ =
+      0;  // cluster mode: the last replicated record applied (meta log_position)
   // Every loan's state: the writer validates against it and QueryLoan reads
   // it; its durable copy is the newest snapshot plus the journal since.
   // Guarded by loans_mu_: the writer holds it exclusively for a whole group
@@ -259,7 +272,7 @@ class LedgerImpl final : public Ledger {
   std::atomic<bool> recompute_running_{false};
   std::atomic<uint64_t> recompute_batches_done_{0};
   std::atomic<uint64_t> recompute_batches_total_{0};
-  std::string recompute_version_;  // guarded by rules_apply_mu_... read via recompute_mu_
+  std::string recompute_version_;    // guarded by rules_apply_mu_... read via recompute_mu_
   mutable std::mutex recompute_mu_;  // guards recompute_version_
 };
 
@@ -267,8 +280,7 @@ class LedgerImpl final : public Ledger {
 template <typename Fn>
 inline void ForEachCategory(RuleMask mask, Fn&& fn) {
   fn(Category::kTotal);
-  for (RuleMask m = mask; m != 0; m &= m - 1)
-    fn(static_cast<Category>(1 + std::countr_zero(m)));
+  for (RuleMask m = mask; m != 0; m &= m - 1) fn(static_cast<Category>(1 + std::countr_zero(m)));
 }
 
 // Calls fn(cell province) for the province and every region group.

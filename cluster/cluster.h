@@ -1,0 +1,75 @@
+// Cluster mode (docs/cluster.md): one partition's ledger replicated through a
+// NATS JetStream stream. This is cluster/'s whole public header.
+//
+// The stream is the partition's journal: one message per applied batch, in
+// order. The leader (the holder of a lease key in a KV bucket with a TTL)
+// validates each group against its ledger, publishes the records with the
+// stream's expected last sequence (a deposed leader's publish fails), and
+// writes them to its own store (WAL synced) only after JetStream's quorum
+// ack; the caller acknowledges the bank after that. Every node, the leader
+// included, follows the stream with an ordered consumer and applies what it
+// has not applied yet (Ledger::ApplyPublished), so every replica reaches
+// the same state at the same stream sequence. storage/ never learns of NATS.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "schema/status.h"
+#include "storage/ledger.h"
+
+namespace loanledger::cluster {
+
+struct ClusterOptions {
+  std::vector<std::string> nats_urls;  // nats://HOST:PORT, any of the NATS cluster's servers
+  std::string node;                    // this node's unique name (in the lease)
+  std::string advertise;               // this node's client address HOST:PORT, told to clients
+  uint32_t partition = 0;              // which partition this node serves
+  uint32_t partitions = 1;             // fixed when the cluster is created (kept in a KV bucket)
+  int replicas = 3;                    // JetStream replicas of the stream and the buckets
+  uint32_t lease_ms = 3000;            // the leader's lease TTL; failover takes about this long
+  uint32_t start_timeout_ms = 60000;   // to reach NATS and set up the stream at start
+};
+
+// What a node knows of its partition, for metrics and `admin stats`.
+struct ClusterState {
+  bool leader = false;
+  std::string leader_node;     // "" while none is known
+  std::string leader_address;  // its client address
+  uint64_t applied_seq = 0;    // the last stream sequence applied here (= Ledger::LogPosition)
+  uint64_t stream_last_seq = 0;
+  uint64_t lag_events = 0;     // batches in the stream not applied here yet
+  double lag_seconds = 0;      // age of the oldest record not applied yet; 0 when caught up
+  uint64_t elections_won = 0;  // times this node became leader
+  uint64_t step_downs = 0;     // times it stopped leading (lost lease, fenced publish)
+  std::string last_error;      // of the follower or the lease loop, "" = none
+};
+
+class Node {
+ public:
+  // Connects to NATS, creates (or checks) the cluster's buckets and the
+  // partition's stream, checks the stream still holds everything after the
+  // ledger's log position, and starts following and campaigning. The
+  // ledger must outlive the node.
+  static Result<std::unique_ptr<Node>> Start(const ClusterOptions& options,
+                                             storage::Ledger& ledger);
+  virtual ~Node() = default;  // stops the threads, gives up the lease, closes NATS
+
+  // The leader's write path (the server's writer thread calls it in place
+  // of Ledger::ApplyGroup). NOT_LEADER naming the leader on a follower;
+  // UNAVAILABLE when the group could not be made durable in the stream
+  // (nothing of it is applied; resending is safe).
+  virtual Result<std::vector<storage::ApplyResult>> ApplyGroup(
+      std::span<const storage::Batch* const> batches) = 0;
+
+  virtual ClusterState State() const = 0;
+};
+
+// The partition of an institution: FNV-1a-64 of its id, mod partitions
+// (docs/cluster.md).
+uint32_t PartitionOf(std::string_view institution_id, uint32_t partitions);
+
+}  // namespace loanledger::cluster

@@ -1,0 +1,588 @@
+// cluster::Node over the NATS C client (libnats 3.4): see cluster.h and
+// docs/cluster.md. Three threads of its own: the follower (an ordered
+// consumer of the partition's stream feeding Ledger::ApplyPublished), the
+// campaigner (takes and renews the lease key) and NATS's own; the server's
+// writer thread calls ApplyGroup.
+#include <nats/nats.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/cluster.h"
+#include "schema/check.h"
+
+namespace loanledger::cluster {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr const char* kConfigBucket = "loanledger_cluster";
+constexpr const char* kLeaseBucket = "loanledger_leases";
+
+std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
+  std::string m = natsStatus_GetText(s);
+  if (const char* last = nats_GetLastError(nullptr); last != nullptr && *last != '\0') {
+    m += " (";
+    m += last;
+    m += ")";
+  }
+  if (jerr != 0) m += " [JetStream error " + std::to_string(static_cast<int>(jerr)) + "]";
+  return m;
+}
+
+struct ConnectionDeleter {
+  void operator()(natsConnection* c) const {
+    natsConnection_Close(c);
+    natsConnection_Destroy(c);
+  }
+};
+struct JsDeleter {
+  void operator()(jsCtx* js) const { jsCtx_Destroy(js); }
+};
+struct KvDeleter {
+  void operator()(kvStore* kv) const { kvStore_Destroy(kv); }
+};
+struct SubDeleter {
+  void operator()(natsSubscription* s) const {
+    natsSubscription_Unsubscribe(s);
+    natsSubscription_Destroy(s);
+  }
+};
+struct MsgDeleter {
+  void operator()(natsMsg* m) const { natsMsg_Destroy(m); }
+};
+using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
+
+// The lease value: "node\naddress".
+std::string LeaseValue(const ClusterOptions& o) { return o.node + "\n" + o.advertise; }
+
+class NodeImpl final : public Node {
+ public:
+  NodeImpl(ClusterOptions options, storage::Ledger& ledger)
+      : options_(std::move(options)),
+        ledger_(ledger),
+        stream_("LOANLEDGER_P" + std::to_string(options_.partition)),
+        subject_("loanledger.p" + std::to_string(options_.partition) + ".journal"),
+        lease_key_("p" + std::to_string(options_.partition)) {}
+
+  ~NodeImpl() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (campaigner_.joinable()) campaigner_.join();
+    if (follower_.joinable()) follower_.join();
+    ReleaseLease();
+    leases_.reset();
+    config_.reset();
+    js_.reset();
+    nc_.reset();
+  }
+
+  Status Connect() {
+    natsOptions* raw = nullptr;
+    natsStatus s = natsOptions_Create(&raw);
+    if (s != NATS_OK) return Status::Internal("NATS options: " + NatsError(s));
+    std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)> opts(raw, natsOptions_Destroy);
+    std::vector<const char*> urls;
+    for (const std::string& u : options_.nats_urls) urls.push_back(u.c_str());
+    s = natsOptions_SetServers(opts.get(), urls.data(), static_cast<int>(urls.size()));
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts.get(), -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts.get(), 200);
+    if (s == NATS_OK) s = natsOptions_SetTimeout(opts.get(), 2000);
+    if (s == NATS_OK) s = natsOptions_SetName(opts.get(), options_.node.c_str());
+    if (s != NATS_OK) return Status::InvalidArgument("NATS servers: " + NatsError(s));
+    const auto deadline = Clock::now() + milliseconds(options_.start_timeout_ms);
+    while (true) {
+      natsConnection* c = nullptr;
+      s = natsConnection_Connect(&c, opts.get());
+      if (s == NATS_OK) {
+        nc_.reset(c);
+        break;
+      }
+      if (Clock::now() > deadline) {
+        return Status::Unavailable("cannot connect to NATS " + Join(options_.nats_urls) + ": " +
+                                   NatsError(s));
+      }
+      std::this_thread::sleep_for(milliseconds(250));
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 5000;
+    jsCtx* js = nullptr;
+    s = natsConnection_JetStream(&js, nc_.get(), &jo);
+    if (s != NATS_OK) return Status::Unavailable("JetStream context: " + NatsError(s));
+    js_.reset(js);
+    return Retry("set up the cluster's JetStream stream and buckets", [&] { return SetUp(); });
+  }
+
+  void StartThreads() {
+    follower_ = std::thread([this] { FollowLoop(); });
+    campaigner_ = std::thread([this] { CampaignLoop(); });
+  }
+
+  Result<std::vector<storage::ApplyResult>> ApplyGroup(
+      std::span<const storage::Batch* const> batches) override {
+    if (Status s = ReadyToLead(); !s.ok()) return s;
+    storage::Ledger::PublishRecords publish =
+        [this](std::span<const std::string> records) -> Result<uint64_t> {
+      return Publish(records);
+    };
+    return ledger_.ApplyGroupPublished(batches, publish);
+  }
+
+  ClusterState State() const override {
+    std::lock_guard lock(mu_);
+    ClusterState st = state_;
+    st.leader = leader_;
+    st.applied_seq = ledger_.LogPosition();
+    st.lag_events = st.stream_last_seq > st.applied_seq ? st.stream_last_seq - st.applied_seq : 0;
+    if (st.lag_events == 0) st.lag_seconds = 0;
+    return st;
+  }
+
+ private:
+  static std::string Join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
+    return out;
+  }
+
+  // Retries `step` (JetStream answers "temporarily unavailable" while its
+  // cluster elects a meta leader after a start) until the start timeout.
+  Status Retry(const std::string& what, const std::function<Status()>& step) {
+    const auto deadline = Clock::now() + milliseconds(options_.start_timeout_ms);
+    while (true) {
+      Status s = step();
+      if (s.ok() || s.code() == Status::Code::kInvalidArgument) return s;
+      if (Clock::now() > deadline)
+        return Status::Unavailable("cannot " + what + ": " + s.message());
+      spdlog::info("cluster: waiting to {}: {}", what, s.message());
+      std::this_thread::sleep_for(milliseconds(500));
+    }
+  }
+
+  Status OpenBucket(const char* name, int64_t ttl_ms, std::unique_ptr<kvStore, KvDeleter>* out) {
+    kvStore* kv = nullptr;
+    natsStatus s = js_KeyValue(&kv, js_.get(), name);
+    if (s != NATS_OK) {
+      kvConfig kc;
+      kvConfig_Init(&kc);
+      kc.Bucket = name;
+      kc.History = 1;
+      kc.TTL = ttl_ms * 1'000'000;  // nanoseconds, as the stream's MaxAge
+      kc.StorageType = js_FileStorage;
+      kc.Replicas = options_.replicas;
+      s = js_CreateKeyValue(&kv, js_.get(), &kc);
+    }
+    if (s != NATS_OK)
+      return Status::Unavailable("KV bucket " + std::string(name) + ": " + NatsError(s));
+    out->reset(kv);
+    return Status::Ok();
+  }
+
+  Status SetUp() {
+    if (Status s = OpenBucket(kConfigBucket, 0, &config_); !s.ok()) return s;
+    if (Status s = OpenBucket(kLeaseBucket, options_.lease_ms, &leases_); !s.ok()) return s;
+    // The partition count: the first node to start records it; every node
+    // must agree.
+    const std::string mine = std::to_string(options_.partitions);
+    uint64_t rev = 0;
+    natsStatus s = kvStore_Create(&rev, config_.get(), "partitions", mine.data(),
+                                  static_cast<int>(mine.size()));
+    if (s != NATS_OK) {
+      kvEntry* e = nullptr;
+      s = kvStore_Get(&e, config_.get(), "partitions");
+      if (s != NATS_OK) return Status::Unavailable("read the partition count: " + NatsError(s));
+      const std::string theirs(static_cast<const char*>(kvEntry_Value(e)), kvEntry_ValueLen(e));
+      kvEntry_Destroy(e);
+      if (theirs != mine) {
+        return Status::InvalidArgument("the cluster was created with " + theirs +
+                                       " partitions; this node was started with --partitions " +
+                                       mine);
+      }
+    }
+    if (options_.partition >= options_.partitions) {
+      return Status::InvalidArgument("--partition " + std::to_string(options_.partition) +
+                                     " is not below --partitions " + mine);
+    }
+    // The stream keeps every record (no limits): a restarted node catches
+    // up from its own log position, a new one from a checkpoint's.
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = stream_.c_str();
+    const char* subjects[] = {subject_.c_str()};
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = options_.replicas;
+    sc.Retention = js_LimitsPolicy;
+    jsStreamInfo* si = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    s = js_AddStream(&si, js_.get(), &sc, nullptr, &jerr);
+    if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+      s = js_GetStreamInfo(&si, js_.get(), stream_.c_str(), nullptr, &jerr);
+    }
+    if (s != NATS_OK) return Status::Unavailable("stream " + stream_ + ": " + NatsError(s, jerr));
+    const uint64_t first = si->State.FirstSeq;
+    const uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    const uint64_t applied = ledger_.LogPosition();
+    if (applied > last) {
+      return Status::InvalidArgument("this store has applied stream " + stream_ + " up to " +
+                                     std::to_string(applied) + " but the stream ends at " +
+                                     std::to_string(last) +
+                                     ": it belongs to another cluster or the stream was lost");
+    }
+    if (last > 0 && first > applied + 1) {
+      return Status::InvalidArgument("stream " + stream_ + " starts at " + std::to_string(first) +
+                                     " but this store needs " + std::to_string(applied + 1) +
+                                     ": start it from a newer checkpoint");
+    }
+    std::lock_guard lock(mu_);
+    state_.stream_last_seq = last;
+    return Status::Ok();
+  }
+
+  // --- leader ---------------------------------------------------------------
+
+  bool LeaseValid() const { return leader_ && Clock::now() < lease_valid_until_; }
+
+  // A new leader first applies every record of the stream (the old leader's
+  // last ones may be there and not yet here); likewise after a publish whose
+  // outcome is unknown.
+  Status ReadyToLead() {
+    std::unique_lock lock(mu_);
+    if (!LeaseValid()) return Status::NotLeader(state_.leader_address);
+    if (!need_catch_up_) return Status::Ok();
+    lock.unlock();
+    jsStreamInfo* si = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetStreamInfo(&si, js_.get(), stream_.c_str(), nullptr, &jerr);
+    if (s != NATS_OK) return Status::Unavailable("stream " + stream_ + ": " + NatsError(s, jerr));
+    const uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    const auto deadline = Clock::now() + milliseconds(10'000);
+    while (ledger_.LogPosition() < last) {
+      if (Clock::now() > deadline) {
+        return Status::Unavailable("the new leader is still applying the stream (at " +
+                                   std::to_string(ledger_.LogPosition()) + " of " +
+                                   std::to_string(last) + ")");
+      }
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    lock.lock();
+    need_catch_up_ = false;
+    return Status::Ok();
+  }
+
+  // Called by the ledger under its write lock: LogPosition() cannot move.
+  Result<uint64_t> Publish(std::span<const std::string> records) {
+    uint64_t expected = ledger_.LogPosition();
+    for (const std::string& record : records) {
+      {
+        std::lock_guard lock(mu_);
+        if (!LeaseValid()) return Status::NotLeader(state_.leader_address);
+      }
+      jsPubOptions po;
+      jsPubOptions_Init(&po);
+      po.ExpectLastSeq = expected;  // 0 (an empty stream) sets no expectation
+      po.MaxWait = 5000;
+      jsPubAck* ack = nullptr;
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      natsStatus s = js_Publish(&ack, js_.get(), subject_.c_str(), record.data(),
+                                static_cast<int>(record.size()), &po, &jerr);
+      if (s != NATS_OK) {
+        std::lock_guard lock(mu_);
+        if (jerr == JSStreamWrongLastSequenceErr) {
+          // Someone else wrote to the stream: this node is no longer the
+          // only writer. Stop leading; the lease expires or is taken.
+          spdlog::warn("cluster: publish fenced (stream moved past {}): stepping down", expected);
+          StepDownLocked("fenced by the stream's last sequence");
+          return Status::NotLeader("");
+        }
+        // Unknown outcome: the record may be in the stream. Catch up
+        // before the next group.
+        need_catch_up_ = true;
+        return Status::Unavailable("journal publish to " + stream_ +
+                                   " failed: " + NatsError(s, jerr));
+      }
+      expected = ack->Sequence;
+      jsPubAck_Destroy(ack);
+    }
+    std::lock_guard lock(mu_);
+    if (expected > state_.stream_last_seq) state_.stream_last_seq = expected;
+    return expected;
+  }
+
+  void StepDownLocked(const std::string& why) {
+    if (leader_) {
+      leader_ = false;
+      ++state_.step_downs;
+      state_.last_error = why;
+      if (state_.leader_node == options_.node) {
+        state_.leader_node.clear();
+        state_.leader_address.clear();
+      }
+    }
+  }
+
+  void ReleaseLease() {
+    std::lock_guard lock(mu_);
+    if (!leader_ || leases_ == nullptr) return;
+    // Only our own revision is deleted: a newer holder's key stays.
+    uint64_t rev = 0;
+    if (kvStore_Update(&rev, leases_.get(), lease_key_.c_str(), "", 0, lease_rev_) == NATS_OK) {
+      kvStore_Delete(leases_.get(), lease_key_.c_str());
+    }
+    leader_ = false;
+  }
+
+  // Takes the lease when it is free, renews it while held (every quarter
+  // of the TTL); a lease is trusted for two thirds of the TTL from the start
+  // of the request that took or renewed it, so a node paused past its lease
+  // never publishes on it.
+  void CampaignLoop() {
+    const std::string value = LeaseValue(options_);
+    const auto period = milliseconds(std::max<uint32_t>(options_.lease_ms / 4, 50));
+    while (true) {
+      {
+        std::unique_lock lock(mu_);
+        if (cv_.wait_for(lock, period, [&] { return stopping_; })) return;
+      }
+      const auto started = Clock::now();
+      const auto valid_until = started + milliseconds(options_.lease_ms * 2 / 3);
+      bool leading;
+      uint64_t rev;
+      {
+        std::lock_guard lock(mu_);
+        leading = leader_;
+        rev = lease_rev_;
+        if (leading && Clock::now() >= lease_valid_until_) {
+          spdlog::warn("cluster: lease of partition {} not renewed in time: stepping down",
+                       options_.partition);
+          StepDownLocked("lease expired before it was renewed");
+          leading = false;
+        }
+      }
+      uint64_t new_rev = 0;
+      if (leading) {
+        natsStatus s = kvStore_Update(&new_rev, leases_.get(), lease_key_.c_str(), value.data(),
+                                      static_cast<int>(value.size()), rev);
+        std::lock_guard lock(mu_);
+        if (s == NATS_OK) {
+          lease_rev_ = new_rev;
+          lease_valid_until_ = valid_until;
+          continue;
+        }
+        // Refused or lost: if the key no longer holds our revision (it
+        // expired, or another node took it), stop leading now; otherwise
+        // retry until lease_valid_until_.
+        kvEntry* e = nullptr;
+        const natsStatus g = kvStore_Get(&e, leases_.get(), lease_key_.c_str());
+        const bool ours = g == NATS_OK && kvEntry_Revision(e) == rev;
+        if (e != nullptr) kvEntry_Destroy(e);
+        if (!ours && (g == NATS_OK || g == NATS_NOT_FOUND)) {
+          spdlog::warn("cluster: lease of partition {} lost: stepping down", options_.partition);
+          StepDownLocked("lease lost");
+          ReadLeaderLocked();
+        }
+        continue;
+      }
+      natsStatus s = kvStore_Create(&new_rev, leases_.get(), lease_key_.c_str(), value.data(),
+                                    static_cast<int>(value.size()));
+      std::lock_guard lock(mu_);
+      if (s == NATS_OK) {
+        leader_ = true;
+        lease_rev_ = new_rev;
+        lease_valid_until_ = valid_until;
+        need_catch_up_ = true;
+        ++state_.elections_won;
+        state_.leader_node = options_.node;
+        state_.leader_address = options_.advertise;
+        spdlog::info("cluster: this node ({}) leads partition {}", options_.node,
+                     options_.partition);
+        continue;
+      }
+      ReadLeaderLocked();
+    }
+  }
+
+  void ReadLeaderLocked() {
+    kvEntry* e = nullptr;
+    if (kvStore_Get(&e, leases_.get(), lease_key_.c_str()) != NATS_OK) {
+      state_.leader_node.clear();
+      state_.leader_address.clear();
+      return;
+    }
+    const std::string v(static_cast<const char*>(kvEntry_Value(e)), kvEntry_ValueLen(e));
+    kvEntry_Destroy(e);
+    const size_t nl = v.find('\n');
+    state_.leader_node = v.substr(0, nl);
+    state_.leader_address = nl == std::string::npos ? "" : v.substr(nl + 1);
+  }
+
+  // --- every node: follow the stream -----------------------------------------
+
+  Status Subscribe(std::unique_ptr<natsSubscription, SubDeleter>* sub) {
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = ledger_.LogPosition() + 1;
+    natsSubscription* raw = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_SubscribeSync(&raw, js_.get(), subject_.c_str(), nullptr, &so, &jerr);
+    if (s != NATS_OK) return Status::Unavailable("follow " + stream_ + ": " + NatsError(s, jerr));
+    sub->reset(raw);
+    return Status::Ok();
+  }
+
+  // Applies the stream in runs: every message already delivered (up to
+  // 256 or 64 MiB) goes to the ledger in one ApplyPublished call.
+  void FollowLoop() {
+    std::unique_ptr<natsSubscription, SubDeleter> sub;
+    std::vector<MsgPtr> run;
+    std::vector<std::string_view> records;
+    while (true) {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;
+      }
+      if (sub == nullptr) {
+        if (Status s = Subscribe(&sub); !s.ok()) {
+          NoteError(s.message());
+          std::this_thread::sleep_for(milliseconds(500));
+          continue;
+        }
+      }
+      run.clear();
+      size_t bytes = 0;
+      uint64_t first = 0;
+      uint64_t pending = 0;
+      int64_t oldest_ns = 0;
+      natsMsg* m = nullptr;
+      natsStatus s = natsSubscription_NextMsg(&m, sub.get(), 200);
+      while (s == NATS_OK) {
+        MsgPtr msg(m);
+        jsMsgMetaData* meta = nullptr;
+        if (natsMsg_GetMetaData(&meta, msg.get()) == NATS_OK) {
+          const uint64_t seq = meta->Sequence.Stream;
+          pending = meta->NumPending;
+          if (run.empty()) {
+            first = seq;
+            oldest_ns = meta->Timestamp;
+          }
+          jsMsgMetaData_Destroy(meta);
+          if (seq != first + run.size()) {  // not the next one: apply what we have first
+            NoteError("stream sequence " + std::to_string(seq) + " after " +
+                      std::to_string(first + run.size() - 1));
+            sub.reset();
+            break;
+          }
+          bytes += static_cast<size_t>(natsMsg_GetDataLength(msg.get()));
+          run.push_back(std::move(msg));
+        }
+        if (pending == 0 || run.size() >= 256 || bytes >= (64u << 20)) break;
+        s = natsSubscription_NextMsg(&m, sub.get(), 0);
+      }
+      if (s != NATS_OK && s != NATS_TIMEOUT) {
+        NoteError("follow " + stream_ + ": " + NatsError(s));
+        sub.reset();
+      }
+      {
+        std::lock_guard lock(mu_);
+        const uint64_t last = run.empty() ? 0 : first + run.size() - 1 + pending;
+        if (last > state_.stream_last_seq) state_.stream_last_seq = last;
+        if (!run.empty()) {
+          const double age =
+              static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count() -
+                                  oldest_ns) /
+              1e9;
+          state_.lag_seconds = age > 0 ? age : 0;
+        }
+      }
+      if (run.empty()) continue;
+      records.clear();
+      for (const MsgPtr& msg : run) {
+        records.emplace_back(natsMsg_GetData(msg.get()),
+                             static_cast<size_t>(natsMsg_GetDataLength(msg.get())));
+      }
+      Status applied = ledger_.ApplyPublished(records, first);
+      if (!applied.ok()) {
+        // A gap (the consumer started before a checkpoint's position) or a
+        // store that diverged: start over from the ledger's position.
+        spdlog::error("cluster: cannot apply stream {} from {}: {}", stream_, first,
+                      applied.ToString());
+        NoteError(applied.message());
+        sub.reset();
+        std::this_thread::sleep_for(milliseconds(500));
+      }
+    }
+  }
+
+  void NoteError(const std::string& what) {
+    std::lock_guard lock(mu_);
+    state_.last_error = what;
+  }
+
+  const ClusterOptions options_;
+  storage::Ledger& ledger_;
+  const std::string stream_;
+  const std::string subject_;
+  const std::string lease_key_;
+  std::unique_ptr<natsConnection, ConnectionDeleter> nc_;
+  std::unique_ptr<jsCtx, JsDeleter> js_;
+  std::unique_ptr<kvStore, KvDeleter> config_;
+  std::unique_ptr<kvStore, KvDeleter> leases_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  bool leader_ = false;
+  uint64_t lease_rev_ = 0;
+  Clock::time_point lease_valid_until_{};
+  bool need_catch_up_ = false;
+  ClusterState state_;
+  std::thread follower_;
+  std::thread campaigner_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Node>> Node::Start(const ClusterOptions& options, storage::Ledger& ledger) {
+  if (options.nats_urls.empty()) return Status::InvalidArgument("no NATS server given");
+  if (options.node.empty()) return Status::InvalidArgument("a cluster node needs a name");
+  if (options.partitions == 0) return Status::InvalidArgument("--partitions must be at least 1");
+  if (options.replicas < 1 || options.replicas > 5) {
+    return Status::InvalidArgument("--replicas must be 1..5 (JetStream's limit)");
+  }
+  if (options.lease_ms < 300) return Status::InvalidArgument("the lease must be at least 300 ms");
+  auto node = std::make_unique<NodeImpl>(options, ledger);
+  if (Status s = node->Connect(); !s.ok()) return s;
+  node->StartThreads();
+  return std::unique_ptr<Node>(std::move(node));
+}
+
+uint32_t PartitionOf(std::string_view institution_id, uint32_t partitions) {
+  LL_CHECK(partitions >= 1);
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : institution_id) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return static_cast<uint32_t>(h % partitions);
+}
+
+}  // namespace loanledger::cluster
