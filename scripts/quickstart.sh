@@ -8,7 +8,9 @@
 #
 # Environment (all optional):
 #   LOANLEDGER_HOME  where data, tokens, logs and the CSV go (default ./run)
-#   LOANLEDGER_PORT  client port (default 7700), LOANLEDGER_METRICS_PORT (default 9464)
+#   LOANLEDGER_PORT  client port (default 7700), LOANLEDGER_METRICS_PORT (default 9464);
+#                    0 = a free port chosen by the kernel (the tests): the addresses
+#                    bound are in $LOANLEDGER_HOME/loanledgerd.ready (server/README.md)
 #   LOANLEDGER_SCALE portfolio scale (default 0.0001), LOANLEDGER_SEED (default 1)
 #   LOANLEDGER_BIN_DIR  use already-built binaries from this build dir and skip
 #                       installing and building (the end-to-end test does)
@@ -71,18 +73,25 @@ sed -n 2p <<<"$out" >> "$TOKENS"
 echo "$REGULATOR_TOKEN" > "$HOME_DIR/regulator.token"
 chmod 600 "$HOME_DIR/regulator.token"
 
+READY=$HOME_DIR/loanledgerd.ready
 nohup "$LLD" --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
-  --data "$HOME_DIR/data" --tokens "$TOKENS" > "$HOME_DIR/loanledgerd.log" 2>&1 &
+  --data "$HOME_DIR/data" --tokens "$TOKENS" --ready-file "$READY" > "$HOME_DIR/loanledgerd.log" 2>&1 &
 SERVER_PID=$!
 echo "$SERVER_PID" > "$HOME_DIR/loanledgerd.pid"
-for _ in $(seq 1 100); do
-  grep -q "listening on" "$HOME_DIR/loanledgerd.log" 2>/dev/null && break
+# Ready once its ready file (written whole, after every listener is bound) names this PID.
+for _ in $(seq 1 300); do
+  [ "$(sed -n 's/^pid=//p' "$READY" 2>/dev/null)" = "$SERVER_PID" ] && break
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$HOME_DIR/loanledgerd.log" >&2; echo "loanledgerd did not start" >&2; exit 1; }
   sleep 0.1
 done
+[ "$(sed -n 's/^pid=//p' "$READY" 2>/dev/null)" = "$SERVER_PID" ] \
+  || { cat "$HOME_DIR/loanledgerd.log" >&2; echo "loanledgerd not ready within 30 s" >&2; exit 1; }
+ADDRESS=$(sed -n 's/^listen=//p' "$READY")
+METRICS_ADDRESS=$(sed -n 's/^metrics=//p' "$READY")
+echo "loanledgerd (pid $SERVER_PID) listening on $ADDRESS, metrics on $METRICS_ADDRESS" >&2
 
 step "5/6 submitting the portfolio through the CLI"
-export LOANLEDGER_SERVER=127.0.0.1:$PORT
+export LOANLEDGER_SERVER=$ADDRESS
 total_applied=0; total_duplicates=0; total_batches=0; n=0; count=$(echo "$institutions" | wc -l)
 for inst in $institutions; do
   n=$((n + 1))
@@ -121,8 +130,8 @@ PY
 cat >&2 <<MSG
 
 loanledgerd is running (pid $SERVER_PID), data in $HOME_DIR/data, log $HOME_DIR/loanledgerd.log
-  metrics:   http://127.0.0.1:$METRICS_PORT/metrics
-  query:     LOANLEDGER_SERVER=127.0.0.1:$PORT LOANLEDGER_TOKEN=\$(cat $HOME_DIR/regulator.token) \\
+  metrics:   http://$METRICS_ADDRESS/metrics
+  query:     LOANLEDGER_SERVER=$ADDRESS LOANLEDGER_TOKEN=\$(cat $HOME_DIR/regulator.token) \\
              $LL report --date $REPORT_DATE --by province
   stop:      kill $SERVER_PID
 MSG

@@ -23,6 +23,10 @@ struct ServerConfig {
   std::string tls_key;                            // PEM private key
   bool verify = false;                            // run Ledger::Verify, print, exit 0/1
   std::string log_level = "info";                 // trace|debug|info|warn|error
+  // Once every listener is bound, the bound addresses are written here
+  // atomically (`pid=N` and `NAME=HOST:PORT` lines, server/README.md "Ready
+  // file"); "" = none. Removed at start and after a clean stop.
+  std::string ready_file;
 
   // Threads. Two cores is the smallest deployment: io and queries share them.
   uint32_t io_threads = 2;     // Asio threads running sessions (framing, decoding, replies)

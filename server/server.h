@@ -9,7 +9,8 @@ namespace loanledger::server {
 
 // Opens the ledger, binds the listener and the metrics endpoint (logging
 // `metrics on HOST:PORT` and `listening on HOST:PORT` with the ports bound,
-// in that order; the second means ready), and serves until SIGTERM/SIGINT:
+// in that order; the second means ready; with --ready-file, that file is
+// written just before: server/ready_file.h), and serves until SIGTERM/SIGINT:
 // then it stops accepting, answers or refuses in-flight requests, drains
 // the writer, closes the ledger. Returns the process exit code (0 after a
 // clean stop, 1 when start-up fails).

@@ -44,7 +44,7 @@ struct LedgerOptions {
   // Wall clock for journal timestamps (unix ms); injected so that tests are
   // deterministic. Business logic never reads it. Default: system clock.
   std::function<int64_t()> clock_ms;
-  // A rules file (SPEC §12, `loanledgerd --rules`): empty = the store's
+  // A rules file (docs/categories.md, `loanledgerd --rules`): empty = the store's
   // current rules (the default file for a new store). When it differs from
   // the store's current rules, Open applies it (a recompute of every
   // aggregate from the journal) before returning. Must parse.
@@ -107,7 +107,7 @@ struct CompactionReport {
   uint64_t live_sst_bytes_after = 0;
 };
 
-// One version of the category rules applied to the store (SPEC §12).
+// One version of the category rules applied to the store (docs/categories.md).
 struct RulesVersion {
   uint64_t number = 0;     // 1, 2, ... in the order applied
   std::string version;     // the file's "version"
@@ -150,7 +150,7 @@ struct CategoryBalance {
   uint8_t province = 0;
   int64_t balance_fen = 0;
   int64_t loan_count = 0;
-  std::string category_name;  // under the current rules (SPEC §12)
+  std::string category_name;  // under the current rules (docs/categories.md)
 };
 
 class Ledger {
@@ -238,7 +238,7 @@ class Ledger {
   // take minutes on a large store.
   virtual Result<CompactionReport> Compact() = 0;
 
-  // Applies a new rules file (SPEC §12): recomputes every aggregate from
+  // Applies a new rules file (docs/categories.md): recomputes every aggregate from
   // the journal in the background while queries answer and batches apply
   // under the current rules, then switches atomically (one synced write of
   // every cell and the new version; a crash before it leaves the old

@@ -1,5 +1,6 @@
-// End to end: the real `loanledgerd` on 127.0.0.1 (port 0, a fresh data
-// directory and tokens made by `loanledger token new`) and the real
+// End to end: the real `loanledgerd` on 127.0.0.1 (port 0, started by the
+// integration tests' harness: tests/integration/server_harness.h; a fresh
+// data directory and tokens made by `loanledger token new`) and the real
 // `loanledger` binary, run as separate processes. Checks the docs/cli.md
 // contract from the outside: figures, FILE:LINE diagnostics, exit codes.
 #include <fcntl.h>
@@ -12,11 +13,13 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "tests/integration/server_harness.h"
 
 extern char** environ;
 
@@ -25,7 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
-constexpr auto kServerStartTimeout = std::chrono::seconds(30);
 constexpr auto kServerStopTimeout = std::chrono::seconds(20);
 
 std::string ReadFile(const fs::path& path) {
@@ -88,19 +90,9 @@ class CliE2eTest : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
-    if (server_pid_ > 0) {
-      kill(server_pid_, SIGTERM);
-      const auto deadline = std::chrono::steady_clock::now() + kServerStopTimeout;
-      int status = 0;
-      while (waitpid(server_pid_, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-          kill(server_pid_, SIGKILL);
-          waitpid(server_pid_, &status, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      server_pid_ = -1;
+    if (server_process_) {
+      server_process_->Stop(SIGTERM, kServerStopTimeout);
+      server_process_.reset();
     }
     fs::remove_all(dir_);
   }
@@ -120,30 +112,14 @@ class CliE2eTest : public ::testing::Test {
   }
 
   static void StartServer() {
-    const fs::path err = dir_ / "server.err";
-    server_pid_ =
-        Spawn({LOANLEDGERD_PATH, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-               "--data", (dir_ / "data").string(), "--tokens", (dir_ / "tokens").string()},
-              dir_ / "server.out", err);
-    ASSERT_GT(server_pid_, 0);
-    const auto deadline = std::chrono::steady_clock::now() + kServerStartTimeout;
-    const std::string marker = "listening on 127.0.0.1:";
-    while (std::chrono::steady_clock::now() < deadline) {
-      for (const std::string& line : Lines(ReadFile(err))) {
-        const size_t at = line.find(marker);
-        if (at == std::string::npos || line.find("metrics") != std::string::npos) continue;
-        const std::string port = line.substr(at + marker.size());
-        server_ = "127.0.0.1:" + port.substr(0, port.find_first_not_of("0123456789"));
-        return;
-      }
-      int status = 0;
-      if (waitpid(server_pid_, &status, WNOHANG) == server_pid_) {
-        server_pid_ = -1;
-        FAIL() << "loanledgerd exited during start-up:\n" << ReadFile(err);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    FAIL() << "loanledgerd did not report its port:\n" << ReadFile(err);
+    loanledger::testing::ServerProcess::Options options;
+    options.data_dir = (dir_ / "data").string();
+    options.tokens_file = (dir_ / "tokens").string();
+    options.log_file = (dir_ / "server.err").string();
+    std::string error;
+    server_process_ = loanledger::testing::ServerProcess::Start(options, &error);
+    ASSERT_NE(server_process_, nullptr) << error;
+    server_ = server_process_->addresses().at("listen");
   }
 
   static ProcessResult Cli(const std::vector<std::string>& args) {
@@ -179,8 +155,8 @@ class CliE2eTest : public ::testing::Test {
   }
 
   static inline fs::path dir_;
-  static inline pid_t server_pid_ = -1;
-  static inline std::string server_;
+  static inline std::unique_ptr<loanledger::testing::ServerProcess> server_process_;
+  static inline std::string server_;  // HOST:PORT it listens on
   static inline std::string tokens_lines_;
   static inline std::string institution_token_;
   static inline std::string regulator_token_;

@@ -31,48 +31,21 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ll_server import start_loanledgerd  # noqa: E402
+
 SUMMARY = re.compile(r"applied=(\d+) duplicates=(\d+) batches=(\d+) rejected=(\d+)")
 DATES = ["2022-06-30", "2023-03-31", "2023-12-31", "2024-09-30", "2024-12-31"]
 
 
-class Server:
-    def __init__(self, build, data, tokens, log, snapshot_events=0):
-        self.log = log
-        with open(log, "w") as err:
-            self.proc = subprocess.Popen(
-                [os.path.join(build, "server/loanledgerd"), "--listen", "127.0.0.1:0",
-                 "--metrics-listen", "127.0.0.1:0", "--data", data, "--tokens", tokens,
-                 "--snapshot-events", str(snapshot_events)],
-                stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            m = re.search(r"listening on [0-9.]+:(\d+)", open(log).read())
-            if m:
-                self.port = int(m.group(1))
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError("loanledgerd exited at start:\n" + open(log).read())
-            time.sleep(0.02)
-        self.proc.kill()
-        raise RuntimeError("loanledgerd did not start")
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return -1
+def start_server(build, data, tokens, log, snapshot_events=0):
+    """loanledgerd on 127.0.0.1 port 0 (tests/support/ll_server.py): .port(), .kill9(), .stop()."""
+    return start_loanledgerd(build, data, tokens, log, ["--snapshot-events", str(snapshot_events)])
 
 
 def cli(build, port, token, *args, timeout=300):
@@ -167,10 +140,10 @@ def main():
                 f.writelines(body[start:])
             # Loan snapshots every few hundred events in most rounds: kills land while one is
             # written, and each start loads a snapshot and replays the journal since.
-            server = Server(build, data, tokens, os.path.join(work, "server.log"),
+            server = start_server(build, data, tokens, os.path.join(work, "server.log"),
                             rng.choice([0, 200, 1000, 5000]))
             sub = subprocess.Popen([os.path.join(build, "client/loanledger"), "submit", part, "--batch-size",
-                                    str(rng.choice([10, 20, 50])), "--server", f"127.0.0.1:{server.port}",
+                                    str(rng.choice([10, 20, 50])), "--server", f"127.0.0.1:{server.port()}",
                                     "--token", inst], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             time.sleep(rng.uniform(0.0, kill_max_s))
             server.kill9()
@@ -200,14 +173,14 @@ def main():
                 f.writelines(epoch_lines(k))
         csv, events = full, len(base) * (epoch + 1)
         # The last, uninterrupted submit completes the file.
-        server = Server(build, data, tokens, os.path.join(work, "final.log"))
-        done = cli(build, server.port, inst, "submit", csv)
+        server = start_server(build, data, tokens, os.path.join(work, "final.log"))
+        done = cli(build, server.port(), inst, "submit", csv)
         m = SUMMARY.findall(done.stdout)
         if done.returncode != 0 or not m or int(m[-1][0]) + int(m[-1][1]) != events:
             failures.append(f"final submit: exit {done.returncode}, {done.stdout.strip()} {done.stderr.strip()}")
         elif int(m[-1][1]) < acked_prefix:
             failures.append(f"final submit: {m[-1][1]} duplicates < acknowledged prefix {acked_prefix}")
-        got = reports(build, server.port, reg)
+        got = reports(build, server.port(), reg)
         if server.stop() != 0:
             failures.append("server did not stop cleanly on SIGTERM")
         verify = subprocess.run([os.path.join(build, "server/loanledgerd"), "--verify", "--data", data,
@@ -215,9 +188,9 @@ def main():
         if verify.returncode != 0:
             failures.append(f"--verify exited {verify.returncode}: {verify.stdout[-2000:]}{verify.stderr[-2000:]}")
         # Reference: the same file into a fresh server, once, no crash.
-        ref = Server(build, os.path.join(work, "ref"), tokens, os.path.join(work, "ref.log"))
-        cli(build, ref.port, inst, "submit", csv)
-        want = reports(build, ref.port, reg)
+        ref = start_server(build, os.path.join(work, "ref"), tokens, os.path.join(work, "ref.log"))
+        cli(build, ref.port(), inst, "submit", csv)
+        want = reports(build, ref.port(), reg)
         ref.stop()
         for key in want:
             if got[key] != want[key]:

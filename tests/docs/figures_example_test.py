@@ -5,7 +5,8 @@ Reads docs/figures.md: the CSV code block (must equal
 docs/examples/figures-example.csv), the expected `submit` summary lines, the
 `report` and `series` command lines and the tables marked
 `<!-- figures-example:report -->` and `<!-- figures-example:series -->`.
-Starts loanledgerd on 127.0.0.1 port 0 (the bound port read from its log),
+Starts loanledgerd on 127.0.0.1 port 0 (the bound port read from its ready
+file: tests/support/ll_server.py),
 submits the file twice through the CLI, runs `report` and `series` with
 `--format json` and compares every number with the tables (balances and
 counts exactly, growth rates within 1e-9, null as null). The server is
@@ -17,13 +18,14 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from ll_server import ServerError, start_loanledgerd  # noqa: E402
+
 PAGE = os.path.join(ROOT, "docs", "figures.md")
 CSV = os.path.join(ROOT, "docs", "examples", "figures-example.csv")
 START_TIMEOUT_S = 20
@@ -88,18 +90,9 @@ def start_server(build, work):
     token, line = tok.stdout.splitlines()[:2]
     with open(f"{work}/tokens", "w") as f:
         f.write(line + "\n")
-    log_path = f"{work}/server.log"
-    log = open(log_path, "w")
-    server = subprocess.Popen([os.path.join(build, "server/loanledgerd"), "--listen", "127.0.0.1:0",
-                               "--metrics-listen", "127.0.0.1:0", "--data", f"{work}/data",
-                               "--tokens", f"{work}/tokens"], stderr=log)
-    deadline = time.time() + START_TIMEOUT_S
-    while time.time() < deadline and server.poll() is None:
-        m = re.search(r"listening on [0-9.]+:(\d+)", open(log_path).read())
-        if m:
-            return server, token, int(m.group(1))
-        time.sleep(0.05)
-    return server, token, None
+    server = start_loanledgerd(build, f"{work}/data", f"{work}/tokens", f"{work}/server.log",
+                               timeout_s=START_TIMEOUT_S)
+    return server, token
 
 
 def main():
@@ -126,11 +119,12 @@ def main():
     server = None
     with tempfile.TemporaryDirectory(prefix="loanledger-figures-") as work:
         try:
-            server, token, port = start_server(build, work)
-            if port is None:
-                print("FAIL: loanledgerd did not start\n" + open(f"{work}/server.log").read())
+            try:
+                server, token = start_server(build, work)
+            except ServerError as e:
+                print(f"FAIL: {e}")
                 return 1
-            conn = ["--server", f"127.0.0.1:{port}", "--token", token]
+            conn = ["--server", server.address("listen"), "--token", token]
             for i, want in enumerate(summaries):
                 sub = subprocess.run([ll, "submit", CSV] + conn, capture_output=True, text=True,
                                      timeout=COMMAND_TIMEOUT_S)
@@ -165,13 +159,8 @@ def main():
                         compare(f"series {want_row[0]} {key}", cell_value(cell), point.get(key),
                                 failures)
         finally:
-            if server is not None and server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-                try:
-                    server.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait()
+            if server is not None:
+                server.stop(timeout_s=30)
     for f in failures:
         print("FAIL:", f)
     checked = len(report_rows) * len(report_head) + len(series_rows) * len(series_head)

@@ -2,9 +2,10 @@
 """loanledgerd + Debian's real Prometheus with deploy/'s configuration
 (issue: metrics ... item 3).
 
-Starts loanledgerd on free ports, submits a small CSV through the CLI,
-starts `prometheus` with deploy/prometheus/prometheus.yml (the target and
-listen ports rewritten to the free ones, 1 s scrape interval) and
+Starts loanledgerd on ports it binds itself (port 0, read from its ready
+file: tests/support/ll_server.py), submits a small CSV through the CLI,
+starts `prometheus` on port 0 with deploy/prometheus/prometheus.yml (the
+target rewritten to loanledgerd's metrics address, 1 s scrape interval) and
 alerts.yml, and polls Prometheus's HTTP API until `up{job="loanledger"} == 1`,
 the category balance gauges carry the submitted balances (in yuan) for the
 right category and province, and the applied-events counter equals the
@@ -20,8 +21,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,9 @@ import urllib.request
 import report_gauges_e2e  # noqa: E402 (beside this file)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from ll_server import ServerError, start_loanledgerd, start_prometheus  # noqa: E402
+
 HEADER = ("institution_id,loan_id,seq,business_date,event,amount_fen,borrower_type,enterprise_size,"
           "industry_code,region_code,term_months,credit_line_fen,srdi,tech_enterprise,green,"
           "elderly_care,digital_economy")
@@ -41,12 +43,6 @@ ROWS = [  # Shanghai: 500,000.00 + 120,000.50 - 20,000.50 = 600,000.00 yuan; Gua
     "B0001,L2,2,2024-03-01,REPAY,2000050,INDIVIDUAL_BUSINESS,NA,F5123,310104,12,500000,0,0,0,0,0",
     "B0001,L3,1,2024-03-02,DISBURSE,7500025,ENTERPRISE,LARGE,D4411,440305,60,9000000000,0,0,1,0,0",
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def query(base, expr):
@@ -82,41 +78,26 @@ def main():
                 f.write(tok[1] + "\n" + reg[1] + "\n")
             with open(f"{work}/in.csv", "w") as f:
                 f.write(HEADER + "\n" + "\n".join(ROWS) + "\n")
-            log = open(f"{work}/server.log", "w")
-            server = subprocess.Popen([os.path.join(build, "server/loanledgerd"), "--listen", "127.0.0.1:0",
-                                       "--metrics-listen", "127.0.0.1:0", "--data", f"{work}/data",
-                                       "--tokens", f"{work}/tokens"], stderr=log)
-            port = metrics_port = None
-            for _ in range(400):
-                text = open(f"{work}/server.log").read()
-                m1 = re.search(r"listening on [0-9.]+:(\d+)", text)
-                m2 = re.search(r"metrics on [0-9.]+:(\d+)", text)
-                if m1 and m2:
-                    port, metrics_port = int(m1.group(1)), int(m2.group(1))
-                    break
-                time.sleep(0.05)
-            if port is None:
-                print("FAIL: loanledgerd did not start\n" + open(f"{work}/server.log").read())
+            try:
+                server = start_loanledgerd(build, f"{work}/data", f"{work}/tokens", f"{work}/server.log")
+            except ServerError as e:
+                print(f"FAIL: {e}")
                 return 1
-            sub = subprocess.run([ll, "submit", f"{work}/in.csv", "--server", f"127.0.0.1:{port}",
+            sub = subprocess.run([ll, "submit", f"{work}/in.csv", "--server", server.address("listen"),
                                   "--token", tok[0]], capture_output=True, text=True, timeout=60)
             if sub.returncode != 0:
                 failures.append(f"submit exited {sub.returncode}: {sub.stderr}")
 
-            prom_port = free_port()
             config = open(f"{ROOT}/deploy/prometheus/prometheus.yml").read()
             if '"127.0.0.1:9464"' not in config:
                 failures.append("deploy/prometheus/prometheus.yml no longer targets 127.0.0.1:9464")
-            config = config.replace('"127.0.0.1:9464"', f'"127.0.0.1:{metrics_port}"')
+            config = config.replace('"127.0.0.1:9464"', f'"{server.address("metrics")}"')
             config = re.sub(r"(scrape_interval|evaluation_interval): 15s", r"\1: 1s", config)
             config = config.replace("scrape_timeout: 10s", "scrape_timeout: 1s")
             open(f"{work}/prometheus.yml", "w").write(config)
             shutil.copy(f"{ROOT}/deploy/prometheus/alerts.yml", f"{work}/alerts.yml")
-            prom = subprocess.Popen([prometheus, f"--config.file={work}/prometheus.yml",
-                                     f"--storage.tsdb.path={work}/tsdb",
-                                     f"--web.listen-address=127.0.0.1:{prom_port}"],
-                                    stdout=subprocess.DEVNULL, stderr=open(f"{work}/prom.log", "w"))
-            base = f"http://127.0.0.1:{prom_port}"
+            prom = start_prometheus(f"{work}/prometheus.yml", f"{work}/tsdb", f"{work}/prom.log", prometheus)
+            base = prom.base_url
             want = {
                 'up{job="loanledger"}': 1.0,
                 'loanledger_category_balance_yuan{category="TOTAL",province="31"}': 600000.00,
@@ -138,15 +119,13 @@ def main():
                 if status != "ok":
                     failures.append(f"{expr} = {got.get(expr)}, want {v}")
             # Issue 20: the dashboard's figures equal `loanledger report`.
-            failures += report_gauges_e2e.run(base, ll, f"127.0.0.1:{port}", reg[0], tok[0], work, HEADER)
+            failures += report_gauges_e2e.run(base, ll, server.address("listen"), reg[0], tok[0], work, HEADER)
+        except ServerError as e:
+            failures.append(str(e))
         finally:
             for p in (prom, server):
                 if p is not None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
+                    p.stop(timeout_s=30)
             if failures and os.path.exists(f"{work}/prom.log"):
                 print(open(f"{work}/prom.log").read()[-3000:])
     for f in failures:

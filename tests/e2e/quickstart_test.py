@@ -2,7 +2,8 @@
 """End-to-end: the quick start at a small scale (issue: portfolio generator).
 
 Runs scripts/quickstart.sh with already-built binaries, a temporary home and
-free ports: generate the calibrated portfolio, split it per institution,
+port 0 (the server binds free ports itself and writes them to its ready
+file, HOME/loanledgerd.ready: tests/support/ll_server.py): generate the calibrated portfolio, split it per institution,
 make tokens, start loanledgerd, submit every file through the CLI, report.
 Then checks the 2024-09-30 report against docs/domain.md: balances within the
 published precision x scale, growth within 0.05 percentage points, and
@@ -15,23 +16,19 @@ usage: quickstart_test.py BUILD_DIR [SCALE]
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from ll_server import read_ready_file  # noqa: E402
+
 # docs/domain.md: (category, balance in trillion yuan or None, yoy %, balance precision in trillion)
 PUBLISHED = [("MANUFACTURING_MLT", 13.88, 14.8, 0.01), ("HIGH_TECH_MANUFACTURING", None, 12.0, None),
              ("SRDI", 4.26, 13.5, 0.01), ("INCLUSIVE_SMALL_MICRO", 32.90, 14.5, 0.01)]
 SHANGHAI = ["TECH_ENTERPRISE", "GREEN", "INCLUSIVE_SMALL_MICRO"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():
@@ -40,7 +37,7 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory(prefix="loanledger-e2e-") as home:
         env = dict(os.environ, LOANLEDGER_HOME=home, LOANLEDGER_BIN_DIR=build,
-                   LOANLEDGER_PORT=str(free_port()), LOANLEDGER_METRICS_PORT=str(free_port()),
+                   LOANLEDGER_PORT="0", LOANLEDGER_METRICS_PORT="0",
                    LOANLEDGER_SCALE=repr(scale), LOANLEDGER_SEED="7")
         pid = None
         try:
@@ -52,6 +49,10 @@ def main():
             if run.returncode != 0:
                 print(run.stderr, file=sys.stderr)
                 print(f"FAIL: quickstart exited {run.returncode}")
+                return 1
+            ready = read_ready_file(os.path.join(home, "loanledgerd.ready"))
+            if not ready or ready.get("pid") != str(pid) or "listen" not in ready:
+                print(f"FAIL: no ready file naming the server's pid {pid} and address: {ready}")
                 return 1
             report = json.load(open(os.path.join(home, "report.json")))
             rows = {r["category"]: r for r in report["rows"] if r["group"] is None}
@@ -69,7 +70,7 @@ def main():
             token = open(os.path.join(home, "regulator.token")).read().strip()
             out = subprocess.run([os.path.join(build, "client/loanledger"), "report", "--date", "2024-09-30",
                                   "--by", "province", "--format", "json",
-                                  "--server", f"127.0.0.1:{env['LOANLEDGER_PORT']}", "--token", token],
+                                  "--server", ready["listen"], "--token", token],
                                  capture_output=True, text=True, timeout=60, check=True).stdout
             by_province = json.loads(out)["rows"]
             for cat in SHANGHAI:

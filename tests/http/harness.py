@@ -1,18 +1,20 @@
 """A loanledgerd with the HTTP API for the tests in tests/http (stdlib only).
 
 Starts BUILD/server/loanledgerd on 127.0.0.1 port 0 for every listener, reads
-the bound addresses from its log ("http api on", "listening on"), makes
+the bound addresses from its ready file (tests/support/ll_server.py), makes
 tokens with `loanledger token new`, submits a small portfolio through the CLI
 and stops the server by its PID. The portfolio: two institutions, several
 provinces, and GREEN loans of B0001 whose balances sum above 2^53 fen (so
 that exactness is tested).
 """
 import os
-import re
 import signal
 import subprocess
+import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ll_server import ServerError, start_loanledgerd  # noqa: E402
 
 HEADER = ("institution_id,loan_id,seq,business_date,event,amount_fen,borrower_type,enterprise_size,"
           "industry_code,region_code,term_months,credit_line_fen,srdi,tech_enterprise,green,"
@@ -56,9 +58,7 @@ class Server:
             lines.append(out[1])
         with open(os.path.join(self.dir, "tokens"), "w") as f:
             f.write("\n".join(lines) + "\n")
-        args = [os.path.join(self.build, "server/loanledgerd"), "--data", os.path.join(self.dir, "data"),
-                "--tokens", os.path.join(self.dir, "tokens"), "--listen", "127.0.0.1:0",
-                "--metrics-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-level", "debug"]
+        args = ["--http-listen", "127.0.0.1:0", "--log-level", "debug"]
         self.scheme = "http"
         if tls:
             cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
@@ -70,24 +70,14 @@ class Server:
             self.scheme = "https"
         args += list(extra_args)
         self.log_path = os.path.join(self.dir, "loanledgerd.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        self.http = self.listen = None
-        deadline = time.time() + 60
-        while time.time() < deadline and self.listen is None:
-            if self.proc.poll() is not None:
-                raise RuntimeError("loanledgerd exited: " + open(self.log_path).read())
-            text = open(self.log_path).read()
-            m = re.search(r"http api on (\S+)", text)
-            if m:
-                self.http = m.group(1)
-            m = re.search(r" listening on (\S+)", text)
-            if m:
-                self.listen = m.group(1)
-            time.sleep(0.05)
-        if self.listen is None or self.http is None:
-            self.stop()
-            raise RuntimeError("loanledgerd did not start: " + open(self.log_path).read())
+        try:
+            self.server = start_loanledgerd(self.build, os.path.join(self.dir, "data"),
+                                            os.path.join(self.dir, "tokens"), self.log_path, args, timeout_s=60)
+        except ServerError as e:
+            raise RuntimeError(f"loanledgerd did not start: {e}") from None
+        self.proc = self.server.proc
+        self.listen = self.server.address("listen")
+        self.http = self.server.address("http")
         self.url = f"{self.scheme}://{self.http}"
         if submit:
             for institution, text in portfolio().items():
@@ -112,13 +102,5 @@ class Server:
 
     def stop(self):
         """SIGTERM by PID; the exit code (or None when it had to be killed)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-                return None
-        self.log.close()
-        return self.proc.returncode
+        code = self.server.stop(timeout_s=30)
+        return None if code == -signal.SIGKILL else code

@@ -12,12 +12,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -62,6 +62,16 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+std::map<std::string, std::string> ParseReadyFile(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const size_t eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string pattern =
@@ -92,9 +102,14 @@ std::string WriteStandardTokens(const TempDir& dir) {
 std::unique_ptr<ServerProcess> ServerProcess::Start(const Options& options, std::string* error) {
   std::unique_ptr<ServerProcess> server(new ServerProcess());
   server->log_file_ = options.log_file.empty() ? options.data_dir + ".log" : options.log_file;
+  server->ready_file_ =
+      options.ready_file.empty() ? server->log_file_ + ".ready" : options.ready_file;
+  const std::string& ready_file = server->ready_file_;
+  std::remove(ready_file.c_str());  // an earlier run's (its PID would not match anyway)
   std::vector<std::string> args = {LOANLEDGERD_PATH,   "--listen",    "127.0.0.1:0",
                                    "--metrics-listen", "127.0.0.1:0", "--data",
-                                   options.data_dir,   "--tokens",    options.tokens_file};
+                                   options.data_dir,   "--tokens",    options.tokens_file,
+                                   "--ready-file",     ready_file};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -116,31 +131,34 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const Options& options, std:
   }
   server->pid_ = pid;
 
-  static const std::regex kListening(R"(listening on 127\.0\.0\.1:(\d+))");
-  static const std::regex kMetrics(R"(metrics on 127\.0\.0\.1:(\d+))");
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  // A restarted server appends to the same log: look only at what is new.
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  // A restarted server appends to the same log: show only what is new.
   const size_t offset = ReadFile(server->log_file_).size();
   while (Clock::now() < deadline) {
-    const std::string log = ReadFile(server->log_file_).substr(offset);
-    std::smatch m;
-    if (std::regex_search(log, m, kListening)) {
-      server->port_ = static_cast<uint16_t>(std::stoi(m[1]));
-      if (std::regex_search(log, m, kMetrics)) {
-        server->metrics_port_ = static_cast<uint16_t>(std::stoi(m[1]));
-      }
+    // The server renames the file into place whole: it is absent or complete.
+    std::map<std::string, std::string> ready = ParseReadyFile(ReadFile(ready_file));
+    if (ready["pid"] == std::to_string(pid)) {
+      ready.erase("pid");
+      server->addresses_ = std::move(ready);
       return server;
     }
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       server->pid_ = -1;
-      *error = "loanledgerd exited during start-up:\n" + log;
+      *error = "loanledgerd exited during start-up:\n" + ReadFile(server->log_file_).substr(offset);
       return nullptr;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  *error = "loanledgerd did not report its port:\n" + ReadFile(server->log_file_);
+  *error =
+      "loanledgerd wrote no ready file within 30 s:\n" + ReadFile(server->log_file_).substr(offset);
   return nullptr;
+}
+
+uint16_t ServerProcess::Port(const std::string& name) const {
+  const auto it = addresses_.find(name);
+  if (it == addresses_.end()) return 0;
+  return static_cast<uint16_t>(std::stoi(it->second.substr(it->second.rfind(':') + 1)));
 }
 
 ServerProcess::~ServerProcess() {

@@ -1,7 +1,8 @@
-// Test harness for the loopback tests of loanledgerd (server_*_test.cc): a
-// temporary directory, a tokens file, the real loanledgerd started as a
-// child process on 127.0.0.1 port 0 (ports read from its stderr) and stopped
-// by PID, a raw socket for hand-made frames, and event builders.
+// Test harness for the tests that run the real loanledgerd (server_*_test.cc,
+// tests/cli/cli_e2e_test.cc): a temporary directory, a tokens file,
+// loanledgerd started as a child process on 127.0.0.1 port 0 (the ports it
+// bound read from its --ready-file) and stopped by PID, a raw socket for
+// hand-made frames, and event builders.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,6 +30,8 @@ inline constexpr std::string_view kTokenAdmin = "llt_test_admin";
 
 std::string Sha256Hex(std::string_view data);
 std::string ReadFile(const std::string& path);
+// loanledgerd's --ready-file: "pid" -> "123", "listen" -> "127.0.0.1:40123", ...
+std::map<std::string, std::string> ParseReadyFile(const std::string& text);
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents.
 class TempDir {
@@ -52,16 +56,23 @@ class ServerProcess {
     std::string data_dir;                 // --data
     std::string tokens_file;              // --tokens
     std::vector<std::string> extra_args;  // e.g. {"--read-timeout-ms", "500"}
-    std::string log_file;                 // stderr goes here; default: <data_dir>.log
+    std::string log_file;                 // stderr goes here (appended); default: <data_dir>.log
+    std::string ready_file;               // --ready-file; default: <log_file>.ready
   };
-  // Starts loanledgerd and waits until it logs `listening on`. Null (with
-  // *error set) when it exits or does not get there within 20 s.
+  // Starts loanledgerd with --listen and --metrics-listen 127.0.0.1:0 and
+  // waits until its ready file names its PID (server/README.md, "Ready
+  // file"). Null (with *error set) when it exits or does not get there
+  // within 30 s.
   static std::unique_ptr<ServerProcess> Start(const Options& options, std::string* error);
   ~ServerProcess();  // SIGKILL if still running
 
-  uint16_t port() const { return port_; }
-  uint16_t metrics_port() const { return metrics_port_; }
+  uint16_t port() const { return Port("listen"); }
+  uint16_t metrics_port() const { return Port("metrics"); }
+  // The ready file's listeners: "listen" -> "127.0.0.1:40123", "metrics", ...
+  const std::map<std::string, std::string>& addresses() const { return addresses_; }
+  uint16_t Port(const std::string& name) const;  // 0 when there is no such listener
   pid_t pid() const { return pid_; }
+  const std::string& ready_file() const { return ready_file_; }
   std::string Log() const { return ReadFile(log_file_); }
 
   // Sends `signal` and waits for the exit. Returns the exit code, or
@@ -73,9 +84,9 @@ class ServerProcess {
  private:
   ServerProcess() = default;
   pid_t pid_ = -1;
-  uint16_t port_ = 0;
-  uint16_t metrics_port_ = 0;
+  std::map<std::string, std::string> addresses_;
   std::string log_file_;
+  std::string ready_file_;
 };
 
 client::ClientOptions ClientOptionsFor(const ServerProcess& server, std::string_view token);

@@ -296,7 +296,7 @@ TEST(Config, ConfigFileUsesTheFlagNames) {
   {
     std::ofstream out(file);
     out << "listen = \"127.0.0.1:7777\"\nmetrics-listen = \"127.0.0.1:0\"\ndata = \"/var/x\"\n"
-           "tokens = \"/etc/t\"\nidle-timeout-ms = 1234\n";
+           "tokens = \"/etc/t\"\nidle-timeout-ms = 1234\nready-file = \"/run/ll/ready\"\n";
   }
   server::ServerConfig c;
   std::vector<std::string> args = {"loanledgerd", "--config", file, "--read-timeout-ms", "55"};
@@ -309,6 +309,7 @@ TEST(Config, ConfigFileUsesTheFlagNames) {
   EXPECT_EQ(c.tokens_file, "/etc/t");
   EXPECT_EQ(c.idle_timeout_ms, 1234u);
   EXPECT_EQ(c.read_timeout_ms, 55u);
+  EXPECT_EQ(c.ready_file, "/run/ll/ready");
 }
 
 TEST(Config, UnknownConfigFileKeyIsAUsageError) {
