@@ -148,6 +148,35 @@ class ClientImpl final : public Client {
     return CompactOutcome{s.duration_ms, s.live_sst_bytes_before, s.live_sst_bytes_after};
   }
 
+  Result<RulesShowOutcome> RulesShow() override {
+    Result<wire::OwnedMessage> r = Call(
+        [](uint64_t id) { return wire::EncodeRulesShowRequest(id); }, wire::Body::RulesShowReply);
+    if (!r.ok()) return r.status();
+    const wire::RulesShowInfo s = wire::DecodeRulesShowReply(*r->message->body_as_RulesShowReply());
+    const auto view = [](const wire::RulesVersionInfo& v) {
+      return RulesVersionView{v.number, v.version, v.text, v.applied_ms};
+    };
+    RulesShowOutcome out;
+    out.current = view(s.current);
+    for (const wire::RulesVersionInfo& v : s.history) out.history.push_back(view(v));
+    out.recompute_running = s.recompute_running;
+    out.recompute_version = s.recompute_version;
+    out.recompute_batches_done = s.recompute_batches_done;
+    out.recompute_batches_total = s.recompute_batches_total;
+    return out;
+  }
+
+  Result<RulesVersionView> RulesApply(const std::string& text) override {
+    // A recompute of every aggregate: minutes on a large store.
+    Result<wire::OwnedMessage> r =
+        Call([&text](uint64_t id) { return wire::EncodeRulesApplyRequest(id, text); },
+             wire::Body::RulesApplyReply, std::max(options_.request_timeout_ms, kVerifyTimeoutMs));
+    if (!r.ok()) return r.status();
+    const wire::RulesVersionInfo v =
+        wire::DecodeRulesApplyReply(*r->message->body_as_RulesApplyReply());
+    return RulesVersionView{v.number, v.version, v.text, v.applied_ms};
+  }
+
   Result<std::string> Stats() override {
     Result<wire::OwnedMessage> r =
         Call([](uint64_t id) { return wire::EncodeStatsRequest(id); }, wire::Body::StatsReply);

@@ -89,6 +89,22 @@ struct CompactOutcome {
   uint64_t live_sst_bytes_after = 0;
 };
 
+// Admin: category rules (docs/categories.md).
+struct RulesVersionView {
+  uint64_t number = 0;
+  std::string version;
+  std::string text;  // in RulesShow's current version only
+  int64_t applied_ms = 0;
+};
+struct RulesShowOutcome {
+  RulesVersionView current;
+  std::vector<RulesVersionView> history;  // oldest first
+  bool recompute_running = false;
+  std::string recompute_version;
+  uint64_t recompute_batches_done = 0;
+  uint64_t recompute_batches_total = 0;
+};
+
 class Client {
  public:
   // Connects and authenticates: tries each server once, in order. Status
@@ -137,6 +153,16 @@ class Client {
   virtual Result<std::string> Stats() = 0;     // admin
   // admin: compacts the server's store (minutes on a large one).
   virtual Result<CompactOutcome> Compact() = 0;
+  // Admin: the server's category rules; apply returns once the server has
+  // switched to the new file (InvalidArgument naming the field and reason
+  // for a bad one). Not pure: test doubles need not implement them.
+  virtual Result<RulesShowOutcome> RulesShow() {
+    return Status::Unavailable("rules show: not supported by this client");
+  }
+  virtual Result<RulesVersionView> RulesApply(const std::string& text) {
+    (void)text;
+    return Status::Unavailable("rules apply: not supported by this client");
+  }
 };
 
 }  // namespace loanledger::client

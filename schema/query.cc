@@ -26,6 +26,21 @@ std::string_view GroupByName(GroupBy g) {
   return "?";
 }
 
+std::string CategoryLabel(Category c, const std::string& name_from_ledger) {
+  if (!name_from_ledger.empty()) return name_from_ledger;
+  if (static_cast<size_t>(c) < kCategoryCount) return std::string(CategoryName(c));
+  return "#" + std::to_string(static_cast<unsigned>(c));
+}
+
+std::vector<std::string> LoanCategoryNames(const LoanView& loan) {
+  if (!loan.category_names.empty()) return loan.category_names;
+  std::vector<std::string> names;
+  for (const CategoryRule& rule : CategoryRules()) {
+    if (loan.categories & Bit(rule.category)) names.emplace_back(rule.name);
+  }
+  return names;
+}
+
 std::vector<Day> SeriesDates(Day from, Day to, Step step) {
   LL_CHECK(from <= to);
   std::vector<Day> dates;

@@ -17,7 +17,8 @@ namespace loanledger {
 
 // On the wire. kRegionGroup: the rules file's region groups (docs/categories.md).
 enum class GroupBy : uint8_t { kNone = 0, kProvince = 1, kInstitution = 2, kRegionGroup = 3 };
-std::optional<GroupBy> ParseGroupBy(std::string_view text);  // none|province|institution|region_group
+std::optional<GroupBy> ParseGroupBy(
+    std::string_view text);  // none|province|institution|region_group
 std::string_view GroupByName(GroupBy g);
 
 struct ReportQuery {
@@ -89,11 +90,17 @@ struct LoanView {
   uint64_t last_seq = 0;
   Day last_business_date = 0;
   int64_t balance_fen = 0;
-  LoanAttributes attributes;  // as of the latest event
+  LoanAttributes attributes;    // as of the latest event
   CategoryMask categories = 0;  // under the default rules' ids; see category_names
   // Its categories under the ledger's current rules, TOTAL first.
   std::vector<std::string> category_names;
 };
+
+// A category's name in an answer: the name the ledger gave under its rules
+// (docs/categories.md), else the default rules' name of the id.
+std::string CategoryLabel(Category c, const std::string& name_from_ledger);
+// A loan's categories by name: the ledger's names, else the default ones.
+std::vector<std::string> LoanCategoryNames(const LoanView& loan);
 
 // yoy growth per docs/figures.md; nullopt when the base is 0.
 std::optional<double> YoyGrowthPct(int64_t balance_fen, int64_t balance_year_ago_fen);

@@ -34,7 +34,7 @@ std::string ReportJson(const Report& report) {
   Json rows = Json::array();
   for (const ReportRow& r : report.rows) {
     Json row;
-    row["category"] = CategoryName(r.category);
+    row["category"] = CategoryLabel(r.category, r.category_name);
     row["group"] = GroupJson(r.group);
     if (by_province) row["group_name"] = ProvinceNameJson(r.group);
     row["balance_fen"] = r.balance_fen;
@@ -50,6 +50,9 @@ std::string ReportJson(const Report& report) {
   Json j;
   j["date"] = FormatDate(report.date);
   j["rows"] = std::move(rows);
+  // The rules version the figures were computed under (docs/categories.md),
+  // when the answer names it (every server with rules files does).
+  if (!report.rules_version.empty()) j["rules_version"] = report.rules_version;
   return DumpJson(j);
 }
 
@@ -66,10 +69,11 @@ std::string SeriesJson(const Series& series) {
     points.push_back(std::move(point));
   }
   Json j;
-  j["category"] = CategoryName(series.category);
+  j["category"] = CategoryLabel(series.category, series.category_name);
   j["step"] = StepName(series.step);
   j["group_by"] = series.by == GroupBy::kNone ? Json(nullptr) : Json(GroupByName(series.by));
   j["points"] = std::move(points);
+  if (!series.rules_version.empty()) j["rules_version"] = series.rules_version;
   return DumpJson(j);
 }
 
@@ -94,7 +98,7 @@ std::string LoanJson(const LoanView& loan) {
   j["last_business_date"] = FormatDate(loan.last_business_date);
   j["balance_fen"] = loan.balance_fen;
   j["attributes"] = std::move(attributes);
-  j["categories"] = CategoryNamesOf(loan.categories);
+  j["categories"] = LoanCategoryNames(loan);
   return DumpJson(j);
 }
 

@@ -6,6 +6,7 @@
 
 #include "schema/category.h"
 #include "schema/check.h"
+#include "schema/rules.h"
 
 namespace loanledger::wire {
 namespace {
@@ -127,7 +128,9 @@ Result<loanledger::GroupBy> CheckGroupBy(wire::GroupBy by) {
 }
 
 Result<Category> CheckCategory(uint8_t v) {
-  if (v >= kCategoryCount) return Status::InvalidArgument("unknown category " + std::to_string(v));
+  // TOTAL and up to kRuleCategoriesMax of a rules file; the ledger checks its own.
+  if (v > kRuleCategoriesMax)
+    return Status::InvalidArgument("unknown category " + std::to_string(v));
   return static_cast<Category>(v);
 }
 
@@ -244,8 +247,10 @@ Frame EncodeReportRequest(uint64_t request_id, const ReportQuery& query) {
   categories.reserve(query.categories.size());
   for (Category c : query.categories) categories.push_back(static_cast<uint8_t>(c));
   const auto v = b.CreateVector(categories);
+  fb::Offset<fb::Vector<fb::Offset<fb::String>>> names;
+  if (!query.category_names.empty()) names = b.CreateVectorOfStrings(query.category_names);
   return Finish(b, request_id, Body::ReportRequest,
-                CreateReportRequest(b, query.date, v, static_cast<wire::GroupBy>(query.by)));
+                CreateReportRequest(b, query.date, v, static_cast<wire::GroupBy>(query.by), names));
 }
 
 Frame EncodeReportReply(uint64_t request_id, const Report& report) {
@@ -255,6 +260,8 @@ Frame EncodeReportReply(uint64_t request_id, const Report& report) {
   for (const loanledger::ReportRow& r : report.rows) {
     fb::Offset<fb::String> group;
     if (!r.group.empty()) group = b.CreateString(r.group);
+    fb::Offset<fb::String> name;
+    if (!r.category_name.empty()) name = b.CreateString(r.category_name);
     // FlatBuffers leaves out a field equal to its default, and -0.0 == 0.0:
     // a growth of -0.0 is written explicitly so that it arrives as sent.
     const bool negative_zero =
@@ -263,19 +270,23 @@ Frame EncodeReportReply(uint64_t request_id, const Report& report) {
     rows.push_back(CreateReportRow(
         b, static_cast<uint8_t>(r.category), group, r.balance_fen, r.loan_count,
         r.balance_year_ago_fen, r.yoy_growth_pct.has_value(), r.yoy_growth_pct.value_or(0.0),
-        r.ytd_increase_fen, r.disbursed_ytd_fen, r.repaid_ytd_fen, r.written_off_ytd_fen));
+        r.ytd_increase_fen, r.disbursed_ytd_fen, r.repaid_ytd_fen, r.written_off_ytd_fen, name));
     b.ForceDefaults(false);
   }
   const auto v = b.CreateVector(rows);
-  return Finish(b, request_id, Body::ReportReply, CreateReportReply(b, report.date, v));
+  fb::Offset<fb::String> version;
+  if (!report.rules_version.empty()) version = b.CreateString(report.rules_version);
+  return Finish(b, request_id, Body::ReportReply, CreateReportReply(b, report.date, v, version));
 }
 
 Frame EncodeSeriesRequest(uint64_t request_id, const SeriesQuery& query) {
   fb::FlatBufferBuilder b(128);
+  fb::Offset<fb::String> name;
+  if (!query.category_name.empty()) name = b.CreateString(query.category_name);
   return Finish(b, request_id, Body::SeriesRequest,
                 CreateSeriesRequest(b, static_cast<uint8_t>(query.category), query.from, query.to,
                                     static_cast<wire::Step>(query.step),
-                                    static_cast<wire::GroupBy>(query.by)));
+                                    static_cast<wire::GroupBy>(query.by), name));
 }
 
 Frame EncodeSeriesReply(uint64_t request_id, const Series& series) {
@@ -288,10 +299,13 @@ Frame EncodeSeriesReply(uint64_t request_id, const Series& series) {
     points.push_back(CreateSeriesPoint(b, p.date, group, p.balance_fen, p.loan_count));
   }
   const auto v = b.CreateVector(points);
+  fb::Offset<fb::String> name, version;
+  if (!series.category_name.empty()) name = b.CreateString(series.category_name);
+  if (!series.rules_version.empty()) version = b.CreateString(series.rules_version);
   return Finish(b, request_id, Body::SeriesReply,
                 CreateSeriesReply(b, static_cast<uint8_t>(series.category),
                                   static_cast<wire::Step>(series.step),
-                                  static_cast<wire::GroupBy>(series.by), v));
+                                  static_cast<wire::GroupBy>(series.by), v, name, version));
 }
 
 Frame EncodeLoanRequest(uint64_t request_id, std::string_view institution_id,
@@ -308,14 +322,15 @@ Frame EncodeLoanReply(uint64_t request_id, const LoanView& loan) {
   const auto l = b.CreateString(loan.loan_id);
   const auto attributes = BuildEvent(b, nullptr, loan.attributes);
   std::vector<uint8_t> categories;
-  for (const CategoryRule& rule : CategoryRules()) {
-    if (loan.categories & Bit(rule.category))
-      categories.push_back(static_cast<uint8_t>(rule.category));
+  for (uint8_t c = 0; c < 32; ++c) {
+    if (loan.categories & (CategoryMask{1} << c)) categories.push_back(c);
   }
   const auto c = b.CreateVector(categories);
+  fb::Offset<fb::Vector<fb::Offset<fb::String>>> names;
+  if (!loan.category_names.empty()) names = b.CreateVectorOfStrings(loan.category_names);
   return Finish(b, request_id, Body::LoanReply,
                 CreateLoanReply(b, i, l, loan.last_seq, loan.last_business_date, loan.balance_fen,
-                                attributes, c));
+                                attributes, c, names));
 }
 
 Frame EncodeVerifyRequest(uint64_t request_id) {
@@ -406,13 +421,23 @@ Result<ReportQuery> DecodeReportRequest(const ReportRequest& request) {
   }
   q.date = request.date();
   if (const auto* categories = request.categories()) {
-    if (categories->size() > kCategoryCount * 4) {
+    if (categories->size() > (kRuleCategoriesMax + 1) * 4) {
       return Status::InvalidArgument("too many categories");
     }
     for (uint8_t c : *categories) {
       Result<Category> category = CheckCategory(c);
       if (!category.ok()) return category.status();
       q.categories.push_back(*category);
+    }
+  }
+  if (const auto* names = request.category_names()) {
+    if (names->size() > (kRuleCategoriesMax + 1) * 4) {
+      return Status::InvalidArgument("too many categories");
+    }
+    for (const fb::String* name : *names) {
+      if (name == nullptr || name->size() == 0 || name->size() > kRuleNameBytesMax)
+        return Status::InvalidArgument("bad category name");
+      q.category_names.emplace_back(View(name));
     }
   }
   Result<loanledger::GroupBy> by = CheckGroupBy(request.by());
@@ -440,6 +465,11 @@ Result<SeriesQuery> DecodeSeriesRequest(const SeriesRequest& request) {
     return Status::InvalidArgument("unknown step " + std::to_string(step));
   }
   q.step = static_cast<loanledger::Step>(step);
+  if (request.category_name() != nullptr) {
+    if (request.category_name()->size() > kRuleNameBytesMax)
+      return Status::InvalidArgument("bad category name");
+    q.category_name = std::string(View(request.category_name()));
+  }
   Result<loanledger::GroupBy> by = CheckGroupBy(request.by());
   if (!by.ok()) return by.status();
   q.by = *by;
@@ -484,9 +514,11 @@ Report DecodeReportReply(const ReportReply& reply) {
       row.disbursed_ytd_fen = r->disbursed_ytd_fen();
       row.repaid_ytd_fen = r->repaid_ytd_fen();
       row.written_off_ytd_fen = r->written_off_ytd_fen();
+      row.category_name = std::string(View(r->category_name()));
       report.rows.push_back(std::move(row));
     }
   }
+  report.rules_version = std::string(View(reply.rules_version()));
   return report;
 }
 
@@ -495,6 +527,8 @@ Series DecodeSeriesReply(const SeriesReply& reply) {
   series.category = static_cast<Category>(reply.category());
   series.step = static_cast<loanledger::Step>(reply.step());
   series.by = static_cast<loanledger::GroupBy>(reply.by());
+  series.category_name = std::string(View(reply.category_name()));
+  series.rules_version = std::string(View(reply.rules_version()));
   if (const auto* points = reply.points()) {
     series.points.reserve(points->size());
     for (const wire::SeriesPoint* p : *points) {
@@ -515,8 +549,11 @@ LoanView DecodeLoanReply(const LoanReply& reply) {
   if (reply.attributes() != nullptr) view.attributes = DecodeAttributes(*reply.attributes());
   if (const auto* categories = reply.categories()) {
     for (uint8_t c : *categories) {
-      if (c < kCategoryCount) view.categories |= Bit(static_cast<Category>(c));
+      if (c < 32) view.categories |= CategoryMask{1} << c;
     }
+  }
+  if (const auto* names = reply.category_names()) {
+    for (const fb::String* name : *names) view.category_names.emplace_back(View(name));
   }
   return view;
 }
@@ -533,6 +570,66 @@ VerifySummary DecodeVerifyReply(const VerifyReply& reply) {
     }
   }
   return s;
+}
+
+namespace {
+fb::Offset<wire::RulesVersion> BuildRulesVersion(fb::FlatBufferBuilder& b,
+                                                 const RulesVersionInfo& v) {
+  const auto version = b.CreateString(v.version);
+  const auto text = b.CreateString(v.text);
+  return CreateRulesVersion(b, v.number, version, text, v.applied_ms);
+}
+RulesVersionInfo ReadRulesVersion(const wire::RulesVersion* v) {
+  if (v == nullptr) return {};
+  return RulesVersionInfo{v->number(), std::string(View(v->version())),
+                          std::string(View(v->text())), v->applied_ms()};
+}
+}  // namespace
+
+Frame EncodeRulesShowRequest(uint64_t request_id) {
+  fb::FlatBufferBuilder b(64);
+  return Finish(b, request_id, Body::RulesShowRequest, CreateRulesShowRequest(b));
+}
+
+Frame EncodeRulesShowReply(uint64_t request_id, const RulesShowInfo& info) {
+  fb::FlatBufferBuilder b(1024 + info.current.text.size());
+  const auto current = BuildRulesVersion(b, info.current);
+  std::vector<fb::Offset<wire::RulesVersion>> history;
+  for (const RulesVersionInfo& v : info.history) history.push_back(BuildRulesVersion(b, v));
+  const auto h = b.CreateVector(history);
+  const auto rv = b.CreateString(info.recompute_version);
+  return Finish(b, request_id, Body::RulesShowReply,
+                CreateRulesShowReply(b, current, h, info.recompute_running, rv,
+                                     info.recompute_batches_done, info.recompute_batches_total));
+}
+
+Frame EncodeRulesApplyRequest(uint64_t request_id, std::string_view text) {
+  fb::FlatBufferBuilder b(256 + text.size());
+  const auto t = b.CreateString(text);
+  return Finish(b, request_id, Body::RulesApplyRequest, CreateRulesApplyRequest(b, t));
+}
+
+Frame EncodeRulesApplyReply(uint64_t request_id, const RulesVersionInfo& applied) {
+  fb::FlatBufferBuilder b(256 + applied.text.size());
+  const auto v = BuildRulesVersion(b, applied);
+  return Finish(b, request_id, Body::RulesApplyReply, CreateRulesApplyReply(b, v));
+}
+
+RulesShowInfo DecodeRulesShowReply(const RulesShowReply& reply) {
+  RulesShowInfo info;
+  info.current = ReadRulesVersion(reply.current());
+  if (const auto* h = reply.history()) {
+    for (const wire::RulesVersion* v : *h) info.history.push_back(ReadRulesVersion(v));
+  }
+  info.recompute_running = reply.recompute_running();
+  info.recompute_version = std::string(View(reply.recompute_version()));
+  info.recompute_batches_done = reply.recompute_batches_done();
+  info.recompute_batches_total = reply.recompute_batches_total();
+  return info;
+}
+
+RulesVersionInfo DecodeRulesApplyReply(const RulesApplyReply& reply) {
+  return ReadRulesVersion(reply.applied());
 }
 
 CompactSummary DecodeCompactReply(const CompactReply& reply) {

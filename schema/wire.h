@@ -130,6 +130,21 @@ struct CompactSummary {
   uint64_t live_sst_bytes_before = 0;
   uint64_t live_sst_bytes_after = 0;
 };
+// Admin: category rules (docs/categories.md).
+struct RulesVersionInfo {
+  uint64_t number = 0;
+  std::string version;
+  std::string text;
+  int64_t applied_ms = 0;
+};
+struct RulesShowInfo {
+  RulesVersionInfo current;
+  std::vector<RulesVersionInfo> history;  // oldest first; texts empty but the current one's
+  bool recompute_running = false;
+  std::string recompute_version;
+  uint64_t recompute_batches_done = 0;
+  uint64_t recompute_batches_total = 0;
+};
 struct AckInfo {
   uint64_t batch_no = 0;  // 0 when every event was a duplicate
   uint32_t events_applied = 0;
@@ -168,6 +183,10 @@ Frame EncodeStatsReply(uint64_t request_id, std::string_view text);
 Frame EncodeCompactRequest(uint64_t request_id);
 Frame EncodeCompactReply(uint64_t request_id, const CompactSummary& summary);
 // `leader`: only with NOT_LEADER, the leader's client address.
+Frame EncodeRulesShowRequest(uint64_t request_id);
+Frame EncodeRulesShowReply(uint64_t request_id, const RulesShowInfo& info);
+Frame EncodeRulesApplyRequest(uint64_t request_id, std::string_view text);
+Frame EncodeRulesApplyReply(uint64_t request_id, const RulesVersionInfo& applied);
 Frame EncodeError(uint64_t request_id, ErrorCode code, std::string_view message,
                   std::string_view leader = {});
 
@@ -187,6 +206,8 @@ Series DecodeSeriesReply(const SeriesReply& reply);
 LoanView DecodeLoanReply(const LoanReply& reply);
 VerifySummary DecodeVerifyReply(const VerifyReply& reply);
 CompactSummary DecodeCompactReply(const CompactReply& reply);
+RulesShowInfo DecodeRulesShowReply(const RulesShowReply& reply);
+RulesVersionInfo DecodeRulesApplyReply(const RulesApplyReply& reply);
 
 // Error codes <-> Status. BAD_FRAME has no Status code of its own and maps
 // to kInvalidArgument; an unknown code maps to kInternal.

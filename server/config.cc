@@ -43,10 +43,11 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
   key->needs(cert);
   app.add_flag("--verify", c.verify,
                "Recompute everything from the journal, print differences, exit 0 if none else 1");
+  app.add_option("--rules", c.rules_file,
+                 "Category rules file (docs/categories.md); default: the store's current rules "
+                 "(the default file for a new store)")
+      ->check(CLI::ExistingFile);
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
-  app.add_option("--ready-file", c.ready_file,
-                 "Once every listener is up, write the addresses bound (port 0 = any) to FILE, "
-                 "atomically: 'pid=N' then 'NAME=HOST:PORT' per listener (listen, metrics, ...)");
 
   auto bound = [&](const char* name, auto& value, const char* help, auto lo, auto hi) {
     app.add_option(name, value, help)->capture_default_str()->check(CLI::Range(lo, hi));

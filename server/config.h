@@ -17,16 +17,15 @@ struct ServerConfig {
   std::string metrics_listen = "127.0.0.1:9464";  // HOST:PORT of /metrics; port 0 = any
   // HOST:PORT of the HTTP API and console (docs/http.md); "" = off; port 0 = any.
   std::string http_listen;
-  std::string data_dir;                           // RocksDB directory (required)
-  std::string tokens_file;                        // token hashes (required to serve)
-  std::string tls_cert;                           // PEM certificate chain; with tls_key enables TLS
-  std::string tls_key;                            // PEM private key
-  bool verify = false;                            // run Ledger::Verify, print, exit 0/1
-  std::string log_level = "info";                 // trace|debug|info|warn|error
-  // Once every listener is bound, the bound addresses are written here
-  // atomically (`pid=N` and `NAME=HOST:PORT` lines, server/README.md "Ready
-  // file"); "" = none. Removed at start and after a clean stop.
-  std::string ready_file;
+  std::string data_dir;     // RocksDB directory (required)
+  std::string tokens_file;  // token hashes (required to serve)
+  std::string tls_cert;     // PEM certificate chain; with tls_key enables TLS
+  std::string tls_key;      // PEM private key
+  bool verify = false;      // run Ledger::Verify, print, exit 0/1
+  // Category rules file (docs/categories.md); "" = the store's current rules
+  // (the default file for a new store). A different file is applied at start.
+  std::string rules_file;
+  std::string log_level = "info";  // trace|debug|info|warn|error
 
   // Threads. Two cores is the smallest deployment: io and queries share them.
   uint32_t io_threads = 2;     // Asio threads running sessions (framing, decoding, replies)

@@ -1,5 +1,6 @@
 #include "server/metrics.h"
 
+#include <optional>
 #include <string>
 
 #include "schema/check.h"
@@ -235,8 +236,15 @@ void Metrics::SetCategoryBalances(std::span<const storage::CategoryBalance> bala
     }
   }
   for (const storage::CategoryBalance& b : balances) {
-    const auto c = static_cast<size_t>(b.category);
+    // Gauges exist for the default rules' categories (docs/categories.md);
+    // under another rules file a category is matched by name, and one the
+    // default file lacks has no gauge.
+    std::optional<Category> named = b.category_name.empty() ? std::optional<Category>(b.category)
+                                                            : ParseCategory(b.category_name);
+    if (!named) continue;
+    const auto c = static_cast<size_t>(*named);
     if (c >= kCategoryCount || b.province >= 100) continue;
+
     prometheus::Gauge* balance = category_balance_[c][b.province];
     prometheus::Gauge* loans = category_loans_[c][b.province];
     if (balance == nullptr || loans == nullptr) continue;  // not a province code

@@ -16,13 +16,13 @@
 #include <vector>
 
 #include "schema/check.h"
+#include "schema/rules.h"
 #include "server/asio.h"
 #include "server/auth.h"
 #include "server/batch_writer.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/peer_guard.h"
-#include "server/ready_file.h"
 #include "server/session.h"
 #include "storage/ledger.h"
 
@@ -44,6 +44,23 @@ constexpr auto kForcedCloseWaitMax = std::chrono::seconds(30);
 // Refused connections are logged at most once per this period, with a count:
 // a connection flood must not become a log flood.
 constexpr auto kRefusedLogPeriod = std::chrono::seconds(1);
+
+// A rules file's text, checked (docs/categories.md): a bad file is an
+// error naming the file, the field and the reason.
+Result<std::string> ReadRulesFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return Status::InvalidArgument("cannot read rules file " + path);
+  std::string text;
+  char buf[65536];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() <= kRulesFileBytesMax)
+    text.append(buf, n);
+  std::fclose(f);
+  Result<std::shared_ptr<const Rules>> rules = Rules::Parse(text);
+  if (!rules.ok())
+    return Status::InvalidArgument("rules file " + path + ": " + rules.status().message());
+  return text;
+}
 
 std::string FormatEndpoint(const tcp::endpoint& ep) {
   const std::string host = ep.address().to_string();
@@ -284,12 +301,6 @@ std::unique_ptr<asio::ssl::context> MakeTlsContext(const ServerConfig& config) {
 }
 
 int Serve(const ServerConfig& config, std::string_view version) {
-  if (!config.ready_file.empty()) {
-    if (Status s = RemoveReadyFile(config.ready_file); !s.ok()) {
-      spdlog::error("--ready-file: {}", s.ToString());
-      return 1;
-    }
-  }
   Result<TokenTable> tokens = TokenTable::Load(config.tokens_file);
   if (!tokens.ok()) {
     spdlog::error("{}", tokens.status().ToString());
@@ -302,6 +313,14 @@ int Serve(const ServerConfig& config, std::string_view version) {
   options.path = config.data_dir;
   options.sync = true;  // docs/data.md: an ack means the WAL is synced
   options.snapshot_events = config.snapshot_events;
+  if (!config.rules_file.empty()) {
+    Result<std::string> rules = ReadRulesFile(config.rules_file);
+    if (!rules.ok()) {
+      spdlog::error("{}", rules.status().message());
+      return 1;
+    }
+    options.rules_text = std::move(rules).value();
+  }
   const auto open_start = std::chrono::steady_clock::now();
   Result<std::unique_ptr<storage::Ledger>> ledger = storage::Ledger::Open(options);
   if (!ledger.ok()) {
@@ -325,10 +344,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
   exposer.RegisterCollectable(metrics.registry());
   const std::vector<int> metrics_ports = exposer.GetListeningPorts();
   LL_CHECK(!metrics_ports.empty());
-  BoundAddresses bound;  // every listener, for --ready-file
-  bound.Add("metrics",
-            FormatHostPort(metrics_at->host, static_cast<uint16_t>(metrics_ports.front())));
-  spdlog::info("metrics on {}", bound.entries().back().second);
+  spdlog::info("metrics on {}:{}", metrics_host, metrics_ports.front());
 
   BatchWriter writer(**ledger, metrics, config.writer_queue_batches_max, config.group_batches_max);
   asio::thread_pool query_pool(config.query_threads);
@@ -364,14 +380,6 @@ int Serve(const ServerConfig& config, std::string_view version) {
       }
       spdlog::info("http api on {} ({})", http->bound(), tls ? "https" : "http");
     }
-    bound.Add("listen", server.bound());
-    if (http) bound.Add("http", http->bound());
-    if (!config.ready_file.empty()) {
-      if (Status s = bound.WriteReadyFile(config.ready_file); !s.ok()) {
-        spdlog::error("--ready-file: {}", s.ToString());
-        return 1;
-      }
-    }
     writer.Start();
     server.Start();
     if (http) http->Start();
@@ -383,9 +391,6 @@ int Serve(const ServerConfig& config, std::string_view version) {
     for (uint32_t i = 1; i < config.io_threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
     ioc.run();
     for (std::thread& t : threads) t.join();
-    if (!config.ready_file.empty()) {
-      if (Status s = RemoveReadyFile(config.ready_file); !s.ok()) spdlog::warn("{}", s.ToString());
-    }
     writer.Stop();      // normally done by Shutdown already
     query_pool.join();  // before `server`: a metrics refresh may be running on it
   }

@@ -379,6 +379,8 @@ Session::Awaitable Session::Dispatch(const wire::Message& message, uint64_t fram
     case wire::Body::VerifyRequest:
     case wire::Body::StatsRequest:
     case wire::Body::CompactRequest:
+    case wire::Body::RulesShowRequest:
+    case wire::Body::RulesApplyRequest:
       HandleAdmin(message, frame_bytes);
       break;
     default: {
@@ -657,12 +659,56 @@ void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
     });
     return;
   }
+  if (message.body_type() == wire::Body::RulesShowRequest ||
+      message.body_type() == wire::Body::RulesApplyRequest) {
+    return HandleRules(message, frame_bytes);
+  }
   LL_CHECK(message.body_type() == wire::Body::StatsRequest);
   BatchWriter* writer = env_.writer;
   Metrics* metrics = env_.metrics;
   RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, writer, metrics, id] {
     return wire::EncodeStatsReply(
         id, StatsText(ledger->Stats(), writer->depth(), metrics->connections_active.Value()));
+  });
+}
+
+// Admin: the category rules (docs/categories.md). Apply recomputes every
+// aggregate in the background (minutes on a large store) on the query
+// pool, as Compact does; queries and batches go on meanwhile.
+void Session::HandleRules(const wire::Message& message, uint64_t frame_bytes) {
+  const uint64_t id = message.request_id();
+  storage::Ledger* ledger = env_.ledger;
+  const auto info = [](const storage::RulesVersion& v, bool with_text) {
+    return wire::RulesVersionInfo{v.number, v.version, with_text ? v.text : std::string(),
+                                  v.applied_ms};
+  };
+  if (message.body_type() == wire::Body::RulesShowRequest) {
+    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, info] {
+      wire::RulesShowInfo show;
+      show.current = info(ledger->CurrentRules(), true);
+      Result<std::vector<storage::RulesVersion>> history = ledger->RulesHistory();
+      if (!history.ok()) return ErrorFrame(id, history.status());
+      for (const storage::RulesVersion& v : *history) show.history.push_back(info(v, false));
+      const storage::RulesProgress p = ledger->RulesRecompute();
+      show.recompute_running = p.running;
+      show.recompute_version = p.version;
+      show.recompute_batches_done = p.batches_done;
+      show.recompute_batches_total = p.batches_total;
+      return wire::EncodeRulesShowReply(id, show);
+    });
+    return;
+  }
+  std::string text(wire::View(message.body_as_RulesApplyRequest()->text()));
+  spdlog::info("session {} {}: rules apply requested by {} ({} bytes)", id_, peer_,
+               principal_->name, text.size());
+  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, info, text = std::move(text)] {
+    Result<storage::RulesVersion> r = ledger->ApplyRules(text);
+    if (!r.ok()) {
+      spdlog::warn("rules apply refused: {}", r.status().ToString());
+      return ErrorFrame(id, r.status());
+    }
+    spdlog::info("rules version {} ({}) in force", r->number, r->version);
+    return wire::EncodeRulesApplyReply(id, info(*r, false));
   });
 }
 

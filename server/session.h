@@ -88,6 +88,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReleasePeerSlot();
   void HandleQuery(const wire::Message& message, uint64_t frame_bytes);
   void HandleAdmin(const wire::Message& message, uint64_t frame_bytes);
+  void HandleRules(const wire::Message& message, uint64_t frame_bytes);
   // Runs `run` (returning the reply frame) on the query pool, times it,
   // and completes the request on the strand.
   template <typename F>

@@ -6,9 +6,11 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "client/cli/format.h"
 #include "client/cli/progress.h"
@@ -18,6 +20,7 @@
 #include "schema/category.h"
 #include "schema/check.h"
 #include "schema/limits.h"
+#include "schema/rules.h"
 
 #ifndef LOANLEDGER_VERSION
 #define LOANLEDGER_VERSION "0.0.0-dev"
@@ -54,6 +57,7 @@ struct Flags {
   std::string gen_scale = "1/10000";                // gen
   uint64_t gen_seed = 1;                            // gen
   std::string gen_out = "-";                        // gen
+  std::string rules_file;                           // admin rules apply
 };
 
 struct Commands {
@@ -66,13 +70,21 @@ struct Commands {
   CLI::App* admin_verify;
   CLI::App* admin_stats;
   CLI::App* admin_compact;
+  CLI::App* admin_rules_show;
+  CLI::App* admin_rules_apply;
 };
 
-std::vector<std::string> CategoryNameList() {
-  std::vector<std::string> names;
-  for (const CategoryRule& rule : CategoryRules()) names.emplace_back(rule.name);
-  return names;
-}
+// A category name as a rules file spells it (docs/categories.md): the
+// server's rules decide which exist.
+const CLI::Validator kCategoryName(
+    [](std::string& name) {
+      const bool ok = !name.empty() && name.size() <= kRuleNameBytesMax && name[0] >= 'A' &&
+                      name[0] <= 'Z' && std::all_of(name.begin(), name.end(), [](char ch) {
+                        return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+                      });
+      return ok ? std::string() : "bad category name " + name + " (A-Z 0-9 _, e.g. GREEN)";
+    },
+    "CATEGORY");
 
 void AddConnectionOptions(CLI::App* cmd, ConnectionFlags& f) {
   cmd->add_option("--server", f.server,
@@ -96,24 +108,22 @@ void AddQueryCommands(CLI::App& app, Flags& f, Commands& c) {
   c.report->add_option("--date", f.date, "as of this date, YYYY-MM-DD")->required();
   c.report->add_option("--category", f.categories, "category (repeatable; default: all)")
       ->delimiter(',')
-      ->check(CLI::IsMember(CategoryNameList()));
-  c.report->add_option("--by", f.by, "group rows by province or institution")
-      ->check(CLI::IsMember({"province", "institution"}));
+      ->check(kCategoryName);
+  c.report->add_option("--by", f.by, "group rows by province, institution or region_group")
+      ->check(CLI::IsMember({"province", "institution", "region_group"}));
   AddFormatOption(c.report, f);
 
   c.series = app.add_subcommand("series", "balances of one category at each period end from..to");
   AddConnectionOptions(c.series, f.connection);
-  c.series->add_option("--category", f.category, "category")
-      ->required()
-      ->check(CLI::IsMember(CategoryNameList()));
+  c.series->add_option("--category", f.category, "category")->required()->check(kCategoryName);
   c.series->add_option("--from", f.from, "first date, YYYY-MM-DD")->required();
   c.series->add_option("--to", f.to, "last date, YYYY-MM-DD (the last period is clipped to it)")
       ->required();
   c.series->add_option("--step", f.step, "period: day, month, quarter or year")
       ->check(CLI::IsMember({"day", "month", "quarter", "year"}))
       ->capture_default_str();
-  c.series->add_option("--by", f.by, "one point per province or institution")
-      ->check(CLI::IsMember({"province", "institution"}));
+  c.series->add_option("--by", f.by, "one point per province, institution or region_group")
+      ->check(CLI::IsMember({"province", "institution", "region_group"}));
   AddFormatOption(c.series, f);
 
   c.loan = app.add_subcommand("loan", "one loan: state, last seq, attributes, categories");
@@ -154,7 +164,18 @@ void AddCommands(CLI::App& app, Flags& f, Commands& c) {
   c.admin_stats = admin->add_subcommand("stats", "the server's counters, 'key value' lines");
   c.admin_compact = admin->add_subcommand(
       "compact", "compact the server's RocksDB store now (minutes on a large store)");
-  for (CLI::App* cmd : {c.admin_verify, c.admin_stats, c.admin_compact}) {
+  CLI::App* rules = admin->add_subcommand(
+      "rules", "the server's category rules (docs/categories.md): show, or apply a new file");
+  rules->require_subcommand(1);
+  c.admin_rules_show = rules->add_subcommand(
+      "show", "the current rules file, its version and every version applied");
+  c.admin_rules_apply = rules->add_subcommand(
+      "apply",
+      "apply a rules file: the server recomputes every figure under it, then switches (a bad "
+      "file is refused with the field and reason, exit 2)");
+  c.admin_rules_apply->add_option("FILE", f.rules_file, "the rules file (JSON)")->required();
+  for (CLI::App* cmd :
+       {c.admin_verify, c.admin_stats, c.admin_compact, c.admin_rules_show, c.admin_rules_apply}) {
     AddConnectionOptions(cmd, f.connection);
   }
 
@@ -263,6 +284,13 @@ int RunSubmit(const Flags& f, CliContext& ctx) {
 
 // ---- queries --------------------------------------------------------------
 
+// The server's answer to a category its rules do not have: a usage error,
+// as an unknown name was before rules files.
+bool IsUnknownCategory(const Status& s) {
+  return s.code() == Status::Code::kInvalidArgument &&
+         s.message().rfind("unknown category", 0) == 0;
+}
+
 GroupBy GroupByFlag(const std::string& by) {
   return by.empty() ? GroupBy::kNone : ParseGroupBy(by).value_or(GroupBy::kNone);
 }
@@ -272,13 +300,15 @@ int RunReport(const Flags& f, CliContext& ctx) {
   const std::optional<Day> date = ParseQueryDate(f.date);
   if (!date) return Usage(ctx, "report", BadDate("--date", f.date));
   query.date = *date;
+  // By name: the server's rules decide (docs/categories.md). The default
+  // rules' ids go along for a server that predates rules files.
   for (const std::string& name : f.categories) {
-    const std::optional<Category> category = ParseCategory(name);
-    if (!category) return Usage(ctx, "report", "unknown category " + name);
-    if (std::find(query.categories.begin(), query.categories.end(), *category) ==
-        query.categories.end()) {
+    if (std::find(query.category_names.begin(), query.category_names.end(), name) !=
+        query.category_names.end())
+      continue;
+    query.category_names.push_back(name);
+    if (const std::optional<Category> category = ParseCategory(name))
       query.categories.push_back(*category);
-    }
   }
   query.by = GroupByFlag(f.by);
   ClientOptions options;
@@ -286,6 +316,8 @@ int RunReport(const Flags& f, CliContext& ctx) {
   Result<std::unique_ptr<Client>> client = ctx.connect(options);
   if (!client.ok()) return Fail(ctx, "report", client.status());
   Result<Report> report = (*client)->QueryReport(query);
+  if (!report.ok() && IsUnknownCategory(report.status()))
+    return Usage(ctx, "report", report.status().message());
   if (!report.ok()) return Fail(ctx, "report", report.status());
   report->date = query.date;  // the answer is for the date asked
   report->by = query.by;      // names the provinces when grouped by them (docs/categories.md)
@@ -295,7 +327,8 @@ int RunReport(const Flags& f, CliContext& ctx) {
 
 int RunSeries(const Flags& f, CliContext& ctx) {
   SeriesQuery query;
-  query.category = *ParseCategory(f.category);  // checked by CLI11
+  query.category = ParseCategory(f.category).value_or(Category::kTotal);
+  query.category_name = f.category;  // the server's rules decide (docs/categories.md)
   const std::optional<Day> from = ParseQueryDate(f.from);
   if (!from) return Usage(ctx, "series", BadDate("--from", f.from));
   const std::optional<Day> to = ParseQueryDate(f.to);
@@ -313,9 +346,11 @@ int RunSeries(const Flags& f, CliContext& ctx) {
   Result<std::unique_ptr<Client>> client = ctx.connect(options);
   if (!client.ok()) return Fail(ctx, "series", client.status());
   Result<Series> series = (*client)->QuerySeries(query);
+  if (!series.ok() && IsUnknownCategory(series.status()))
+    return Usage(ctx, "series", series.status().message());
   if (!series.ok()) return Fail(ctx, "series", series.status());
   // The shape names what was asked (docs/cli.md: category, step, group_by).
-  series->category = query.category;
+  if (series->category_name.empty()) series->category = query.category;
   series->step = query.step;
   series->by = query.by;
   ctx.out << FormatSeries(*series, *ParseOutputFormat(f.format)) << std::flush;
@@ -341,7 +376,63 @@ int RunLoan(const Flags& f, CliContext& ctx) {
 
 // ---- admin ------------------------------------------------------------------
 
+std::string FormatMs(int64_t ms) {
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+int RunAdminRules(const Flags& f, const Commands& c, CliContext& ctx) {
+  const bool apply = c.admin_rules_apply->parsed();
+  const std::string command = apply ? "admin rules apply" : "admin rules show";
+  std::string text;
+  if (apply) {
+    std::ifstream in(f.rules_file, std::ios::binary);
+    if (!in) return Usage(ctx, command, "cannot open " + f.rules_file);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    // Checked here first: a bad file never reaches the server.
+    Result<std::shared_ptr<const Rules>> parsed = Rules::Parse(text);
+    if (!parsed.ok()) {
+      ctx.err << "loanledger " << command << ": " << f.rules_file << ": "
+              << parsed.status().message() << '\n';
+      return kExitRejected;
+    }
+  }
+  ClientOptions options;
+  if (auto code = ResolveConnection(f.connection, command, ctx, options)) return *code;
+  Result<std::unique_ptr<Client>> client = ctx.connect(options);
+  if (!client.ok()) return Fail(ctx, command, client.status());
+  if (apply) {
+    Result<RulesVersionView> v = (*client)->RulesApply(text);
+    if (!v.ok()) return Fail(ctx, command, v.status());
+    ctx.out << "rules apply: version=" << v->version << " number=" << v->number
+            << " applied=" << FormatMs(v->applied_ms) << std::endl;
+    return kExitOk;
+  }
+  Result<RulesShowOutcome> s = (*client)->RulesShow();
+  if (!s.ok()) return Fail(ctx, command, s.status());
+  ctx.out << "# rules version " << s->current.version << " (number " << s->current.number
+          << ", applied " << FormatMs(s->current.applied_ms) << ")\n";
+  for (const RulesVersionView& v : s->history) {
+    ctx.out << "# history: number=" << v.number << " version=" << v.version
+            << " applied=" << FormatMs(v.applied_ms) << '\n';
+  }
+  if (s->recompute_running) {
+    ctx.out << "# recomputing under " << s->recompute_version << ": " << s->recompute_batches_done
+            << " of " << s->recompute_batches_total << " journal batches\n";
+  }
+  ctx.out << s->current.text;
+  if (!s->current.text.empty() && s->current.text.back() != '\n') ctx.out << '\n';
+  ctx.out << std::flush;
+  return kExitOk;
+}
+
 int RunAdmin(const Flags& f, const Commands& c, CliContext& ctx) {
+  if (c.admin_rules_show->parsed() || c.admin_rules_apply->parsed())
+    return RunAdminRules(f, c, ctx);
   const std::string command = "admin " + std::string(c.admin_verify->parsed()  ? "verify"
                                                      : c.admin_stats->parsed() ? "stats"
                                                                                : "compact");
@@ -443,7 +534,8 @@ int Dispatch(const Commands& c, const Flags& f, CliContext& ctx) {
   if (c.loan->parsed()) return RunLoan(f, ctx);
   if (c.token_new->parsed()) return RunTokenNew(f, ctx);
   if (c.gen->parsed()) return RunGen(f, ctx);
-  if (c.admin_verify->parsed() || c.admin_stats->parsed() || c.admin_compact->parsed()) {
+  if (c.admin_verify->parsed() || c.admin_stats->parsed() || c.admin_compact->parsed() ||
+      c.admin_rules_show->parsed() || c.admin_rules_apply->parsed()) {
     return RunAdmin(f, c, ctx);
   }
   LL_CHECK_MSG(false, "a parsed command line without a command");

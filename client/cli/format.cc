@@ -114,10 +114,6 @@ std::string JoinCsv(const std::vector<std::string>& cells) {
   return line;
 }
 
-// ---- Names ----------------------------------------------------------------
-
-std::vector<std::string> CategoryNames(CategoryMask mask) { return CategoryNamesOf(mask); }
-
 bool AnyGroup(const std::vector<ReportRow>& rows) {
   return std::any_of(rows.begin(), rows.end(), [](const ReportRow& r) { return !r.group.empty(); });
 }
@@ -136,7 +132,7 @@ std::string ReportTable(const Report& report) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const ReportRow& r : report.rows) {
-    std::vector<std::string> row = {std::string(CategoryName(r.category))};
+    std::vector<std::string> row = {CategoryLabel(r.category, r.category_name)};
     if (grouped) row.push_back(r.group);
     if (named) row.emplace_back(ProvinceChineseName(r.group));
     for (std::string cell : {FormatYuan(r.balance_fen), std::to_string(r.loan_count),
@@ -162,12 +158,12 @@ std::string ReportCsv(const Report& report) {
   for (const ReportRow& r : report.rows) {
     std::string group = CsvField(r.group);
     if (named) group += "," + CsvField(ProvinceChineseName(r.group));
-    out +=
-        JoinCsv({date, std::string(CategoryName(r.category)), group, std::to_string(r.balance_fen),
-                 std::to_string(r.loan_count), std::to_string(r.balance_year_ago_fen),
-                 r.yoy_growth_pct ? ShortestDouble(*r.yoy_growth_pct) : std::string(),
-                 std::to_string(r.ytd_increase_fen), std::to_string(r.disbursed_ytd_fen),
-                 std::to_string(r.repaid_ytd_fen), std::to_string(r.written_off_ytd_fen)});
+    out += JoinCsv({date, CategoryLabel(r.category, r.category_name), group,
+                    std::to_string(r.balance_fen), std::to_string(r.loan_count),
+                    std::to_string(r.balance_year_ago_fen),
+                    r.yoy_growth_pct ? ShortestDouble(*r.yoy_growth_pct) : std::string(),
+                    std::to_string(r.ytd_increase_fen), std::to_string(r.disbursed_ytd_fen),
+                    std::to_string(r.repaid_ytd_fen), std::to_string(r.written_off_ytd_fen)});
   }
   return out;
 }
@@ -191,7 +187,7 @@ std::string SeriesTable(const Series& series) {
     row.push_back(std::to_string(p.loan_count));
     rows.push_back(std::move(row));
   }
-  std::string title = "Series of " + std::string(CategoryName(series.category)) + " by " +
+  std::string title = "Series of " + CategoryLabel(series.category, series.category_name) + " by " +
                       std::string(StepName(series.step));
   if (grouped) title += ", per " + std::string(GroupByName(series.by));
   return title + " (amounts in yuan)\n" + RenderTable(columns, rows);
@@ -202,7 +198,7 @@ std::string SeriesCsv(const Series& series) {
   const bool named = series.by == GroupBy::kProvince;
   std::string out = named ? "category,date,group,group_name,balance_fen,loan_count\n"
                           : "category,date,group,balance_fen,loan_count\n";
-  const std::string category(CategoryName(series.category));
+  const std::string category = CategoryLabel(series.category, series.category_name);
   for (const SeriesPoint& p : series.points) {
     std::string group = CsvField(p.group);
     if (named) group += "," + CsvField(ProvinceChineseName(p.group));
@@ -256,7 +252,7 @@ std::string LoanTable(const LoanView& loan) {
       rows.push_back({name, value});
     }
   }
-  rows.push_back({"categories", JoinNames(CategoryNames(loan.categories), " ")});
+  rows.push_back({"categories", JoinNames(LoanCategoryNames(loan), " ")});
   return RenderTable({{"FIELD", false}, {"VALUE", false}}, rows);
 }
 
@@ -271,7 +267,7 @@ std::string LoanCsv(const LoanView& loan) {
     values.push_back(CsvField(value));
   }
   header.push_back("categories");
-  values.push_back(JoinNames(CategoryNames(loan.categories), ";"));
+  values.push_back(JoinNames(LoanCategoryNames(loan), ";"));
   return JoinCsv(header) + JoinCsv(values);
 }
 
