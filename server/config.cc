@@ -48,6 +48,9 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
                  "(the default file for a new store)")
       ->check(CLI::ExistingFile);
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--ready-file", c.ready_file,
+                 "Once every listener is up, write the addresses bound (port 0 = any) to FILE, "
+                 "atomically: 'pid=N' then 'NAME=HOST:PORT' per listener (listen, metrics, ...)");
 
   auto bound = [&](const char* name, auto& value, const char* help, auto lo, auto hi) {
     app.add_option(name, value, help)->capture_default_str()->check(CLI::Range(lo, hi));

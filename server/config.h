@@ -26,6 +26,10 @@ struct ServerConfig {
   // (the default file for a new store). A different file is applied at start.
   std::string rules_file;
   std::string log_level = "info";  // trace|debug|info|warn|error
+  // Once every listener is bound, the bound addresses are written here
+  // atomically (`pid=N` and `NAME=HOST:PORT` lines, server/README.md "Ready
+  // file"); "" = none. Removed at start and after a clean stop.
+  std::string ready_file;
 
   // Threads. Two cores is the smallest deployment: io and queries share them.
   uint32_t io_threads = 2;     // Asio threads running sessions (framing, decoding, replies)

@@ -23,6 +23,7 @@
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/peer_guard.h"
+#include "server/ready_file.h"
 #include "server/session.h"
 #include "storage/ledger.h"
 
@@ -301,6 +302,12 @@ std::unique_ptr<asio::ssl::context> MakeTlsContext(const ServerConfig& config) {
 }
 
 int Serve(const ServerConfig& config, std::string_view version) {
+  if (!config.ready_file.empty()) {
+    if (Status s = RemoveReadyFile(config.ready_file); !s.ok()) {
+      spdlog::error("--ready-file: {}", s.ToString());
+      return 1;
+    }
+  }
   Result<TokenTable> tokens = TokenTable::Load(config.tokens_file);
   if (!tokens.ok()) {
     spdlog::error("{}", tokens.status().ToString());
@@ -344,7 +351,10 @@ int Serve(const ServerConfig& config, std::string_view version) {
   exposer.RegisterCollectable(metrics.registry());
   const std::vector<int> metrics_ports = exposer.GetListeningPorts();
   LL_CHECK(!metrics_ports.empty());
-  spdlog::info("metrics on {}:{}", metrics_host, metrics_ports.front());
+  BoundAddresses bound;  // every listener, for --ready-file
+  bound.Add("metrics",
+            FormatHostPort(metrics_at->host, static_cast<uint16_t>(metrics_ports.front())));
+  spdlog::info("metrics on {}", bound.entries().back().second);
 
   BatchWriter writer(**ledger, metrics, config.writer_queue_batches_max, config.group_batches_max);
   asio::thread_pool query_pool(config.query_threads);
@@ -380,6 +390,14 @@ int Serve(const ServerConfig& config, std::string_view version) {
       }
       spdlog::info("http api on {} ({})", http->bound(), tls ? "https" : "http");
     }
+    bound.Add("listen", server.bound());
+    if (http) bound.Add("http", http->bound());
+    if (!config.ready_file.empty()) {
+      if (Status s = bound.WriteReadyFile(config.ready_file); !s.ok()) {
+        spdlog::error("--ready-file: {}", s.ToString());
+        return 1;
+      }
+    }
     writer.Start();
     server.Start();
     if (http) http->Start();
@@ -391,6 +409,9 @@ int Serve(const ServerConfig& config, std::string_view version) {
     for (uint32_t i = 1; i < config.io_threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
     ioc.run();
     for (std::thread& t : threads) t.join();
+    if (!config.ready_file.empty()) {
+      if (Status s = RemoveReadyFile(config.ready_file); !s.ok()) spdlog::warn("{}", s.ToString());
+    }
     writer.Stop();      // normally done by Shutdown already
     query_pool.join();  // before `server`: a metrics refresh may be running on it
   }
