@@ -25,11 +25,11 @@ constexpr uint32_t kVerifyTimeoutMs = 3'600'000;  // Verify and Compact: an hour
 // Reconnect backoff: 100 ms, doubling, at most 5 s between attempts.
 constexpr auto kBackoffFirst = std::chrono::milliseconds(100);
 constexpr auto kBackoffMax = std::chrono::milliseconds(5000);
-// Looking for a leader (cluster mode): 50 ms, doubling, at most 1 s between
+// Looking for a leader (cluster mode): 50 ms, doubling, at most 250 ms between
 // attempts, so that a new leader (elected within a few seconds) is found
 // soon after it is.
 constexpr auto kFailoverBackoffFirst = std::chrono::milliseconds(50);
-constexpr auto kFailoverBackoffMax = std::chrono::milliseconds(1000);
+constexpr auto kFailoverBackoffMax = std::chrono::milliseconds(250);
 
 bool IsError(const wire::Message& m) { return m.body_type() == wire::Body::Error; }
 
@@ -137,6 +137,16 @@ class ClientImpl final : public Client {
                                 std::to_string(d.actual));
     }
     return out;
+  }
+
+  Result<CheckpointOutcome> Checkpoint(const std::string& dir) override {
+    Result<wire::OwnedMessage> r =
+        Call([&dir](uint64_t id) { return wire::EncodeCheckpointRequest(id, dir); },
+             wire::Body::CheckpointReply, std::max(options_.request_timeout_ms, kVerifyTimeoutMs));
+    if (!r.ok()) return r.status();
+    const wire::CheckpointSummary s =
+        wire::DecodeCheckpointReply(*r->message->body_as_CheckpointReply());
+    return CheckpointOutcome{s.dir, s.stream_seq, s.batches};
   }
 
   Result<CompactOutcome> Compact() override {

@@ -83,6 +83,12 @@ struct VerifyOutcome {
   std::vector<std::string> differences;  // "what: expected X actual Y"
 };
 
+struct CheckpointOutcome {
+  std::string dir;          // on the server's machine
+  uint64_t stream_seq = 0;  // cluster mode: the journal stream sequence it holds
+  uint64_t batches = 0;
+};
+
 struct CompactOutcome {
   uint64_t duration_ms = 0;
   uint64_t live_sst_bytes_before = 0;
@@ -153,6 +159,10 @@ class Client {
   virtual Result<std::string> Stats() = 0;     // admin
   // admin: compacts the server's store (minutes on a large one).
   virtual Result<CompactOutcome> Compact() = 0;
+  // admin: writes a checkpoint of the server's store to `dir` (absolute, not
+  // existing) on the server's machine; a new cluster replica starts from a
+  // copy of it (docs/cluster.md).
+  virtual Result<CheckpointOutcome> Checkpoint(const std::string& dir) = 0;
   // Admin: the server's category rules; apply returns once the server has
   // switched to the new file (InvalidArgument naming the field and reason
   // for a bad one). Not pure: test doubles need not implement them.

@@ -304,8 +304,15 @@ class NodeImpl final : public Node {
       if (s != NATS_OK) {
         std::lock_guard lock(mu_);
         if (jerr == JSStreamWrongLastSequenceErr) {
-          // Someone else wrote to the stream: this node is no longer the
-          // only writer. Stop leading; the lease expires or is taken.
+          // Someone else wrote to the stream. With the lease still ours it
+          // was a deposed leader's last publish, sent before it knew (it is
+          // in the stream, in order, and every node applies it): apply the
+          // stream to its end, then go on leading. Without it, stop.
+          need_catch_up_ = true;
+          if (LeaseValid()) {
+            spdlog::warn("cluster: publish fenced (stream moved past {}): catching up", expected);
+            return Status::Unavailable("the journal stream moved on; resend");
+          }
           spdlog::warn("cluster: publish fenced (stream moved past {}): stepping down", expected);
           StepDownLocked("fenced by the stream's last sequence");
           return Status::NotLeader("");
@@ -353,11 +360,16 @@ class NodeImpl final : public Node {
   // never publishes on it.
   void CampaignLoop() {
     const std::string value = LeaseValue(options_);
-    const auto period = milliseconds(std::max<uint32_t>(options_.lease_ms / 4, 50));
+    // A leader renews every quarter of the TTL; the others try to take the
+    // lease every twelfth, so a dead leader's key is taken soon after it
+    // expires.
+    const auto renew_period = milliseconds(std::max<uint32_t>(options_.lease_ms / 4, 50));
+    const auto campaign_period = milliseconds(std::max<uint32_t>(options_.lease_ms / 12, 25));
     while (true) {
       {
         std::unique_lock lock(mu_);
-        if (cv_.wait_for(lock, period, [&] { return stopping_; })) return;
+        if (cv_.wait_for(lock, leader_ ? renew_period : campaign_period, [&] { return stopping_; }))
+          return;
       }
       const auto started = Clock::now();
       const auto valid_until = started + milliseconds(options_.lease_ms * 2 / 3);

@@ -375,6 +375,19 @@ Frame EncodeStatsReply(uint64_t request_id, std::string_view text) {
   return Finish(b, request_id, Body::StatsReply, CreateStatsReply(b, t));
 }
 
+Frame EncodeCheckpointRequest(uint64_t request_id, std::string_view dir) {
+  fb::FlatBufferBuilder b(256 + dir.size());
+  const auto d = b.CreateString(dir);
+  return Finish(b, request_id, Body::CheckpointRequest, CreateCheckpointRequest(b, d));
+}
+
+Frame EncodeCheckpointReply(uint64_t request_id, const CheckpointSummary& s) {
+  fb::FlatBufferBuilder b(256 + s.dir.size());
+  const auto d = b.CreateString(s.dir);
+  return Finish(b, request_id, Body::CheckpointReply,
+                CreateCheckpointReply(b, d, s.stream_seq, s.batches));
+}
+
 Frame EncodeError(uint64_t request_id, ErrorCode code, std::string_view message,
                   std::string_view leader) {
   fb::FlatBufferBuilder b(256);
@@ -635,6 +648,10 @@ RulesVersionInfo DecodeRulesApplyReply(const RulesApplyReply& reply) {
 CompactSummary DecodeCompactReply(const CompactReply& reply) {
   return CompactSummary{reply.duration_ms(), reply.live_sst_bytes_before(),
                         reply.live_sst_bytes_after()};
+}
+
+CheckpointSummary DecodeCheckpointReply(const CheckpointReply& reply) {
+  return CheckpointSummary{std::string(View(reply.dir())), reply.stream_seq(), reply.batches()};
 }
 
 ErrorCode ErrorCodeFor(Status::Code code) {

@@ -130,6 +130,11 @@ struct CompactSummary {
   uint64_t live_sst_bytes_before = 0;
   uint64_t live_sst_bytes_after = 0;
 };
+struct CheckpointSummary {
+  std::string dir;
+  uint64_t stream_seq = 0;
+  uint64_t batches = 0;
+};
 // Admin: category rules (docs/categories.md).
 struct RulesVersionInfo {
   uint64_t number = 0;
@@ -182,6 +187,8 @@ Frame EncodeStatsRequest(uint64_t request_id);
 Frame EncodeStatsReply(uint64_t request_id, std::string_view text);
 Frame EncodeCompactRequest(uint64_t request_id);
 Frame EncodeCompactReply(uint64_t request_id, const CompactSummary& summary);
+Frame EncodeCheckpointRequest(uint64_t request_id, std::string_view dir);
+Frame EncodeCheckpointReply(uint64_t request_id, const CheckpointSummary& summary);
 // `leader`: only with NOT_LEADER, the leader's client address.
 Frame EncodeRulesShowRequest(uint64_t request_id);
 Frame EncodeRulesShowReply(uint64_t request_id, const RulesShowInfo& info);
@@ -208,6 +215,7 @@ VerifySummary DecodeVerifyReply(const VerifyReply& reply);
 CompactSummary DecodeCompactReply(const CompactReply& reply);
 RulesShowInfo DecodeRulesShowReply(const RulesShowReply& reply);
 RulesVersionInfo DecodeRulesApplyReply(const RulesApplyReply& reply);
+CheckpointSummary DecodeCheckpointReply(const CheckpointReply& reply);
 
 // Error codes <-> Status. BAD_FRAME has no Status code of its own and maps
 // to kInvalidArgument; an unknown code maps to kInternal.

@@ -12,7 +12,9 @@ namespace loanledger::server {
 
 BatchWriter::BatchWriter(storage::Ledger& ledger, Metrics& metrics, size_t queue_batches_max,
                          size_t group_batches_max)
-    : ledger_(ledger),
+    : apply_([&ledger](std::span<const storage::Batch* const> batches) {
+        return ledger.ApplyGroup(batches);
+      }),
       metrics_(metrics),
       queue_batches_max_(queue_batches_max),
       group_batches_max_(group_batches_max) {
@@ -21,6 +23,11 @@ BatchWriter::BatchWriter(storage::Ledger& ledger, Metrics& metrics, size_t queue
 }
 
 BatchWriter::~BatchWriter() { Stop(); }
+
+void BatchWriter::UseApply(ApplyFn apply) {
+  LL_CHECK(!thread_.joinable());
+  apply_ = std::move(apply);
+}
 
 void BatchWriter::Start() {
   LL_CHECK(!thread_.joinable());
@@ -99,7 +106,7 @@ void BatchWriter::ApplyGroup(std::deque<Job>& group) {
   for (const Job& job : group) batches.push_back(&job.batch);
 
   const auto start = std::chrono::steady_clock::now();
-  Result<std::vector<storage::ApplyResult>> results = ledger_.ApplyGroup(batches);
+  Result<std::vector<storage::ApplyResult>> results = apply_(batches);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_.group_commit.Observe(static_cast<double>(group.size()));
@@ -107,10 +114,14 @@ void BatchWriter::ApplyGroup(std::deque<Job>& group) {
   if (!results.ok()) {
     // Nothing of the group was applied (Ledger contract); every batch is
     // answered with the error and may be resent.
-    spdlog::error("group commit of {} batches failed: {}", group.size(),
-                  results.status().ToString());
+    // A follower's NOT_LEADER is routine (the client follows the leader).
+    const bool not_leader = results.status().code() == Status::Code::kNotLeader;
+    if (!not_leader) {
+      spdlog::error("group commit of {} batches failed: {}", group.size(),
+                    results.status().ToString());
+    }
     for (Job& job : group) {
-      metrics_.OnBatchFailed();
+      if (!not_leader) metrics_.OnBatchFailed();
       job.done(results.status());
     }
     return;

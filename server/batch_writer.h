@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -32,6 +33,11 @@ class BatchWriter {
 
   BatchWriter(storage::Ledger& ledger, Metrics& metrics, size_t queue_batches_max,
               size_t group_batches_max);
+  // Cluster mode: groups go to `apply` (cluster::Node::ApplyGroup) instead
+  // of Ledger::ApplyGroup; same contract. Before Start.
+  using ApplyFn = std::function<Result<std::vector<storage::ApplyResult>>(
+      std::span<const storage::Batch* const>)>;
+  void UseApply(ApplyFn apply);
   ~BatchWriter();  // Stop()
   BatchWriter(const BatchWriter&) = delete;
   BatchWriter& operator=(const BatchWriter&) = delete;
@@ -50,15 +56,15 @@ class BatchWriter {
   void Loop();
   void ApplyGroup(std::deque<Job>& group);
 
-  storage::Ledger& ledger_;
+  ApplyFn apply_;
   Metrics& metrics_;
-  const size_t queue_batches_max_;  // bound of queue_
-  const size_t group_batches_max_;  // batches per ApplyGroup call
-  mutable std::mutex mu_;           // guards queue_ and stopping_
-  std::condition_variable cv_;      // signalled on enqueue and on stop
-  std::deque<Job> queue_;           // FIFO: batches are applied in arrival order
+  const size_t queue_batches_max_;                   // bound of queue_
+  const size_t group_batches_max_;                   // batches per ApplyGroup call
+  mutable std::mutex mu_;                            // guards queue_ and stopping_
+  std::condition_variable cv_;                       // signalled on enqueue and on stop
+  std::deque<Job> queue_;                            // FIFO: batches are applied in arrival order
   std::vector<std::function<void()>> room_waiters_;  // TryEnqueue's on_room after kFull
-  bool stopping_ = false;           // no new jobs; drain and exit
+  bool stopping_ = false;                            // no new jobs; drain and exit
   std::thread thread_;
 };
 

@@ -52,9 +52,21 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
                  "Once every listener is up, write the addresses bound (port 0 = any) to FILE, "
                  "atomically: 'pid=N' then 'NAME=HOST:PORT' per listener (listen, metrics, ...)");
 
+  app.add_option("--nats", c.nats,
+                 "Cluster mode: NATS JetStream servers, nats://HOST:PORT[,...] (docs/cluster.md)");
+  app.add_option("--node", c.node, "Cluster mode: this node's unique name (default HOST:PORT)");
+  app.add_option("--advertise", c.advertise,
+                 "Cluster mode: client address told to other nodes' clients (default: the bound "
+                 "--listen address)");
+
   auto bound = [&](const char* name, auto& value, const char* help, auto lo, auto hi) {
     app.add_option(name, value, help)->capture_default_str()->check(CLI::Range(lo, hi));
   };
+  bound("--partition", c.partition, "Cluster mode: the partition this node serves", 0u, 1023u);
+  bound("--partitions", c.partitions, "Cluster mode: partition count, fixed at cluster creation",
+        1u, 1024u);
+  bound("--replicas", c.replicas, "Cluster mode: JetStream replicas of the journal stream", 1u, 5u);
+  bound("--lease-ms", c.lease_ms, "Cluster mode: leader lease TTL (ms)", 300u, 600'000u);
   bound("--io-threads", c.io_threads, "Asio threads", 1u, 256u);
   bound("--query-threads", c.query_threads, "Query threads", 1u, 256u);
   bound("--snapshot-events", c.snapshot_events,

@@ -31,6 +31,17 @@ struct ServerConfig {
   // file"); "" = none. Removed at start and after a clean stop.
   std::string ready_file;
 
+  // Cluster mode (docs/cluster.md): on when nats is set. The partition's
+  // journal is a JetStream stream; one node per partition leads (a lease),
+  // the others follow and answer queries.
+  std::string nats;          // nats://HOST:PORT[,nats://HOST:PORT...]; "" = single node
+  std::string node;          // unique node name; "" = hostname + ':' + bound listen port
+  std::string advertise;     // client address told to others; "" = the bound --listen address
+  uint32_t partition = 0;    // the partition this node serves
+  uint32_t partitions = 1;   // partition count, fixed when the cluster is created
+  uint32_t replicas = 3;     // JetStream replicas of the stream and the KV buckets
+  uint32_t lease_ms = 3000;  // leader lease TTL (failover takes about this long)
+
   // Threads. Two cores is the smallest deployment: io and queries share them.
   uint32_t io_threads = 2;     // Asio threads running sessions (framing, decoding, replies)
   uint32_t query_threads = 2;  // series/loan/verify, by-institution reports (server/README.md)

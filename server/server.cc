@@ -20,6 +20,7 @@
 #include "server/asio.h"
 #include "server/auth.h"
 #include "server/batch_writer.h"
+#include "server/cluster_glue.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/peer_guard.h"
@@ -115,6 +116,9 @@ class Server {
 
   const std::string& bound() const { return bound_; }
 
+  // Called on every metrics refresh, on the query pool. Before Start.
+  void OnRefresh(std::function<void()> fn) { on_refresh_ = std::move(fn); }
+
   void Start() {
     asio::co_spawn(strand_, AcceptLoop(), LogFailure("accept loop"));
     asio::co_spawn(strand_, RefreshMetrics(), LogFailure("metrics refresh"));
@@ -208,6 +212,7 @@ class Server {
             env_.metrics->SetDataDisk(uint64_t{disk.f_bavail} * disk.f_frsize,
                                       uint64_t{disk.f_blocks} * disk.f_frsize);
           }
+          if (on_refresh_) on_refresh_();
           refresh_running_ = false;
         });
       }
@@ -283,7 +288,8 @@ class Server {
   std::string bound_;                          // "127.0.0.1:7700" once bound
   std::atomic<bool> stopping_ = false;         // set once, by Shutdown
   std::atomic<bool> refresh_running_ = false;  // a metrics refresh is on the query pool
-  uint64_t next_session_id_ = 1;               // strand only
+  std::function<void()> on_refresh_;
+  uint64_t next_session_id_ = 1;                             // strand only
   std::chrono::steady_clock::time_point refused_logged_at_;  // strand only: last refusal logged
   uint64_t refused_unlogged_ = 0;                            // strand only: refusals since then
   std::mutex mu_;  // guards sessions_ (sessions end on their own strands)
@@ -362,7 +368,10 @@ int Serve(const ServerConfig& config, std::string_view version) {
   PeerGuard peers(config);
   asio::io_context ioc(static_cast<int>(config.io_threads));
   {
+    std::unique_ptr<cluster::Node> node;  // cluster mode; after the writer stops, before the ledger
+    std::unique_ptr<ClusterMetrics> cluster_metrics;
     SessionEnv env;
+    env.cluster = &node;
     env.config = &config;
     env.tokens = &*tokens;
     env.ledger = ledger->get();
@@ -391,6 +400,22 @@ int Serve(const ServerConfig& config, std::string_view version) {
       spdlog::info("http api on {} ({})", http->bound(), tls ? "https" : "http");
     }
     bound.Add("listen", server.bound());
+    if (!config.nats.empty()) {
+      spdlog::info("cluster mode: partition {} of {}, NATS {}", config.partition, config.partitions,
+                   config.nats);
+      Result<std::unique_ptr<cluster::Node>> started =
+          StartClusterNode(config, server.bound(), **ledger);
+      if (!started.ok()) {
+        spdlog::error("cluster: {}", started.status().ToString());
+        return 1;
+      }
+      node = std::move(*started);
+      cluster_metrics = std::make_unique<ClusterMetrics>(*metrics.registry(), config.partition);
+      writer.UseApply([n = node.get()](std::span<const storage::Batch* const> batches) {
+        return n->ApplyGroup(batches);
+      });
+      server.OnRefresh([n = node.get(), m = cluster_metrics.get()] { m->Set(n->State()); });
+    }
     if (http) bound.Add("http", http->bound());
     if (!config.ready_file.empty()) {
       if (Status s = bound.WriteReadyFile(config.ready_file); !s.ok()) {

@@ -9,6 +9,7 @@
 
 #include "schema/check.h"
 #include "server/batch_writer.h"
+#include "server/cluster_glue.h"
 #include "server/metrics.h"
 #include "server/peer_guard.h"
 #include "storage/ledger.h"
@@ -60,6 +61,14 @@ auto LogException(uint64_t id) {
 
 wire::Frame ErrorFrame(uint64_t request_id, const Status& status) {
   LL_CHECK(!status.ok());
+  if (status.code() == Status::Code::kNotLeader) {
+    const std::string& leader = status.message();
+    return wire::EncodeError(request_id, wire::ErrorCode::NOT_LEADER,
+                             leader.empty()
+                                 ? "this node does not lead the partition; no leader is known yet"
+                                 : "this node does not lead the partition; the leader is " + leader,
+                             leader);
+  }
   return wire::EncodeError(request_id, wire::ErrorCodeFor(status.code()), status.message());
 }
 
@@ -379,6 +388,7 @@ Session::Awaitable Session::Dispatch(const wire::Message& message, uint64_t fram
     case wire::Body::VerifyRequest:
     case wire::Body::StatsRequest:
     case wire::Body::CompactRequest:
+    case wire::Body::CheckpointRequest:
     case wire::Body::RulesShowRequest:
     case wire::Body::RulesApplyRequest:
       HandleAdmin(message, frame_bytes);
@@ -505,7 +515,7 @@ void Session::OnBatchDone(uint64_t request_id, uint64_t frame_bytes, Clock::time
                           Result<storage::ApplyResult> result) {
   env_.metrics->inflight_batches.Decrement();
   if (!result.ok()) {
-    CompleteError(request_id, frame_bytes, result.status().code(), result.status().message());
+    Complete(frame_bytes, ErrorFrame(request_id, result.status()));
     return;
   }
   env_.metrics->ack_latency.Observe(SecondsSince(received));
@@ -644,6 +654,24 @@ void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
     });
     return;
   }
+  if (message.body_type() == wire::Body::CheckpointRequest) {
+    const std::string dir(wire::View(message.body_as_CheckpointRequest()->dir()));
+    spdlog::info("session {} {}: checkpoint to {} requested by {}", id_, peer_, dir,
+                 principal_->name);
+    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, dir] {
+      if (dir.empty() || dir.front() != '/') {
+        return ErrorFrame(id, Status::InvalidArgument(
+                                  "checkpoint directory must be an absolute path on the server"));
+      }
+      Result<storage::Ledger::CheckpointInfo> r = ledger->Checkpoint(dir);
+      if (!r.ok()) return ErrorFrame(id, r.status());
+      spdlog::info("checkpoint written to {}: stream seq {}, {} batches", dir, r->log_position,
+                   r->batches);
+      return wire::EncodeCheckpointReply(id,
+                                         wire::CheckpointSummary{dir, r->log_position, r->batches});
+    });
+    return;
+  }
   if (message.body_type() == wire::Body::CompactRequest) {
     // On the query pool like Verify: it may take minutes, and the session
     // goes on answering meanwhile.
@@ -666,9 +694,18 @@ void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
   LL_CHECK(message.body_type() == wire::Body::StatsRequest);
   BatchWriter* writer = env_.writer;
   Metrics* metrics = env_.metrics;
-  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, writer, metrics, id] {
-    return wire::EncodeStatsReply(
-        id, StatsText(ledger->Stats(), writer->depth(), metrics->connections_active.Value()));
+  const cluster::Node* node = env_.cluster != nullptr ? env_.cluster->get() : nullptr;
+  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, writer, metrics, node, id] {
+    std::string text =
+        StatsText(ledger->Stats(), writer->depth(), metrics->connections_active.Value());
+    if (node != nullptr) {
+      // The digest pauses the writer for one pass over the loans: an admin
+      // request, not a metric.
+      text += ClusterStatsText(node->State());
+      const storage::Ledger::Digest d = ledger->StateDigest();
+      text += "state_digest " + d.hex + " at stream seq " + std::to_string(d.log_position) + '\n';
+    }
+    return wire::EncodeStatsReply(id, text);
   });
 }
 

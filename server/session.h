@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 
+#include "cluster/cluster.h"
 #include "schema/wire.h"
 #include "server/asio.h"
 #include "server/auth.h"
@@ -46,6 +47,8 @@ struct SessionEnv {
   std::atomic<uint64_t>* server_inflight_bytes = nullptr;  // budget in use, all sessions
   PeerGuard* peers = nullptr;  // per-address defences (unauthenticated slots, auth backoff)
   std::string server_version;
+  // Cluster mode: the node (set before the server starts; empty otherwise).
+  const std::unique_ptr<cluster::Node>* cluster = nullptr;
 };
 
 class Session : public std::enable_shared_from_this<Session> {

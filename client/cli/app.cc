@@ -54,6 +54,7 @@ struct Flags {
   std::string format = "table";                     // report, series, loan
   std::string institution, loan_id;                 // loan
   std::string role, token_institution, token_name;  // token new
+  std::string checkpoint_dir;                       // admin checkpoint
   std::string gen_scale = "1/10000";                // gen
   uint64_t gen_seed = 1;                            // gen
   std::string gen_out = "-";                        // gen
@@ -70,6 +71,7 @@ struct Commands {
   CLI::App* admin_verify;
   CLI::App* admin_stats;
   CLI::App* admin_compact;
+  CLI::App* admin_checkpoint;
   CLI::App* admin_rules_show;
   CLI::App* admin_rules_apply;
 };
@@ -164,6 +166,13 @@ void AddCommands(CLI::App& app, Flags& f, Commands& c) {
   c.admin_stats = admin->add_subcommand("stats", "the server's counters, 'key value' lines");
   c.admin_compact = admin->add_subcommand(
       "compact", "compact the server's RocksDB store now (minutes on a large store)");
+  c.admin_checkpoint = admin->add_subcommand(
+      "checkpoint",
+      "write a checkpoint of the server's store to DIR on the server's machine; a new cluster "
+      "replica starts from a copy of it (docs/cluster.md)");
+  c.admin_checkpoint
+      ->add_option("DIR", f.checkpoint_dir, "absolute path on the server's machine, not existing")
+      ->required();
   CLI::App* rules = admin->add_subcommand(
       "rules", "the server's category rules (docs/categories.md): show, or apply a new file");
   rules->require_subcommand(1);
@@ -174,8 +183,8 @@ void AddCommands(CLI::App& app, Flags& f, Commands& c) {
       "apply a rules file: the server recomputes every figure under it, then switches (a bad "
       "file is refused with the field and reason, exit 2)");
   c.admin_rules_apply->add_option("FILE", f.rules_file, "the rules file (JSON)")->required();
-  for (CLI::App* cmd :
-       {c.admin_verify, c.admin_stats, c.admin_compact, c.admin_rules_show, c.admin_rules_apply}) {
+  for (CLI::App* cmd : {c.admin_verify, c.admin_stats, c.admin_compact, c.admin_checkpoint,
+                        c.admin_rules_show, c.admin_rules_apply}) {
     AddConnectionOptions(cmd, f.connection);
   }
 
@@ -433,9 +442,10 @@ int RunAdminRules(const Flags& f, const Commands& c, CliContext& ctx) {
 int RunAdmin(const Flags& f, const Commands& c, CliContext& ctx) {
   if (c.admin_rules_show->parsed() || c.admin_rules_apply->parsed())
     return RunAdminRules(f, c, ctx);
-  const std::string command = "admin " + std::string(c.admin_verify->parsed()  ? "verify"
-                                                     : c.admin_stats->parsed() ? "stats"
-                                                                               : "compact");
+  const std::string command = "admin " + std::string(c.admin_verify->parsed()       ? "verify"
+                                                     : c.admin_stats->parsed()      ? "stats"
+                                                     : c.admin_checkpoint->parsed() ? "checkpoint"
+                                                                                    : "compact");
   ClientOptions options;
   if (auto code = ResolveConnection(f.connection, command, ctx, options)) return *code;
   Result<std::unique_ptr<Client>> client = ctx.connect(options);
@@ -449,6 +459,13 @@ int RunAdmin(const Flags& f, const Commands& c, CliContext& ctx) {
             << " cells_checked=" << v->cells_checked << " differences=" << v->differences.size()
             << std::endl;
     return v->differences.empty() ? kExitOk : kExitUsage;  // as `loanledgerd --verify`
+  }
+  if (c.admin_checkpoint->parsed()) {
+    Result<CheckpointOutcome> r = (*client)->Checkpoint(f.checkpoint_dir);
+    if (!r.ok()) return Fail(ctx, command, r.status());
+    ctx.out << "checkpoint: dir=" << r->dir << " stream_seq=" << r->stream_seq
+            << " batches=" << r->batches << std::endl;
+    return kExitOk;
   }
   if (c.admin_stats->parsed()) {
     Result<std::string> s = (*client)->Stats();
@@ -535,7 +552,8 @@ int Dispatch(const Commands& c, const Flags& f, CliContext& ctx) {
   if (c.token_new->parsed()) return RunTokenNew(f, ctx);
   if (c.gen->parsed()) return RunGen(f, ctx);
   if (c.admin_verify->parsed() || c.admin_stats->parsed() || c.admin_compact->parsed() ||
-      c.admin_rules_show->parsed() || c.admin_rules_apply->parsed()) {
+      c.admin_checkpoint->parsed() || c.admin_rules_show->parsed() ||
+      c.admin_rules_apply->parsed()) {
     return RunAdmin(f, c, ctx);
   }
   LL_CHECK_MSG(false, "a parsed command line without a command");

@@ -29,6 +29,7 @@ struct FakeLedger {
   Result<VerifyOutcome> verify = Status::PermissionDenied("not admin");
   Result<std::string> stats = Status::PermissionDenied("not admin");
   Result<CompactOutcome> compact = Status::PermissionDenied("not admin");
+  Result<CheckpointOutcome> checkpoint = Status::PermissionDenied("not admin");
   ReportQuery last_report_query;
   SeriesQuery last_series_query;
   ClientOptions last_options;
@@ -83,6 +84,12 @@ class FakeClient final : public Client {
   Result<VerifyOutcome> Verify() override { return ledger_.verify; }
   Result<std::string> Stats() override { return ledger_.stats; }
   Result<CompactOutcome> Compact() override { return ledger_.compact; }
+  Result<CheckpointOutcome> Checkpoint(const std::string& dir) override {
+    if (!ledger_.checkpoint.ok()) return ledger_.checkpoint.status();
+    CheckpointOutcome out = *ledger_.checkpoint;
+    out.dir = dir;
+    return out;
+  }
 
  private:
   BatchOutcome Apply(const std::vector<LoanEvent>& events) {

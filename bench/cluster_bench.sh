@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Single node vs one partition x 3 replicas (docs/cluster.md), side by side
+# in one run, on the generator's national portfolio submitted through the
+# CLI, one file per bank, PARALLEL `loanledger submit` at a time:
+#   events/s, the servers' ack latency p50/p99 (loanledger_ack_latency_seconds
+#   of the node that acknowledged), and for the cluster the largest follower
+#   lag seen (admin stats, sampled every 0.2 s) and the state digests.
+#   bench/cluster_bench.sh                     # SCALE=0.0002 SEED=3 PARALLEL=4 ROUNDS=2
+# BUILD_DIR (default build) must hold a Release build. Both setups get the
+# same files; rounds alternate single, cluster, single, cluster...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD_DIR=${BUILD_DIR:-build}
+LL=$ROOT/$BUILD_DIR/client/loanledger
+LLD=$ROOT/$BUILD_DIR/server/loanledgerd
+SCALE=${SCALE:-0.0002}
+SEED=${SEED:-3}
+PARALLEL=${PARALLEL:-4}
+ROUNDS=${ROUNDS:-2}
+WORK=$(mktemp -d /tmp/loanledger-cluster-bench.XXXXXX)
+PID=""
+cleanup() {
+  if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  [ -d "$WORK/cluster" ] && scripts/cluster.sh down "$WORK/cluster" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "generating the portfolio (scale $SCALE, seed $SEED)" >&2
+"$LL" gen --scale "$SCALE" --seed "$SEED" --out "$WORK/portfolio.csv" 2>/dev/null
+mkdir -p "$WORK/csv"
+awk -F, -v dir="$WORK/csv" 'NR == 1 { header = $0; next }
+  { f = dir "/" $1 ".csv"; if (!(f in seen)) { print header > f; seen[f] = 1 } print > f }' \
+  "$WORK/portfolio.csv"
+EVENTS=$(($(wc -l < "$WORK/portfolio.csv") - 1))
+: > "$WORK/tokens"; : > "$WORK/jobs"
+for f in "$WORK"/csv/*.csv; do
+  inst=$(basename "$f" .csv)
+  out=$("$LL" token new --role institution --institution "$inst" 2>/dev/null)
+  echo "$f $(sed -n 1p <<<"$out")" >> "$WORK/jobs"
+  sed -n 2p <<<"$out" >> "$WORK/tokens"
+done
+for role in admin regulator; do
+  out=$("$LL" token new --role $role 2>/dev/null)
+  sed -n 1p <<<"$out" > "$WORK/$role.token"; sed -n 2p <<<"$out" >> "$WORK/tokens"
+done
+BANKS=$(wc -l < "$WORK/jobs")
+echo "$EVENTS events, $BANKS banks' files" >&2
+
+# p50 and p99 from a Prometheus histogram's cumulative buckets (upper bounds).
+quantiles() {  # METRICS_ADDRESS
+  python3 - "$1" <<'EOF'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=5).read().decode()
+b = []
+for line in text.splitlines():
+    if line.startswith("loanledger_ack_latency_seconds_bucket"):
+        le = line.split('le="')[1].split('"')[0]
+        b.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+b.sort()
+n = b[-1][1] if b else 0
+def q(p):
+    for le, c in b:
+        if n and c >= p * n: return f"{le * 1000:g}"
+    return "-"
+print(f"ack_p50_le_ms={q(0.5)} ack_p99_le_ms={q(0.99)} acks={n:g}")
+EOF
+}
+
+submit_all() {  # SERVERS
+  local servers=$1 start end
+  start=$(date +%s.%N)
+  xargs -P "$PARALLEL" -L 1 sh -c \
+    '"$0" submit "$1" --server "'"$servers"'" --token "$2" >/dev/null 2>>"'"$WORK"'/submit.err" || echo "FAILED $1" >&2' \
+    "$LL" < "$WORK/jobs"
+  end=$(date +%s.%N)
+  python3 -c "print(f'{$EVENTS / ($end - $start):.0f} events/s in {$end - $start:.2f} s')"
+}
+
+single() {  # ROUND
+  local dir=$WORK/single-$1
+  mkdir -p "$dir"
+  "$LLD" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$dir/data" \
+    --tokens "$WORK/tokens" --ready-file "$dir/ready" 2> "$dir/log" &
+  PID=$!
+  for _ in $(seq 1 200); do [ -f "$dir/ready" ] && break; sleep 0.05; done
+  local listen metrics
+  listen=$(sed -n 's/^listen=//p' "$dir/ready"); metrics=$(sed -n 's/^metrics=//p' "$dir/ready")
+  echo "single node   round $1: $(submit_all "$listen") $(quantiles "$metrics")"
+  "$LL" report --date 2024-09-30 --by province --format csv --server "$listen" \
+    --token "$(cat "$WORK/regulator.token")" > "$WORK/single.report"
+  kill -TERM "$PID"; wait "$PID" || true; PID=""
+  rm -rf "$dir"
+}
+
+cluster() {  # ROUND
+  local dir=$WORK/cluster
+  rm -rf "$dir"
+  scripts/cluster.sh up "$dir" --tokens "$WORK/tokens" >/dev/null
+  # shellcheck disable=SC1091
+  . "$dir/cluster.env"
+  local admin maxlag=0 lag a result
+  admin=$(cat "$WORK/admin.token")
+  ( while :; do
+      for a in ${LOANLEDGER_SERVER//,/ }; do
+        "$LL" admin stats --server "$a" --token "$admin" 2>/dev/null |
+          sed -n 's/^cluster_replication_lag_events //p'
+      done
+      sleep 0.2
+    done > "$WORK/lag" ) &
+  local sampler=$!
+  result=$(submit_all "$LOANLEDGER_SERVER")
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  maxlag=$(sort -n "$WORK/lag" | tail -1)
+  local leader_metrics=""
+  for a in ${METRICS//,/ }; do
+    if curl -s "http://$a/metrics" 2>/dev/null | grep -q '^loanledger_cluster_is_leader{partition="0"} 1'; then
+      leader_metrics=$a
+    fi
+  done
+  echo "1 x 3 cluster round $1: $result $( [ -n "$leader_metrics" ] && quantiles "$leader_metrics") max_follower_lag_batches=${maxlag:-0}"
+  sleep 1
+  for a in ${LOANLEDGER_SERVER//,/ }; do
+    "$LL" admin stats --server "$a" --token "$admin" | sed -n 's/^state_digest /  digest /p'
+  done
+  "$LL" report --date 2024-09-30 --by province --format csv --server "$LOANLEDGER_SERVER" \
+    --token "$(cat "$WORK/regulator.token")" > "$WORK/cluster.report"
+  if cmp -s "$WORK/single.report" "$WORK/cluster.report"; then
+    echo "  report by province equals the single node's"
+  else
+    echo "  REPORT DIFFERS from the single node's"
+  fi
+  scripts/cluster.sh down "$dir" >/dev/null
+  rm -rf "$dir"
+}
+
+echo "machine: $(nproc) cores; PARALLEL=$PARALLEL submits at a time"
+for round in $(seq 1 "$ROUNDS"); do
+  single "$round"
+  cluster "$round"
+done
+if [ -s "$WORK/submit.err" ]; then echo "submit errors:"; sort "$WORK/submit.err" | uniq -c | head; fi

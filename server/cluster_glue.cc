@@ -1,0 +1,93 @@
+#include "server/cluster_glue.h"
+
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace loanledger::server {
+namespace {
+
+std::vector<std::string> SplitComma(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const size_t end = comma == std::string::npos ? text.size() : comma;
+    if (end > start) out.push_back(text.substr(start, end - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+prometheus::Gauge& OneGauge(prometheus::Registry& registry, const std::string& name,
+                            const std::string& help, uint32_t partition) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add(
+      {{"partition", std::to_string(partition)}});
+}
+
+}  // namespace
+
+Result<std::unique_ptr<cluster::Node>> StartClusterNode(const ServerConfig& config,
+                                                        const std::string& listen,
+                                                        storage::Ledger& ledger) {
+  cluster::ClusterOptions o;
+  o.nats_urls = SplitComma(config.nats);
+  o.advertise = config.advertise.empty() ? listen : config.advertise;
+  o.node = config.node;
+  if (o.node.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    o.node = std::string(host) + "/" + o.advertise;
+  }
+  o.partition = config.partition;
+  o.partitions = config.partitions;
+  o.replicas = static_cast<int>(config.replicas);
+  o.lease_ms = config.lease_ms;
+  return cluster::Node::Start(o, ledger);
+}
+
+ClusterMetrics::ClusterMetrics(prometheus::Registry& r, uint32_t p)
+    : is_leader_(OneGauge(r, "loanledger_cluster_is_leader",
+                          "1 while this node leads its partition (holds the lease)", p)),
+      applied_seq_(OneGauge(r, "loanledger_cluster_applied_stream_seq",
+                            "Last journal stream sequence applied by this node", p)),
+      stream_last_seq_(OneGauge(r, "loanledger_cluster_stream_last_seq",
+                                "Last journal stream sequence this node knows of", p)),
+      lag_events_(OneGauge(r, "loanledger_cluster_replication_lag_events",
+                           "Journal records (batches) in the stream not applied here yet", p)),
+      lag_seconds_(OneGauge(r, "loanledger_cluster_replication_lag_seconds",
+                            "Age of the oldest journal record not applied here; 0 when caught up",
+                            p)),
+      elections_(OneGauge(r, "loanledger_cluster_elections_won",
+                          "Times this node became its partition's leader since start", p)),
+      step_downs_(OneGauge(r, "loanledger_cluster_step_downs",
+                           "Times this node stopped leading (lease lost, publish fenced)", p)) {}
+
+void ClusterMetrics::Set(const cluster::ClusterState& s) {
+  is_leader_.Set(s.leader ? 1 : 0);
+  applied_seq_.Set(static_cast<double>(s.applied_seq));
+  stream_last_seq_.Set(static_cast<double>(s.stream_last_seq));
+  lag_events_.Set(static_cast<double>(s.lag_events));
+  lag_seconds_.Set(s.lag_seconds);
+  elections_.Set(static_cast<double>(s.elections_won));
+  step_downs_.Set(static_cast<double>(s.step_downs));
+}
+
+std::string ClusterStatsText(const cluster::ClusterState& s) {
+  std::string text;
+  text += "cluster_leader " + std::to_string(s.leader ? 1 : 0) + '\n';
+  text += "cluster_leader_node " + (s.leader_node.empty() ? "-" : s.leader_node) + '\n';
+  text += "cluster_leader_address " + (s.leader_address.empty() ? "-" : s.leader_address) + '\n';
+  text += "cluster_applied_stream_seq " + std::to_string(s.applied_seq) + '\n';
+  text += "cluster_stream_last_seq " + std::to_string(s.stream_last_seq) + '\n';
+  text += "cluster_replication_lag_events " + std::to_string(s.lag_events) + '\n';
+  text += "cluster_replication_lag_seconds " + std::to_string(s.lag_seconds) + '\n';
+  text += "cluster_elections_won " + std::to_string(s.elections_won) + '\n';
+  text += "cluster_step_downs " + std::to_string(s.step_downs) + '\n';
+  if (!s.last_error.empty()) text += "cluster_last_error " + s.last_error + '\n';
+  return text;
+}
+
+}  // namespace loanledger::server
