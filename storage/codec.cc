@@ -154,11 +154,10 @@ bool DecodeCellKey(std::string_view key, CellKey* out) {
   out->province = static_cast<uint8_t>(key[1]);
   out->institution = static_cast<uint32_t>(GetBe(key, 2, 4));
   out->day = static_cast<Day>(GetBe(key, 6, 4));
-  const bool place = IsProvinceCode(out->province) ||
-                     (out->province >= kRegionGroupCellByteMin &&
-                      out->province < kRegionGroupCellByteMin + kRegionGroupsMax);
-  return place && out->institution >= 1 &&
-         out->institution <= kInstitutionsMax;
+  const bool place =
+      IsProvinceCode(out->province) || (out->province >= kRegionGroupCellByteMin &&
+                                        out->province < kRegionGroupCellByteMin + kRegionGroupsMax);
+  return place && out->institution >= 1 && out->institution <= kInstitutionsMax;
 }
 
 std::string EncodeMeasures(const Measures& m) {

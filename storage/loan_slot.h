@@ -82,7 +82,7 @@ struct LoanSlot {
   PackedAttributes attributes;  // as of the latest event
   Day last_date = 0;
   uint16_t mask = kMaskUnresolved;  // the id of its categories in the Classifier, when exists
-  bool exists = false;  // the loan has at least one applied event
+  bool exists = false;              // the loan has at least one applied event
 
   uint8_t province() const { return attributes.province(); }
 

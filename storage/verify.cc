@@ -30,12 +30,12 @@ std::string CellName(const CellKey& k, const std::vector<std::string>& names, co
   std::string inst =
       k.institution < names.size() ? names[k.institution] : "#" + std::to_string(k.institution);
   const auto c = static_cast<size_t>(k.category);
-  const std::string category = c < rules.category_count() ? std::string(rules.CategoryName(k.category))
-                                                          : "#" + std::to_string(c);
-  const std::string place =
-      k.province >= kRegionGroupCellBase
-          ? "group" + std::to_string(k.province - kRegionGroupCellBase)
-          : std::to_string(k.province);
+  const std::string category = c < rules.category_count()
+                                   ? std::string(rules.CategoryName(k.category))
+                                   : "#" + std::to_string(c);
+  const std::string place = k.province >= kRegionGroupCellBase
+                                ? "group" + std::to_string(k.province - kRegionGroupCellBase)
+                                : std::to_string(k.province);
   return "cell " + category + "/" + place + "/" + inst + "/" + FormatDate(k.day);
 }
 
@@ -266,7 +266,8 @@ Result<VerifyReport> LedgerImpl::Verify() {
     for (const auto& [packed, m] : in_memory) {
       auto c = cells.find(packed);
       if (c == cells.end() || c->second.IsZero()) {
-        CompareMeasures("in-memory " + CellName(UnpackCell(packed), names, *rules), Measures{}, m, &diff);
+        CompareMeasures("in-memory " + CellName(UnpackCell(packed), names, *rules), Measures{}, m,
+                        &diff);
       }
     }
   }

@@ -192,7 +192,8 @@ TEST_F(CliE2eTest, SubmitThenReportShowsTheExpectedFigures) {
      "disbursed_ytd_fen":500000,"repaid_ytd_fen":200000,"written_off_ytd_fen":0},
     {"category":"GREEN","group":null,"balance_fen":800000,"loan_count":1,
      "balance_year_ago_fen":1000000,"yoy_growth_pct":-20.0,"ytd_increase_fen":-200000,
-     "disbursed_ytd_fen":0,"repaid_ytd_fen":200000,"written_off_ytd_fen":0}]})");
+     "disbursed_ytd_fen":0,"repaid_ytd_fen":200000,"written_off_ytd_fen":0}],
+    "rules_version":"2024-default"})");
   // yoy is a double ((1.3M - 1M) / 1M * 100 is 30.000000000000004): compare it
   // with a tolerance, everything else exactly, keys in order.
   ASSERT_EQ(j["rows"].size(), 2u) << report.out;
