@@ -10,6 +10,8 @@ SCENARIO:
                   and catches up
   nats_kill       kill -9 one nats-server mid-submission, restart it later
   replica_stop    SIGTERM a follower mid-submission, restart it: it catches up
+  new_replica     after half the files, `admin checkpoint` of a follower starts a fourth node;
+                  it follows the stream tail and serves the same figures
   deposed_leader  SIGSTOP the leader past its lease (3 s) mid-submission, one file submitted to the
                   new leader meanwhile, SIGCONT: a submit sent to it alone is not acknowledged by
                   it (it follows NOT_LEADER or exits 3); it shows cluster_leader 0 and catches up
@@ -23,6 +25,7 @@ every node's reports (national, --by province, --by institution, JSON) equal a s
 loanledgerd's fed the same files, to the fen.
 """
 import os
+import re
 import shutil
 import signal
 import sys
@@ -34,7 +37,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from cluster_workload import (SUMMARY, Failure, Submitter, Workload, check, compare_reports, converge,  # noqa: E402
                               leader_of, log, measure_failover, wait_until)
-from local_cluster import LocalCluster  # noqa: E402
+from local_cluster import LoanledgerNode, LocalCluster  # noqa: E402
 
 FAILOVER_BOUND_S = 20.0
 
@@ -180,7 +183,40 @@ def deposed_leader(w, cluster, reference):
           f"{old.name}: cluster_leader {st.get('cluster_leader')} step_downs {st.get('cluster_step_downs')}")
 
 
-SCENARIOS = {f.__name__: f for f in (leader_kill, nats_kill, replica_stop, deposed_leader)}
+def new_replica(w, cluster, reference):
+    """A brand-new replica starts from a follower's checkpoint (admin checkpoint) and the stream tail."""
+    leader = leader_of(cluster)
+    donor = next(n for n in cluster.nodes.values() if n is not leader)
+    half = len(w.files) // 2
+    first = Submitter(w, servers(cluster), files=w.files[:half])
+    first.run()
+    check(first.error is None, f"first half: {first.error}")
+    new = LoanledgerNode(cluster.root, 0, cluster.replicas + 1)
+    os.makedirs(new.dir, exist_ok=True)
+    out = w.run_cli(["admin", "checkpoint", os.path.abspath(new.data), "--server", donor.client(),
+                     "--token", w.admin]).stdout
+    m = re.search(r"stream_seq=(\d+)", out)
+    check(m is not None and int(m.group(1)) > 0, f"admin checkpoint: {out!r}")
+    checkpoint_seq = int(m.group(1))
+    log(f"checkpoint of {donor.name} at stream seq {checkpoint_seq} -> {new.data}")
+    # The rest of the files go in while the new node starts from the checkpoint.
+    rest = Submitter(w, servers(cluster), files=w.files[half:])
+    rest.start()
+    cluster.nodes[(0, new.replica)] = new
+    cluster.start_node(0, new.replica)
+    log(f"{new.name} started from the checkpoint")
+    rest.finish()
+    check(rest.error is None, f"second half: {rest.error}")
+    rest.applied += first.applied
+    final_checks(w, cluster, rest, reference)
+    st = w.stats(new.client())
+    check(st.get("cluster_leader") == "0" and int(st["cluster_applied_stream_seq"]) > checkpoint_seq,
+          f"{new.name}: {st.get('cluster_applied_stream_seq')} after checkpoint {checkpoint_seq}")
+    log(f"{new.name} serves the same figures from stream seq {checkpoint_seq} to "
+        f"{st['cluster_applied_stream_seq']}")
+
+
+SCENARIOS = {f.__name__: f for f in (leader_kill, nats_kill, replica_stop, deposed_leader, new_replica)}
 
 
 def main(argv):
