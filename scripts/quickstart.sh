@@ -8,7 +8,8 @@
 #
 # Environment (all optional):
 #   LOANLEDGER_HOME  where data, tokens, logs and the CSV go (default ./run)
-#   LOANLEDGER_PORT  client port (default 7700), LOANLEDGER_METRICS_PORT (default 9464);
+#   LOANLEDGER_PORT  client port (default 7700), LOANLEDGER_METRICS_PORT (default 9464),
+#                    LOANLEDGER_HTTP_PORT (HTTP API and console, default 8080);
 #                    0 = a free port chosen by the kernel (the tests): the addresses
 #                    bound are in $LOANLEDGER_HOME/loanledgerd.ready (server/README.md)
 #   LOANLEDGER_SCALE portfolio scale (default 0.0001), LOANLEDGER_SEED (default 1)
@@ -20,6 +21,7 @@ ROOT=$PWD
 HOME_DIR=${LOANLEDGER_HOME:-$ROOT/run}
 PORT=${LOANLEDGER_PORT:-7700}
 METRICS_PORT=${LOANLEDGER_METRICS_PORT:-9464}
+HTTP_PORT=${LOANLEDGER_HTTP_PORT:-8080}
 SCALE=${LOANLEDGER_SCALE:-0.0001}
 SEED=${LOANLEDGER_SEED:-1}
 REPORT_DATE=2024-09-30
@@ -75,6 +77,7 @@ chmod 600 "$HOME_DIR/regulator.token"
 
 READY=$HOME_DIR/loanledgerd.ready
 nohup "$LLD" --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
+  --http-listen "127.0.0.1:$HTTP_PORT" \
   --data "$HOME_DIR/data" --tokens "$TOKENS" --ready-file "$READY" > "$HOME_DIR/loanledgerd.log" 2>&1 &
 SERVER_PID=$!
 echo "$SERVER_PID" > "$HOME_DIR/loanledgerd.pid"
@@ -88,6 +91,7 @@ done
   || { cat "$HOME_DIR/loanledgerd.log" >&2; echo "loanledgerd not ready within 30 s" >&2; exit 1; }
 ADDRESS=$(sed -n 's/^listen=//p' "$READY")
 METRICS_ADDRESS=$(sed -n 's/^metrics=//p' "$READY")
+HTTP_ADDRESS=$(sed -n 's/^http=//p' "$READY")
 echo "loanledgerd (pid $SERVER_PID) listening on $ADDRESS, metrics on $METRICS_ADDRESS" >&2
 
 step "5/6 submitting the portfolio through the CLI"
@@ -130,6 +134,9 @@ PY
 cat >&2 <<MSG
 
 loanledgerd is running (pid $SERVER_PID), data in $HOME_DIR/data, log $HOME_DIR/loanledgerd.log
+  console:   http://$HTTP_ADDRESS/#token=$REGULATOR_TOKEN&date=$REPORT_DATE
+             (open it in a browser; the token after # never leaves the browser)
+  HTTP API:  http://$HTTP_ADDRESS/v1/report?date=$REPORT_DATE  (Authorization: Bearer TOKEN)
   metrics:   http://$METRICS_ADDRESS/metrics
   query:     LOANLEDGER_SERVER=$ADDRESS LOANLEDGER_TOKEN=\$(cat $HOME_DIR/regulator.token) \\
              $LL report --date $REPORT_DATE --by province

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,7 +38,7 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory(prefix="loanledger-e2e-") as home:
         env = dict(os.environ, LOANLEDGER_HOME=home, LOANLEDGER_BIN_DIR=build,
-                   LOANLEDGER_PORT="0", LOANLEDGER_METRICS_PORT="0",
+                   LOANLEDGER_PORT="0", LOANLEDGER_METRICS_PORT="0", LOANLEDGER_HTTP_PORT="0",
                    LOANLEDGER_SCALE=repr(scale), LOANLEDGER_SEED="7")
         pid = None
         try:
@@ -66,8 +67,19 @@ def main():
                 if r["yoy_growth_pct"] is None or abs(r["yoy_growth_pct"] - yoy) > 0.05:
                     failures.append(f"{cat} yoy {r['yoy_growth_pct']}, target {yoy}")
                 print(f"{cat:<26} balance_fen={r['balance_fen']:>16} yoy={r['yoy_growth_pct']}")
-            # Shanghai by province, through the CLI with the regulator token.
             token = open(os.path.join(home, "regulator.token")).read().strip()
+            # The console URL it prints is served, and the HTTP API gives the same report.
+            if "http" not in ready or f"http://{ready['http']}/#token={token}&date=2024-09-30" not in run.stderr:
+                failures.append(f"quickstart printed no console URL for {ready.get('http')}")
+            else:
+                page = urllib.request.urlopen(f"http://{ready['http']}/", timeout=10).read().decode()
+                if "<html" not in page.lower():
+                    failures.append("GET / is not the console page")
+                req = urllib.request.Request(f"http://{ready['http']}/v1/report?date=2024-09-30",
+                                             headers={"Authorization": f"Bearer {token}"})
+                if json.loads(urllib.request.urlopen(req, timeout=10).read())["rows"] != report["rows"]:
+                    failures.append("GET /v1/report differs from the CLI's report.json")
+            # Shanghai by province, through the CLI with the regulator token.
             out = subprocess.run([os.path.join(build, "client/loanledger"), "report", "--date", "2024-09-30",
                                   "--by", "province", "--format", "json",
                                   "--server", ready["listen"], "--token", token],
