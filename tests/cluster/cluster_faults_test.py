@@ -22,7 +22,8 @@ then checks: each file's last CLI run accounts for all its events (applied + dup
 `applied=` counts of all its runs do not exceed them (an acknowledged batch lost and resent would
 be applied again); every node reaches the same stream seq with the same state digest;
 every node's reports (national, --by province, --by institution, JSON) equal a single plain
-loanledgerd's fed the same files, to the fen.
+loanledgerd's fed the same files, to the fen; every node exports every metric family of
+deploy/metrics.txt, the cluster-mode-only ones included (check_metrics_exported.py --cluster).
 """
 import os
 import re
@@ -35,9 +36,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
+sys.path.insert(0, os.path.join(HERE, "..", "deploy"))
+import check_metrics_exported  # noqa: E402
 from cluster_workload import (SUMMARY, Failure, Submitter, Workload, check, compare_reports, converge,  # noqa: E402
                               leader_of, log, measure_failover, wait_until)
-from local_cluster import LoanledgerNode, LocalCluster  # noqa: E402
+from local_cluster import LoanledgerNode, LocalCluster, scrape  # noqa: E402
 
 FAILOVER_BOUND_S = 20.0
 
@@ -65,6 +68,24 @@ def final_checks(w, cluster, sub, reference):
     for n in nodes:
         compare_reports(w.reports(n.client()), reference, n.name)
     log(f"reports of {[n.name for n in nodes]} equal the single node's")
+    check_cluster_metrics(nodes)
+
+
+def check_cluster_metrics(nodes):
+    """Every node exports deploy/metrics.txt's families, those of `# cluster mode only` included
+    (the alerts of deploy/prometheus/alerts.yml use them; a single node cannot show them)."""
+    url_of = {n.name: f"http://{n.metrics()}/metrics" for n in nodes}
+    for n in nodes:
+        rc = check_metrics_exported.main([url_of[n.name], "--cluster", "--wait", "5"])
+        check(rc == 0, f"{n.name} does not export every family of deploy/metrics.txt (rc {rc}, above)")
+
+    def one_leader():  # what the LoanledgerClusterNoLeader / TwoLeaders alerts sum
+        leaders = sum(v for n in nodes for k, v in scrape(n.metrics()).items()
+                      if k.startswith("loanledger_cluster_is_leader{"))
+        return leaders == 1 or None
+    wait_until(one_leader, 20, "loanledger_cluster_is_leader summing to 1 over the partition")
+    log(f"metrics of {[n.name for n in nodes]}: every family of deploy/metrics.txt (cluster ones "
+        f"included); one leader")
 
 
 def leader_kill(w, cluster, reference):

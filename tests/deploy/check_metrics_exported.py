@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that a running loanledgerd exports every metric family deploy/ needs.
 
-  python3 tests/deploy/check_metrics_exported.py URL [--metrics FILE] [--wait SECONDS]
+  python3 tests/deploy/check_metrics_exported.py URL [--metrics FILE] [--wait SECONDS] [--cluster]
 
 URL is the metrics endpoint, e.g. http://127.0.0.1:9464/metrics (loanledgerd
 --metrics-listen). The expected families are deploy/metrics.txt: the required
@@ -9,6 +9,11 @@ families (docs/metrics.md) plus those the alert rules and dashboards add. For ea
 exposition must have a `# TYPE <name> <kind>` line of the kind metrics.txt
 gives (`# kind:` headings). A counter also matches its OpenMetrics family name
 (without `_total`). Unknown loanledger_ families are listed, not failed.
+
+The families after the `# cluster mode only` line of metrics.txt are exported
+only by a server in cluster mode (--nats): they are skipped (and said so)
+unless --cluster is given. tests/cluster/cluster_faults_test.py checks a real
+cluster node with --cluster.
 
 prometheus-cpp prints no `# TYPE` line for a family without any series, so
 labelled families (reason, result, kind, category/province) must have their
@@ -32,17 +37,30 @@ TYPE_RE = re.compile(r"^#\s+TYPE\s+([A-Za-z_:][A-Za-z0-9_:]*)\s+(\w+)\s*$")
 FETCH_TIMEOUT_S = 10  # one scrape; Prometheus's own scrape_timeout is 10 s
 
 
-def read_expected(path: Path) -> dict[str, str]:
-    """deploy/metrics.txt -> {name: kind}; a `# kind: X` line sets the kind of the names below it."""
-    expected: dict[str, str] = {}
+CLUSTER_ONLY_RE = re.compile(r"^#\s*cluster mode only\s*$")
+
+
+def read_expected(path: Path, cluster: bool = False) -> dict[str, str]:
+    """deploy/metrics.txt -> {name: kind}; a `# kind: X` line sets the kind of the names below it.
+    The names after a `# cluster mode only` line are included only when `cluster` is true."""
+    return {name: kind for name, (kind, cluster_only) in read_sections(path).items()
+            if cluster or not cluster_only}
+
+
+def read_sections(path: Path) -> dict[str, tuple[str, bool]]:
+    """deploy/metrics.txt -> {name: (kind, cluster_only)}."""
+    expected: dict[str, tuple[str, bool]] = {}
     kind = ""
+    cluster_only = False
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         m = re.match(r"#\s*kind:\s*(\w+)\s*$", line)
         if m:
             kind = m.group(1)
+        elif CLUSTER_ONLY_RE.match(line):
+            cluster_only = True
         elif line and not line.startswith("#"):
-            expected[line] = kind
+            expected[line] = (kind, cluster_only)
     return expected
 
 
@@ -96,9 +114,13 @@ def main(argv: list[str]) -> int:
                     help="expected families (default: deploy/metrics.txt)")
     ap.add_argument("--wait", type=float, default=0.0,
                     help="keep retrying the fetch for this many seconds (a server just started)")
+    ap.add_argument("--cluster", action="store_true",
+                    help="the server runs in cluster mode (--nats): also require the families after "
+                         "metrics.txt's `# cluster mode only` line")
     args = ap.parse_args(argv)
     try:
-        expected = read_expected(args.metrics)
+        expected = read_expected(args.metrics, cluster=args.cluster)
+        skipped = sorted(set(read_expected(args.metrics, cluster=True)) - set(expected))
     except OSError as e:
         print(f"check_metrics_exported: {e}", file=sys.stderr)
         return 2
@@ -111,6 +133,9 @@ def main(argv: list[str]) -> int:
         print(f"check_metrics_exported: {e}", file=sys.stderr)
         return 2
     problems, extra = compare(expected, parse_types(exposition))
+    if skipped:
+        print(f"skipped {len(skipped)} cluster-mode-only families (no --cluster): " + ", ".join(skipped))
+        extra = [n for n in extra if n not in skipped]
     if extra:
         print("exported but not in metrics.txt (fine): " + ", ".join(extra))
     for p in problems:

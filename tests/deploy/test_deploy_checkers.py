@@ -124,6 +124,23 @@ class CheckMetricsExportedTest(unittest.TestCase):
         self.assertEqual(status, 1, out)
         self.assertIn("missing: loanledger_build_info", out)
 
+    def test_cluster_mode_only_families_are_checked_only_with_cluster(self):
+        everything = check_metrics_exported.read_expected(ROOT / "deploy/metrics.txt", cluster=True)
+        cluster_only = sorted(set(everything) - set(self.expected))
+        self.assertIn("loanledger_cluster_is_leader", cluster_only)
+        self.assertNotIn("loanledger_events_applied_total", cluster_only)
+        # A single node exports none of them: fine without --cluster, named as skipped.
+        status, out = self.check(exposition(self.expected))
+        self.assertEqual(status, 0, out)
+        self.assertIn("skipped", out)
+        with MetricsServer(exposition(self.expected)) as server:
+            status, out = run(check_metrics_exported.main, [server.url, "--cluster"])
+        self.assertEqual(status, 1, out)
+        self.assertIn("missing: loanledger_cluster_is_leader", out)
+        with MetricsServer(exposition(everything)) as server:
+            status, out = run(check_metrics_exported.main, [server.url, "--cluster"])
+        self.assertEqual(status, 0, out)
+
     def test_unreachable_endpoint_is_status_2(self):
         # A port bound here and not listening: connections are refused, and no other
         # process can take the port while we hold it.
