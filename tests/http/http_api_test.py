@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -151,9 +152,29 @@ def main():
         for path, fragment in bad:
             s, _, body = get(server, path, reg)
             error_of(s, body, 400, "INVALID_ARGUMENT", path, fragment)
-        s, _, body = get(server, "/v1/report?date=2024-09-30&by=region_group", reg)
-        if s != 200:
-            error_of(s, body, 400, "INVALID_ARGUMENT", "by=region_group before it exists", "region_group")
+        # A category that only a rules file defines (docs/categories.md) is asked for by name.
+        error_of(*get(server, "/v1/report?date=2024-09-30&category=green", reg)[::2], 400,
+                 "INVALID_ARGUMENT", "a malformed category name", "green")
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        rules = json.load(open(os.path.join(root, "rules", "default.json")))
+        rules["version"] = "http-test"
+        rules["categories"].append({"name": "GREEN_SRDI", "rule": {"all": [{"flag": "green"}, {"flag": "srdi"}]}})
+        rules["region_groups"] = [{"name": "EAST", "region_prefix": ["31", "32", "33"]}]
+        rules_file = os.path.join(server.dir, "http-test-rules.json")
+        with open(rules_file, "w") as f:
+            json.dump(rules, f)
+        applied = subprocess.run([server.cli, "admin", "rules", "apply", rules_file, *server.cli_args("admin")],
+                                 capture_output=True, text=True, timeout=120)
+        check(applied.returncode == 0, f"admin rules apply: {applied.stderr}")
+        for path, cli in (("/v1/report?date=2024-09-30&category=GREEN_SRDI&by=region_group",
+                           ["report", "--date", "2024-09-30", "--category", "GREEN_SRDI", "--by", "region_group"]),
+                          ("/v1/series?category=GREEN_SRDI&from=2024-01-01&to=2024-09-30",
+                           ["series", "--category", "GREEN_SRDI", "--from", "2024-01-01", "--to", "2024-09-30"])):
+            s, _, body = get(server, path, reg)
+            check(s == 200, f"{path}: {s} {body}")
+            want = server.run_cli("regulator", *cli, "--format", "json")
+            check(body == want and b"GREEN_SRDI" in body,
+                  f"{path} differs from the CLI's JSON:\n  http: {body[:300]!r}\n  cli:  {want[:300]!r}")
         s, h, body = get(server, "/v1/health", reg, method="POST")
         error_of(s, body, 400, "INVALID_ARGUMENT", "POST", "GET")
 
