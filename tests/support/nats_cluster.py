@@ -388,8 +388,10 @@ class NatsCluster:
         return {k: self.nodes[k].meta() for k in ks}
 
     def wait_formed(self, nodes=None, timeout_s=FORM_TIMEOUT_S, exclude_leader=None):
-        """Waits until each given node (default: every running one) sees the same meta leader
-        in a meta group of SIZE servers, the leader being a running node. Returns the leader."""
+        """Waits until each given node (default: every running one) sees the same meta leader,
+        a running node that itself sees a meta group of SIZE servers (the others may still count
+        fewer peers for a while after a restart of the whole cluster, at least a quorum). Returns
+        the leader."""
         deadline = time.monotonic() + timeout_s
         running = None
         views = {}
@@ -397,12 +399,15 @@ class NatsCluster:
             running = {n.name for n in self.nodes.values() if n.running()}
             views = self.meta_views(nodes)
             leaders = {v[0] for v in views.values() if v}
-            if (views and all(v and v[0] and v[1] == SIZE for v in views.values()) and len(leaders) == 1):
+            quorum = SIZE // 2 + 1
+            if (views and all(v and v[0] and v[1] >= quorum for v in views.values()) and len(leaders) == 1):
                 leader = leaders.pop()
                 if leader in running and leader != exclude_leader:
-                    # The leader itself must agree (a node may still name a dead leader).
+                    # The leader itself must agree (a node may still name a dead leader) and see
+                    # the whole group.
                     lk = int(leader.rsplit("-", 1)[1])
-                    if self.nodes[lk].meta() and self.nodes[lk].meta()[0] == leader:
+                    own = self.nodes[lk].meta()
+                    if own and own[0] == leader and own[1] == SIZE:
                         return leader
             time.sleep(0.2)
         tails = "".join(f"--- {n.log}\n{log_tail(n.log, 15)}" for n in self.nodes.values())
