@@ -72,7 +72,7 @@ submit_all() {  # SERVERS
   local servers=$1 start end
   start=$(date +%s.%N)
   xargs -P "$PARALLEL" -L 1 sh -c \
-    '"$0" submit "$1" --server "'"$servers"'" --token "$2" >/dev/null 2>>"'"$WORK"'/submit.err" || echo "FAILED $1" >&2' \
+    '"$0" submit "$1" --server "'"$servers"'" --token "$2" >/dev/null 2>&1 || echo "FAILED $1" >> "'"$WORK"'/submit.err"' \
     "$LL" < "$WORK/jobs"
   end=$(date +%s.%N)
   python3 -c "print(f'{$EVENTS / ($end - $start):.0f} events/s in {$end - $start:.2f} s')"
@@ -112,6 +112,7 @@ cluster() {  # ROUND
   local sampler=$!
   result=$(submit_all "$LOANLEDGER_SERVER")
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  sleep 1.5  # one metrics refresh
   maxlag=$(sort -n "$WORK/lag" | tail -1)
   local leader_metrics=""
   for a in ${METRICS//,/ }; do
@@ -120,7 +121,6 @@ cluster() {  # ROUND
     fi
   done
   echo "1 x 3 cluster round $1: $result $( [ -n "$leader_metrics" ] && quantiles "$leader_metrics") max_follower_lag_batches=${maxlag:-0}"
-  sleep 1
   for a in ${LOANLEDGER_SERVER//,/ }; do
     "$LL" admin stats --server "$a" --token "$admin" | sed -n 's/^state_digest /  digest /p'
   done
