@@ -22,7 +22,7 @@ Result<HostPort> ParseHostPort(const std::string& text) {
 }
 
 std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
-  CLI::App app{"loanledgerd: loan-ledger aggregation server (SPEC §7)", "loanledgerd"};
+  CLI::App app{"loanledgerd: loan-ledger aggregation server (docs/operations.md)", "loanledgerd"};
   app.set_config("--config", "", "Read options from a TOML/INI file (same keys as the flags)");
   app.set_version_flag("--version", std::string("loanledgerd ") + LOANLEDGER_VERSION,
                        "Print the version (as loanledger_build_info) and exit");
@@ -32,8 +32,9 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
       ->capture_default_str();
   app.add_option("--metrics-listen", c.metrics_listen, "HOST:PORT for Prometheus /metrics")
       ->capture_default_str();
-  app.add_option("--http-listen", c.http_listen,
-                 "HOST:PORT for the HTTP API and the console (SPEC §11; port 0: any; default off)");
+  app.add_option(
+      "--http-listen", c.http_listen,
+      "HOST:PORT for the HTTP API and the console (docs/http.md; port 0: any; default off)");
   app.add_option("--data", c.data_dir, "RocksDB data directory")->required();
   app.add_option("--tokens", c.tokens_file,
                  "Tokens file: '<sha256-hex> <role> <institution|-> [name]' per line");

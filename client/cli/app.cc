@@ -136,8 +136,7 @@ void AddQueryCommands(CLI::App& app, Flags& f, Commands& c) {
 }
 
 void AddCommands(CLI::App& app, Flags& f, Commands& c) {
-  c.submit =
-      app.add_subcommand("submit", "submit loan events from a CSV file (SPEC section 2 form)");
+  c.submit = app.add_subcommand("submit", "submit loan events from a CSV file (docs/data.md form)");
   AddConnectionOptions(c.submit, f.connection);
   c.submit->add_option("file", f.file, "CSV file with the header line ('-' = stdin)")->required();
   c.submit->add_option("--batch-size", f.batch_size, "events per batch")
@@ -158,7 +157,7 @@ void AddCommands(CLI::App& app, Flags& f, Commands& c) {
   c.token_new->add_option("--name", f.token_name, "a label for the tokens file (no spaces)");
 
   CLI::App* admin =
-      app.add_subcommand("admin", "operator requests to the server (admin token, SPEC section 6)");
+      app.add_subcommand("admin", "operator requests to the server (admin token, docs/cli.md)");
   admin->require_subcommand(1);
   c.admin_verify = admin->add_subcommand(
       "verify",
@@ -189,7 +188,7 @@ void AddCommands(CLI::App& app, Flags& f, Commands& c) {
   }
 
   c.gen = app.add_subcommand("gen",
-                             "generate the synthetic national portfolio as CSV (SPEC section 9)");
+                             "generate the synthetic national portfolio as CSV (docs/domain.md)");
   c.gen
       ->add_option("--scale", f.gen_scale, "share of the national portfolio, e.g. 1/10000 or 0.001")
       ->capture_default_str();

@@ -164,7 +164,7 @@ void CheckAcceptedBySpec(const LoanEvent& e) {
                  e.business_date <= 84005 && kind >= 1 && kind <= 4 && amount_ok && borrower >= 1 &&
                  borrower <= 4 && size_ok && industry_ok && region_ok && a.term_months >= 1 &&
                  a.term_months <= 600 && a.credit_line_fen >= 0,
-             "ValidateEvent accepted an event SPEC §2 forbids: inst=%s loan=%s seq=%" PRIu64
+             "ValidateEvent accepted an event docs/data.md forbids: inst=%s loan=%s seq=%" PRIu64
              " date=%d kind=%u amount=%" PRId64
              " borrower=%u size=%u industry=%s region=%s term=%u "
              "credit=%" PRId64,
