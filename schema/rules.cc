@@ -21,13 +21,6 @@ uint64_t PackPrefix(std::string_view s, size_t len) {
   return v;
 }
 
-bool IsRuleName(std::string_view s) {
-  if (s.empty() || s.size() > kRuleNameBytesMax || s[0] < 'A' || s[0] > 'Z') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-  });
-}
-
 bool IsIndustryPrefix(std::string_view s) {
   if (s.empty() || s.size() > 5 || s[0] < 'A' || s[0] > 'T') return false;
   return std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -57,6 +50,13 @@ void CollectRefs(const Json& j, std::set<std::string>* out) {
 }
 
 }  // namespace
+
+bool IsRuleName(std::string_view s) {
+  if (s.empty() || s.size() > kRuleNameBytesMax || s[0] < 'A' || s[0] > 'Z') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
 
 bool Rules::PrefixSet::Matches(std::string_view code) const {
   for (const ByLength& l : lengths) {

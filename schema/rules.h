@@ -24,10 +24,13 @@
 
 namespace loanledger {
 
-inline constexpr size_t kRuleCategoriesMax = 64;        // docs/categories.md; TOTAL not counted
-inline constexpr size_t kRegionGroupsMax = 32;          // docs/categories.md
-inline constexpr size_t kRuleNameBytesMax = 40;         // [A-Z][A-Z0-9_]{0,39}
-inline constexpr size_t kRuleDepthMax = 32;             // nesting of all/any/not
+inline constexpr size_t kRuleCategoriesMax = 64;  // docs/categories.md; TOTAL not counted
+inline constexpr size_t kRegionGroupsMax = 32;    // docs/categories.md
+inline constexpr size_t kRuleNameBytesMax = 40;   // [A-Z][A-Z0-9_]{0,39}
+inline constexpr size_t kRuleDepthMax = 32;       // nesting of all/any/not
+
+// A category or region group name: [A-Z][A-Z0-9_]{0,39}.
+bool IsRuleName(std::string_view s);
 inline constexpr size_t kRulesFileBytesMax = 1u << 20;  // a rules file is small
 
 // Bit i set = member of the file's category i (Category id i + 1). TOTAL,

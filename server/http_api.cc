@@ -89,11 +89,7 @@ Result<Day> DateParam(const std::vector<Param>& params, std::string_view name) {
 // A category name as a rules file spells it (docs/categories.md); the
 // ledger's current rules decide whether it exists (400 naming the version).
 Result<std::string> CategoryValue(std::string_view name) {
-  const bool ok = !name.empty() && name.size() <= kRuleNameBytesMax && name[0] >= 'A' &&
-                  name[0] <= 'Z' && std::all_of(name.begin(), name.end(), [](char ch) {
-                    return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
-                  });
-  if (!ok) {
+  if (!IsRuleName(name)) {
     return Status::InvalidArgument("bad category \"" + std::string(name) +
                                    "\": a name of A-Z 0-9 _ such as GREEN");
   }

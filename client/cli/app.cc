@@ -80,11 +80,8 @@ struct Commands {
 // server's rules decide which exist.
 const CLI::Validator kCategoryName(
     [](std::string& name) {
-      const bool ok = !name.empty() && name.size() <= kRuleNameBytesMax && name[0] >= 'A' &&
-                      name[0] <= 'Z' && std::all_of(name.begin(), name.end(), [](char ch) {
-                        return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
-                      });
-      return ok ? std::string() : "bad category name " + name + " (A-Z 0-9 _, e.g. GREEN)";
+      return IsRuleName(name) ? std::string()
+                              : "bad category name " + name + " (A-Z 0-9 _, e.g. GREEN)";
     },
     "CATEGORY");
 
