@@ -8,7 +8,7 @@ PACKAGES=(
   libboost-all-dev libssl-dev openssl zlib1g-dev librocksdb-dev libflatbuffers-dev flatbuffers-compiler
   prometheus-cpp-dev libgtest-dev libbenchmark-dev
   libspdlog-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  prometheus python3 clang-format-14
+  prometheus python3 clang-format-14 docker-compose
   nats-server libnats-dev rocksdb-tools libsystemd-dev
   chromium python3-pandas
 )

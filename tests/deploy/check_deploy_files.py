@@ -15,6 +15,11 @@ Checks (each failure is one line; exit status 1 if any):
 - Dockerfile: debian:bookworm stages, scripts/build.sh, both binaries,
   non-root USER, VOLUME, EXPOSE 7700 9464, build packages in step with
   scripts/install-deps.sh;
+- images (every Dockerfile* and docker-compose.yml under deploy/): no
+  `# syntax=` line (it fetches a frontend from outside), every FROM and every
+  compose image from outside pinned by @sha256 digest (images the compose
+  file builds itself are named loanledger/...), no top-level `name:` in a
+  compose file (Debian's docker-compose 1.29 rejects it);
 - systemd/loanledgerd.service: the hardening and lifecycle directives;
 - the Grafana datasource uid is the dashboards' default;
 - README.md names every file in deploy/ and every metric of metrics.txt.
@@ -154,6 +159,33 @@ def check_compose(deploy: Path, errors: list[str]) -> None:
                       f"({m.group(1) if m else None} vs {p.group(1) if p else None})")
 
 
+DIGEST = r"@sha256:[0-9a-f]{64}"
+
+
+def check_images(deploy: Path, errors: list[str]) -> None:
+    for path in sorted(deploy.rglob("Dockerfile*")):
+        if path.name.endswith(".dockerignore"):
+            continue
+        rel = path.relative_to(deploy).as_posix()
+        text = path.read_text()
+        if re.search(r"^#\s*syntax\s*=", text, re.M | re.I):
+            errors.append(f"{rel}: a `# syntax=` line fetches a Dockerfile frontend from outside; remove it")
+        stages: set[str] = set()
+        for image, stage in re.findall(r"^FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", text, re.M | re.I):
+            if image not in stages and not re.search(DIGEST + "$", image):
+                errors.append(f"{rel}: FROM {image} is not pinned by digest (@sha256:...)")
+            if stage:
+                stages.add(stage)
+    for path in sorted(deploy.rglob("docker-compose*.yml")):
+        rel = path.relative_to(deploy).as_posix()
+        text = path.read_text()
+        if re.search(r"^name\s*:", text, re.M):
+            errors.append(f"{rel}: top-level `name:` (Debian's docker-compose 1.29 rejects it; use -p)")
+        for image in re.findall(r"^\s*image:\s*[\"']?([^\s\"'#]+)", text, re.M):
+            if not image.startswith("loanledger/") and not re.search(DIGEST + "$", image):
+                errors.append(f"{rel}: image {image} is not pinned by digest (@sha256:...)")
+
+
 def install_deps_packages(root: Path) -> set[str]:
     text = (root / "scripts/install-deps.sh").read_text()
     m = re.search(r"PACKAGES=\((.*?)\)", text, re.S)
@@ -284,7 +316,8 @@ def main(argv: list[str]) -> int:
         return systemd_verify(args.deploy)
     errors: list[str] = []
     notes: list[str] = []
-    for check in (check_prometheus, check_compose, check_dockerfile, check_unit, check_grafana, check_readme):
+    for check in (check_prometheus, check_compose, check_dockerfile, check_images, check_unit, check_grafana,
+                  check_readme):
         try:
             check(args.deploy, errors)
         except OSError as e:

@@ -356,6 +356,22 @@ class CheckDeployFilesTest(unittest.TestCase):
         self.assertEqual(status, 1, out)
         self.assertIn("./prometheus/alert.yml does not exist", out)
 
+    def test_images_from_outside_must_be_pinned(self):
+        self.replace("Dockerfile", "# loanledgerd container image", "# syntax=docker/dockerfile:1\n# loanledgerd container image")
+        self.replace("cluster/Dockerfile.nats", "FROM debian:bookworm-slim@sha256:", "FROM debian:bookworm-slim # @sha256:")
+        self.replace("docker-compose.yml", "image: grafana/grafana:10.4.2@sha256:", "image: grafana/grafana:10.4.2 # @sha256:")
+        status, out = self.check()
+        self.assertEqual(status, 1, out)
+        self.assertIn("Dockerfile: a `# syntax=` line", out)
+        self.assertIn("cluster/Dockerfile.nats: FROM debian:bookworm-slim is not pinned", out)
+        self.assertIn("docker-compose.yml: image grafana/grafana:10.4.2 is not pinned", out)
+
+    def test_a_compose_file_may_not_have_a_top_level_name(self):
+        self.replace("cluster/docker-compose.yml", "services:\n", "name: loanledger-cluster\n\nservices:\n")
+        status, out = self.check()
+        self.assertEqual(status, 1, out)
+        self.assertIn("cluster/docker-compose.yml: top-level `name:`", out)
+
 
 if __name__ == "__main__":
     unittest.main()
