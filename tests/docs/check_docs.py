@@ -146,6 +146,21 @@ def metric_names():
     return names
 
 
+def policy_prefixes():
+    """STRATEGIC_EMERGING's industry prefixes in rules/policy-2025.json and in docs/policy-2025.md's
+    mapping table; (None, None) before the file exists."""
+    path = os.path.join(ROOT, "rules", "policy-2025.json")
+    if not os.path.exists(path):
+        return None, None
+    with open(path, encoding="utf-8") as f:
+        rule = next(c["rule"] for c in json.load(f)["categories"] if c["name"] == "STRATEGIC_EMERGING")
+    in_file = {p for field in rule["any"] for p in field["industry_prefix"]}
+    text = open(os.path.join(ROOT, "docs", "policy-2025.md"), encoding="utf-8").read()
+    section = text[text.index("## STRATEGIC_EMERGING"):]
+    section = section[:section.index("\n## ", 1)]
+    return in_file, set(re.findall(r"^\| ([A-T]\d*) \|", section, flags=re.M))
+
+
 def main():
     build = os.path.abspath(sys.argv[1])
     errors = []
@@ -166,6 +181,12 @@ def main():
             errors.append(f"docs/categories.md: province {province} {name} is not in the provinces table")
     metrics = metric_names()
     words_missing(metrics, "docs/metrics.md", errors, "metric")
+    policy_file, policy_page = policy_prefixes()
+    if policy_file is not None:
+        for p in sorted(policy_file - policy_page):
+            errors.append(f"docs/policy-2025.md: STRATEGIC_EMERGING prefix {p} of the file is not in the mapping")
+        for p in sorted(policy_page - policy_file):
+            errors.append(f"docs/policy-2025.md: mapping prefix {p} is not in rules/policy-2025.json")
     for e in errors:
         print("FAIL:", e)
     print(f"docs check: {'FAILED' if errors else 'passed'} ({links} relative links, "
