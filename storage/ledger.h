@@ -143,6 +143,46 @@ struct LedgerStats {
   std::string last_snapshot_error;
 };
 
+// Backups (backup.cc; storage/README.md, "Backups").
+struct BackupOptions {
+  // The backup directory: absolute, outside the data directory; created if
+  // missing. A directory that exists must be empty or hold this store's
+  // backups (its LOANLEDGER-BACKUP file names the store).
+  std::string dir;
+  uint32_t keep = 0;  // after the backup, delete all but the newest `keep` backups; 0 = keep all
+};
+struct BackupInfo {
+  uint32_t id = 0;  // BackupEngine's id: 1, 2, ... in the order taken
+  int64_t created_unix_s = 0;
+  uint64_t batches = 0;        // journal records it holds (at least those applied before it began)
+  uint64_t log_position = 0;   // cluster mode: the log position those batches reach
+  uint64_t loan_snapshot = 0;  // replay_from of the loan snapshot it carries; 0 = none
+  uint64_t size_bytes = 0;     // the whole backup (files shared with other backups included)
+  uint64_t new_bytes = 0;      // Backup(): bytes copied that earlier backups lacked
+  uint32_t files = 0;
+  uint32_t backups_kept = 0;  // Backup(): backups in the directory afterwards
+};
+// The backups in `dir`, oldest first; NotFound when it holds none.
+Result<std::vector<BackupInfo>> ListBackups(const std::string& dir);
+// Restores backup `id` (0 = the newest) of `backup_dir` into `data_dir`,
+// which must not exist or be empty (an interrupted restore into it may be
+// run again), then opens it once as a check. Until the restore is whole, a
+// ledger refuses to open `data_dir` (RocksDB finds no store in it). The
+// BackupEngine checks every file's checksum as it copies.
+Result<BackupInfo> RestoreBackup(const std::string& backup_dir, uint32_t id,
+                                 const std::string& data_dir);
+// Checks backup `id` (0 = the newest) of `backup_dir`: every file's size
+// and checksum (BackupEngine::VerifyBackup), then restores it into
+// `scratch_dir` (as RestoreBackup; removed afterwards) and runs
+// Ledger::Verify on the copy. OK with the report when it could run (the
+// backup is good when report.differences is empty).
+struct BackupVerifyReport {
+  BackupInfo backup;
+  VerifyReport verify;
+};
+Result<BackupVerifyReport> VerifyBackup(const std::string& backup_dir, uint32_t id,
+                                        const std::string& scratch_dir);
+
 // Current balance of one category in one province, all institutions (for
 // the category gauges; as of the latest business date).
 struct CategoryBalance {
@@ -212,6 +252,14 @@ class Ledger {
     uint64_t batches = 0;
   };
   virtual Result<CheckpointInfo> Checkpoint(const std::string& dir) = 0;
+  // Adds a backup of the store to the backup directory (BackupOptions),
+  // incrementally: RocksDB's BackupEngine copies only the files the
+  // directory's earlier backups lack, and the newest loan snapshot is copied
+  // unless the directory holds it already (storage/README.md, "Backups").
+  // Writers and queries go on meanwhile; loan snapshots wait until it ends.
+  // The backup holds every batch applied before the call. A crash part way
+  // leaves the earlier backups whole (the next backup clears the rest).
+  virtual Result<BackupInfo> Backup(const BackupOptions& options) = 0;
 
   virtual Result<Report> QueryReport(const ReportQuery& query) const = 0;
   virtual Result<Series> QuerySeries(const SeriesQuery& query) const = 0;

@@ -143,6 +143,7 @@ class LedgerImpl final : public Ledger {
   uint64_t LogPosition() const override;
   Digest StateDigest() const override;
   Result<CheckpointInfo> Checkpoint(const std::string& dir) override;
+  Result<BackupInfo> Backup(const BackupOptions& options) override;  // backup.cc
   Result<Report> QueryReport(const ReportQuery& query) const override;
   Result<Series> QuerySeries(const SeriesQuery& query) const override;
   Result<LoanView> QueryLoan(std::string_view institution_id,
