@@ -36,16 +36,24 @@ constexpr std::string_view kFlags[] = {"srdi", "tech_enterprise", "green", "elde
 
 std::string TypeName(const Json& j) { return j.type_name(); }
 
-// Every name a rule (even a malformed one) refers to with "category".
-void CollectRefs(const Json& j, std::set<std::string>* out) {
+// JSON levels of a rule nested kRuleDepthMax deep (an all/any level is an
+// object and an array), with room to spare.
+constexpr size_t kRuleJsonDepthMax = 2 * kRuleDepthMax + 4;
+
+// Every name a rule (even a malformed one) refers to with "category", down
+// to kRuleJsonDepthMax: deeper, the rule is refused for its depth when it is
+// compiled, and an unbounded walk would overflow the stack on a file of
+// 100,000 nested "not" (found while writing fuzz_rules; schema_rules_test).
+void CollectRefs(const Json& j, std::set<std::string>* out, size_t depth = 0) {
+  if (depth > kRuleJsonDepthMax) return;
   if (j.is_object()) {
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (it.key() == "category" && it.value().is_string())
         out->insert(it.value().get<std::string>());
-      CollectRefs(it.value(), out);
+      CollectRefs(it.value(), out, depth + 1);
     }
   } else if (j.is_array()) {
-    for (const Json& e : j) CollectRefs(e, out);
+    for (const Json& e : j) CollectRefs(e, out, depth + 1);
   }
 }
 

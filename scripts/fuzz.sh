@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
 #   SECONDS_PER_TARGET  default 30; CI short mode (scripts/test.sh): 15. 0 = until stopped.
-#   TARGET              fuzz_csv_line fuzz_validate_event fuzz_frame (default: all)
+#   TARGET              fuzz_csv_line fuzz_validate_event fuzz_frame fuzz_rules (default: all)
 #
 # Environment: BUILD_DIR (build-fuzz), JOBS (ninja -j, 2), CXX_FUZZ (clang++-14),
 # FUZZ_ARGS (extra libFuzzer flags, e.g. "-fork=2" or "-max_len=65536").
@@ -35,7 +35,7 @@ if ! [[ $SECONDS_PER_TARGET =~ ^[0-9]+$ ]]; then
   echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]" >&2
   exit 1
 fi
-ALL_TARGETS=(fuzz_csv_line fuzz_validate_event fuzz_frame)
+ALL_TARGETS=(fuzz_csv_line fuzz_validate_event fuzz_frame fuzz_rules)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 JOBS=${JOBS:-2}

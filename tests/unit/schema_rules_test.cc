@@ -332,6 +332,27 @@ LoanAttributes RandomLoan(std::mt19937_64& rng) {
   return a;
 }
 
+// A rule nested far deeper than kRuleDepthMax, behind a reference from an
+// earlier category (the reference check walks the later rule before it is
+// compiled): refused, not a stack overflow. The file is just under 1 MiB.
+TEST(SchemaRules, DeepRuleBehindAForwardReferenceIsRefused) {
+  const size_t levels = 100'000;
+  std::string rule;
+  for (size_t i = 0; i < levels; ++i) rule += R"({"not":)";
+  rule += R"({"category":"A"})" + std::string(levels, '}');
+  const std::string text =
+      R"({"version":"v","categories":[{"name":"A","rule":{"category":"B"}},{"name":"B","rule":)" +
+      rule + "}]}";
+  ASSERT_LE(text.size(), kRulesFileBytesMax);
+  EXPECT_EQ(ErrorOf(text),
+            "categories[0].rule.category: category \"B\" is defined after A; a rule may refer only "
+            "to an earlier category");
+  // Shallow enough to be walked: the cycle is named.
+  EXPECT_EQ(ErrorOf(R"({"version":"v","categories":[{"name":"A","rule":{"category":"B"}},)"
+                    R"({"name":"B","rule":{"not":{"any":[{"category":"A"}]}}}]})"),
+            "categories[0].rule.category: cycle: A -> B -> A");
+}
+
 TEST(SchemaRules, DefaultFileEqualsTheSection4Functions) {
   const std::shared_ptr<const Rules>& rules = DefaultRules();
   ASSERT_NE(rules, nullptr);
