@@ -120,7 +120,9 @@ struct RulesProgress {
   bool running = false;
   std::string version;  // of the rules being applied
   uint64_t batches_done = 0;
-  uint64_t batches_total = 0;  // journal batches to replay (more may land meanwhile)
+  uint64_t batches_total = 0;    // journal batches to replay (more may land meanwhile)
+  uint64_t completed = 0;        // recomputes that switched since open (apply, --rules, re-apply)
+  int64_t last_duration_ms = 0;  // the newest completed one, start to switch; 0 before any
 };
 
 // RocksDB health and sizes, for metrics (docs/metrics.md).

@@ -273,6 +273,8 @@ class LedgerImpl final : public Ledger {
   std::atomic<bool> recompute_running_{false};
   std::atomic<uint64_t> recompute_batches_done_{0};
   std::atomic<uint64_t> recompute_batches_total_{0};
+  std::atomic<uint64_t> recompute_completed_{0};
+  std::atomic<int64_t> recompute_last_duration_ms_{0};
   std::string recompute_version_;    // guarded by rules_apply_mu_... read via recompute_mu_
   mutable std::mutex recompute_mu_;  // guards recompute_version_
 };

@@ -153,6 +153,8 @@ RulesProgress LedgerImpl::RulesRecompute() const {
   p.running = recompute_running_.load();
   p.batches_done = recompute_batches_done_.load();
   p.batches_total = recompute_batches_total_.load();
+  p.completed = recompute_completed_.load();
+  p.last_duration_ms = recompute_last_duration_ms_.load();
   std::lock_guard lock(recompute_mu_);
   p.version = recompute_version_;
   return p;
@@ -160,6 +162,7 @@ RulesProgress LedgerImpl::RulesRecompute() const {
 
 Result<uint64_t> LedgerImpl::RecomputeAndSwitch(std::shared_ptr<const Rules> rules, bool record,
                                                 RulesVersion* recorded) {
+  const auto started = std::chrono::steady_clock::now();
   // 1. In the background: replay the journal as of a snapshot taken
   //    between two groups. Writers and queries go on under the old rules.
   const rocksdb::Snapshot* snapshot = nullptr;
@@ -256,6 +259,10 @@ Result<uint64_t> LedgerImpl::RecomputeAndSwitch(std::shared_ptr<const Rules> rul
   rules_ = std::move(rules);
   rules_current_ = v;
   if (recorded != nullptr) *recorded = std::move(v);
+  recompute_last_duration_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - started)
+                                    .count();
+  ++recompute_completed_;
   return stored;
 }
 

@@ -148,10 +148,19 @@ TEST_F(StorageRulesTest, AppliedRulesEqualAFreshLedgerUnderThem) {
   auto a = Open(dir_a_);
   ASSERT_NE(a, nullptr);
   Feed(a.get(), batches);
+  EXPECT_EQ(a->RulesRecompute().completed, 0u);
   Result<RulesVersion> v = a->ApplyRules(kPolicyRules);
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(v->number, 2u);
   EXPECT_EQ(v->version, "test-2025");
+  // The progress of the recompute, for metrics: one completed, none running,
+  // every journal batch replayed.
+  const RulesProgress progress = a->RulesRecompute();
+  EXPECT_FALSE(progress.running);
+  EXPECT_EQ(progress.completed, 1u);
+  EXPECT_GE(progress.last_duration_ms, 0);
+  EXPECT_EQ(progress.batches_done, batches.size());
+  EXPECT_EQ(progress.batches_total, batches.size());
 
   auto b = Open(dir_b_, kPolicyRules);
   ASSERT_NE(b, nullptr);
