@@ -14,6 +14,7 @@
 
 #include "client/cli/format.h"
 #include "client/cli/progress.h"
+#include "client/cli/series_growth.h"
 #include "client/cli/submit.h"
 #include "client/cli/token.h"
 #include "client/csv.h"
@@ -47,11 +48,13 @@ struct Flags {
   std::string file;                                 // submit
   size_t batch_size = kSubmitBatchEventsDefault;    // submit
   std::string date;                                 // report
-  std::vector<std::string> categories;              // report
-  std::string category;                             // series
+  std::vector<std::string> categories;              // report, series
   std::string from, to, step = "month";             // series
   std::string by;                                   // report, series
   std::string format = "table";                     // report, series, loan
+  std::string unit;                                 // report, series ("" = format's default)
+  bool bom = false;                                 // report, series, loan (CSV)
+  std::vector<std::string> measures;                // series (empty = balance,loans)
   std::string institution, loan_id;                 // loan
   std::string role, token_institution, token_name;  // token new
   std::string checkpoint_dir;                       // admin checkpoint
@@ -98,6 +101,16 @@ void AddFormatOption(CLI::App* cmd, Flags& f) {
   cmd->add_option("--format", f.format, "output format: table, csv or json")
       ->check(CLI::IsMember({"table", "csv", "json"}))
       ->capture_default_str();
+  cmd->add_flag("--bom", f.bom,
+                "CSV: write the UTF-8 byte order mark first, so that Excel reads the Chinese "
+                "province names right (table and json: no effect)");
+}
+
+void AddUnitOption(CLI::App* cmd, Flags& f) {
+  cmd->add_option("--unit", f.unit,
+                  "amounts in table and CSV: fen, yuan, wan (10^4 yuan) or yi (10^8 yuan), exact "
+                  "decimals (default: yuan in tables, fen in CSV; json is always fen)")
+      ->check(CLI::IsMember({"fen", "yuan", "wan", "yi"}));
 }
 
 void AddQueryCommands(CLI::App& app, Flags& f, Commands& c) {
@@ -111,10 +124,17 @@ void AddQueryCommands(CLI::App& app, Flags& f, Commands& c) {
   c.report->add_option("--by", f.by, "group rows by province, institution or region_group")
       ->check(CLI::IsMember({"province", "institution", "region_group"}));
   AddFormatOption(c.report, f);
+  AddUnitOption(c.report, f);
 
-  c.series = app.add_subcommand("series", "balances of one category at each period end from..to");
+  c.series = app.add_subcommand(
+      "series", "balances (and loans, YoY, YTD) of categories at each period end from..to");
   AddConnectionOptions(c.series, f.connection);
-  c.series->add_option("--category", f.category, "category")->required()->check(kCategoryName);
+  c.series
+      ->add_option("--category", f.categories,
+                   "category (repeatable or A,B: one table, CSV or JSON array for all)")
+      ->required()
+      ->delimiter(',')
+      ->check(kCategoryName);
   c.series->add_option("--from", f.from, "first date, YYYY-MM-DD")->required();
   c.series->add_option("--to", f.to, "last date, YYYY-MM-DD (the last period is clipped to it)")
       ->required();
@@ -123,7 +143,14 @@ void AddQueryCommands(CLI::App& app, Flags& f, Commands& c) {
       ->capture_default_str();
   c.series->add_option("--by", f.by, "one point per province, institution or region_group")
       ->check(CLI::IsMember({"province", "institution", "region_group"}));
+  c.series
+      ->add_option("--measures", f.measures,
+                   "measures of each point, A,B: balance, loans, yoy (year-ago balance and "
+                   "growth %), ytd (increase since Dec 31), or all (default: balance,loans)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"balance", "loans", "yoy", "ytd", "all"}));
   AddFormatOption(c.series, f);
+  AddUnitOption(c.series, f);
 
   c.loan = app.add_subcommand("loan", "one loan: state, last seq, attributes, categories");
   AddConnectionOptions(c.loan, f.connection);
@@ -237,6 +264,15 @@ std::optional<Day> ParseQueryDate(std::string_view text) {
   return day;
 }
 
+// --format, --unit, --bom (checked by CLI11).
+OutputOptions OutputOptionsOf(const Flags& f) {
+  OutputOptions options;
+  options.format = *ParseOutputFormat(f.format);
+  if (!f.unit.empty()) options.unit = *ParseAmountUnit(f.unit);
+  options.bom = f.bom;
+  return options;
+}
+
 std::string BadDate(std::string_view flag, std::string_view text) {
   return "bad " + std::string(flag) + " \"" + std::string(text) +
          "\": expected YYYY-MM-DD within 1990-01-01..2199-12-31";
@@ -326,14 +362,12 @@ int RunReport(const Flags& f, CliContext& ctx) {
   if (!report.ok()) return Fail(ctx, "report", report.status());
   report->date = query.date;  // the answer is for the date asked
   report->by = query.by;      // names the provinces when grouped by them (docs/categories.md)
-  ctx.out << FormatReport(*report, *ParseOutputFormat(f.format)) << std::flush;
+  ctx.out << FormatReport(*report, OutputOptionsOf(f)) << std::flush;
   return kExitOk;
 }
 
 int RunSeries(const Flags& f, CliContext& ctx) {
   SeriesQuery query;
-  query.category = ParseCategory(f.category).value_or(Category::kTotal);
-  query.category_name = f.category;  // the server's rules decide (docs/categories.md)
   const std::optional<Day> from = ParseQueryDate(f.from);
   if (!from) return Usage(ctx, "series", BadDate("--from", f.from));
   const std::optional<Day> to = ParseQueryDate(f.to);
@@ -350,15 +384,23 @@ int RunSeries(const Flags& f, CliContext& ctx) {
   if (auto code = ResolveConnection(f.connection, "series", ctx, options)) return *code;
   Result<std::unique_ptr<Client>> client = ctx.connect(options);
   if (!client.ok()) return Fail(ctx, "series", client.status());
-  Result<Series> series = (*client)->QuerySeries(query);
-  if (!series.ok() && IsUnknownCategory(series.status()))
-    return Usage(ctx, "series", series.status().message());
-  if (!series.ok()) return Fail(ctx, "series", series.status());
-  // The shape names what was asked (docs/cli.md: category, step, group_by).
-  if (series->category_name.empty()) series->category = query.category;
-  series->step = query.step;
-  series->by = query.by;
-  ctx.out << FormatSeries(*series, *ParseOutputFormat(f.format)) << std::flush;
+  const SeriesMeasures measures =
+      f.measures.empty() ? kSeriesMeasuresDefault : *ParseSeriesMeasures(f.measures);
+  std::vector<SeriesAnswer> answers;
+  std::vector<std::string> asked;  // each category once, in the order given
+  for (const std::string& name : f.categories) {
+    if (std::find(asked.begin(), asked.end(), name) != asked.end()) continue;
+    asked.push_back(name);
+    query.category = ParseCategory(name).value_or(Category::kTotal);
+    query.category_name = name;  // the server's rules decide (docs/categories.md)
+    Result<SeriesAnswer> answer = QuerySeriesAnswer(
+        query, measures, [&](const SeriesQuery& q) { return (*client)->QuerySeries(q); });
+    if (!answer.ok() && IsUnknownCategory(answer.status()))
+      return Usage(ctx, "series", answer.status().message());
+    if (!answer.ok()) return Fail(ctx, "series", answer.status());
+    answers.push_back(std::move(*answer));
+  }
+  ctx.out << FormatSeriesAnswers(answers, measures, OutputOptionsOf(f)) << std::flush;
   return kExitOk;
 }
 
@@ -375,7 +417,7 @@ int RunLoan(const Flags& f, CliContext& ctx) {
   if (!client.ok()) return Fail(ctx, "loan", client.status());
   Result<LoanView> loan = (*client)->QueryLoan(f.institution, f.loan_id);
   if (!loan.ok()) return Fail(ctx, "loan", loan.status());
-  ctx.out << FormatLoan(*loan, *ParseOutputFormat(f.format)) << std::flush;
+  ctx.out << FormatLoan(*loan, OutputOptionsOf(f)) << std::flush;
   return kExitOk;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -25,6 +26,9 @@ struct FakeLedger {
   Status connect_failure;                 // returned by Connect when set
   Result<Report> report = Report{};
   Result<Series> series = Series{};
+  // When set, answers each series query instead of `series`.
+  std::function<Result<Series>(const SeriesQuery&)> series_answer;
+  std::vector<SeriesQuery> series_queries;  // every series query, in order
   Result<LoanView> loan = Status::NotFound("no such loan");
   Result<VerifyOutcome> verify = Status::PermissionDenied("not admin");
   Result<std::string> stats = Status::PermissionDenied("not admin");
@@ -76,7 +80,8 @@ class FakeClient final : public Client {
   }
   Result<Series> QuerySeries(const SeriesQuery& query) override {
     ledger_.last_series_query = query;
-    return ledger_.series;
+    ledger_.series_queries.push_back(query);
+    return ledger_.series_answer ? ledger_.series_answer(query) : ledger_.series;
   }
   Result<LoanView> QueryLoan(const std::string&, const std::string&) override {
     return ledger_.loan;
