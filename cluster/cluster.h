@@ -13,9 +13,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "schema/status.h"
@@ -66,6 +68,36 @@ class Node {
       std::span<const storage::Batch* const> batches) = 0;
 
   virtual ClusterState State() const = 0;
+
+  // --- partitions (P > 1) ----------------------------------------------------
+  uint32_t partition() const { return partition_; }
+  uint32_t partitions() const { return partitions_; }
+
+  // The client address of `partition`'s leader, read from the lease bucket
+  // ("" while none is known).
+  virtual std::string LeaderAddress(uint32_t partition) const = 0;
+
+  // Answers other nodes' questions about this partition: `answer` gets a
+  // request's bytes and returns the reply's, at most max_reply_bytes (the
+  // NATS servers' max_payload). Only a node that leads, or a follower that
+  // has applied everything it knows of, answers; the asker takes the first
+  // reply. Called once, on NATS's thread for each request.
+  using Answerer =
+      std::function<std::string(std::string_view request, size_t max_reply_bytes)>;
+  virtual void Answer(Answerer answer) = 0;
+
+  // Asks `partition` (one of its up-to-date nodes) and returns the reply's
+  // bytes; UNAVAILABLE naming the partition when none answers within
+  // timeout_ms. Thread-safe.
+  virtual Result<std::string> Ask(uint32_t partition, std::string_view request,
+                                  uint32_t timeout_ms) const = 0;
+
+ protected:
+  Node(uint32_t partition, uint32_t partitions) : partition_(partition), partitions_(partitions) {}
+
+ private:
+  const uint32_t partition_;
+  const uint32_t partitions_;
 };
 
 // The partition of an institution: FNV-1a-64 of its id, mod partitions

@@ -67,7 +67,8 @@ std::string LeaseValue(const ClusterOptions& o) { return o.node + "\n" + o.adver
 class NodeImpl final : public Node {
  public:
   NodeImpl(ClusterOptions options, storage::Ledger& ledger)
-      : options_(std::move(options)),
+      : Node(options.partition, options.partitions),
+        options_(std::move(options)),
         ledger_(ledger),
         stream_("LOANLEDGER_P" + std::to_string(options_.partition)),
         subject_("loanledger.p" + std::to_string(options_.partition) + ".journal"),
@@ -79,6 +80,7 @@ class NodeImpl final : public Node {
       stopping_ = true;
     }
     cv_.notify_all();
+    query_sub_.reset();  // no answer runs past here
     if (campaigner_.joinable()) campaigner_.join();
     if (follower_.joinable()) follower_.join();
     ReleaseLease();
@@ -140,6 +142,58 @@ class NodeImpl final : public Node {
     return ledger_.ApplyGroupPublished(batches, publish);
   }
 
+  std::string LeaderAddress(uint32_t partition) const override {
+    if (partition == options_.partition) {
+      std::lock_guard lock(mu_);
+      return state_.leader_address;
+    }
+    kvEntry* e = nullptr;
+    const std::string key = "p" + std::to_string(partition);
+    if (kvStore_Get(&e, leases_.get(), key.c_str()) != NATS_OK) return "";
+    const std::string v(static_cast<const char*>(kvEntry_Value(e)), kvEntry_ValueLen(e));
+    kvEntry_Destroy(e);
+    const size_t nl = v.find('\n');
+    return nl == std::string::npos ? "" : v.substr(nl + 1);
+  }
+
+  void Answer(Answerer answer) override {
+    LL_CHECK(answerer_ == nullptr);
+    answerer_ = std::move(answer);
+    const std::string subject = QuerySubject(options_.partition);
+    natsSubscription* raw = nullptr;
+    // Subscribed for the node's life; NATS resubscribes after a reconnect.
+    const natsStatus s =
+        natsConnection_Subscribe(&raw, nc_.get(), subject.c_str(), &NodeImpl::OnQuery, this);
+    if (s != NATS_OK) {
+      spdlog::error("cluster: cannot answer queries on {}: {}", subject, NatsError(s));
+      NoteError("answer queries: " + NatsError(s));
+      return;
+    }
+    query_sub_.reset(raw);
+  }
+
+  Result<std::string> Ask(uint32_t partition, std::string_view request,
+                          uint32_t timeout_ms) const override {
+    LL_CHECK(partition < options_.partitions);
+    const std::string subject = QuerySubject(partition);
+    natsMsg* raw = nullptr;
+    const natsStatus s =
+        natsConnection_Request(&raw, nc_.get(), subject.c_str(), request.data(),
+                               static_cast<int>(request.size()), static_cast<int64_t>(timeout_ms));
+    if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) {
+      return Status::Unavailable("partition " + std::to_string(partition) +
+                                 " has no up-to-date node answering (waited " +
+                                 std::to_string(timeout_ms) + " ms); try again");
+    }
+    if (s != NATS_OK) {
+      return Status::Unavailable("asking partition " + std::to_string(partition) + ": " +
+                                 NatsError(s));
+    }
+    MsgPtr reply(raw);
+    return std::string(natsMsg_GetData(reply.get()),
+                       static_cast<size_t>(natsMsg_GetDataLength(reply.get())));
+  }
+
   ClusterState State() const override {
     std::lock_guard lock(mu_);
     ClusterState st = state_;
@@ -151,6 +205,34 @@ class NodeImpl final : public Node {
   }
 
  private:
+  static std::string QuerySubject(uint32_t partition) {
+    return "loanledger.p" + std::to_string(partition) + ".query";
+  }
+
+  // A node answers for its partition while it leads (and has applied the
+  // stream to its end), or follows with nothing known left to apply.
+  bool UpToDate() const {
+    std::lock_guard lock(mu_);
+    if (leader_) return LeaseValid() && !need_catch_up_;
+    return ledger_.LogPosition() >= state_.stream_last_seq;
+  }
+
+  // NATS's delivery thread for the query subscription.
+  static void OnQuery(natsConnection* nc, natsSubscription*, natsMsg* raw, void* closure) {
+    MsgPtr msg(raw);
+    auto* self = static_cast<NodeImpl*>(closure);
+    const char* reply = natsMsg_GetReply(msg.get());
+    if (reply == nullptr || !self->UpToDate()) return;
+    const int64_t max_payload = natsConnection_GetMaxPayload(nc);
+    const std::string answer = self->answerer_(
+        std::string_view(natsMsg_GetData(msg.get()),
+                         static_cast<size_t>(natsMsg_GetDataLength(msg.get()))),
+        max_payload > 0 ? static_cast<size_t>(max_payload) : size_t{1} << 20);
+    const natsStatus s =
+        natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
+    if (s != NATS_OK) spdlog::warn("cluster: cannot send an answer: {}", NatsError(s));
+  }
+
   static std::string Join(const std::vector<std::string>& v) {
     std::string out;
     for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
@@ -558,6 +640,8 @@ class NodeImpl final : public Node {
   std::unique_ptr<jsCtx, JsDeleter> js_;
   std::unique_ptr<kvStore, KvDeleter> config_;
   std::unique_ptr<kvStore, KvDeleter> leases_;
+  Answerer answerer_;  // set once by Answer, before query_sub_
+  std::unique_ptr<natsSubscription, SubDeleter> query_sub_;
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;

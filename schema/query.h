@@ -51,6 +51,9 @@ struct Report {
   std::vector<ReportRow> rows;  // category order, then group ascending
   GroupBy by = GroupBy::kNone;  // the query's grouping (set by whoever asked; not on the wire)
   std::string rules_version;    // the rules' "version" it was computed under
+  // A partitioned cluster's answer: each partition's journal stream position
+  // it reflects (at least), by partition; empty elsewhere (docs/cluster.md).
+  std::vector<uint64_t> stream_positions;
 };
 
 struct SeriesQuery {
@@ -78,6 +81,7 @@ struct Series {
   std::vector<SeriesPoint> points;  // date ascending, then group ascending
   std::string category_name;        // under the rules it was computed with ("" = CategoryName)
   std::string rules_version;
+  std::vector<uint64_t> stream_positions;  // as in Report
 };
 
 // The period ends of a series within from..to (docs/figures.md): each period end e

@@ -53,6 +53,9 @@ std::string ReportJson(const Report& report) {
   // The rules version the figures were computed under (docs/categories.md),
   // when the answer names it (every server with rules files does).
   if (!report.rules_version.empty()) j["rules_version"] = report.rules_version;
+  // A partitioned cluster's answer: the stream position of each partition
+  // it reflects (docs/cluster.md).
+  if (!report.stream_positions.empty()) j["stream_positions"] = report.stream_positions;
   return DumpJson(j);
 }
 
@@ -74,6 +77,7 @@ std::string SeriesJson(const Series& series) {
   j["group_by"] = series.by == GroupBy::kNone ? Json(nullptr) : Json(GroupByName(series.by));
   j["points"] = std::move(points);
   if (!series.rules_version.empty()) j["rules_version"] = series.rules_version;
+  if (!series.stream_positions.empty()) j["stream_positions"] = series.stream_positions;
   return DumpJson(j);
 }
 

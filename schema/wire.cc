@@ -276,7 +276,10 @@ Frame EncodeReportReply(uint64_t request_id, const Report& report) {
   const auto v = b.CreateVector(rows);
   fb::Offset<fb::String> version;
   if (!report.rules_version.empty()) version = b.CreateString(report.rules_version);
-  return Finish(b, request_id, Body::ReportReply, CreateReportReply(b, report.date, v, version));
+  fb::Offset<fb::Vector<uint64_t>> positions;
+  if (!report.stream_positions.empty()) positions = b.CreateVector(report.stream_positions);
+  return Finish(b, request_id, Body::ReportReply,
+                CreateReportReply(b, report.date, v, version, positions));
 }
 
 Frame EncodeSeriesRequest(uint64_t request_id, const SeriesQuery& query) {
@@ -302,10 +305,13 @@ Frame EncodeSeriesReply(uint64_t request_id, const Series& series) {
   fb::Offset<fb::String> name, version;
   if (!series.category_name.empty()) name = b.CreateString(series.category_name);
   if (!series.rules_version.empty()) version = b.CreateString(series.rules_version);
+  fb::Offset<fb::Vector<uint64_t>> positions;
+  if (!series.stream_positions.empty()) positions = b.CreateVector(series.stream_positions);
   return Finish(b, request_id, Body::SeriesReply,
                 CreateSeriesReply(b, static_cast<uint8_t>(series.category),
                                   static_cast<wire::Step>(series.step),
-                                  static_cast<wire::GroupBy>(series.by), v, name, version));
+                                  static_cast<wire::GroupBy>(series.by), v, name, version,
+                                  positions));
 }
 
 Frame EncodeLoanRequest(uint64_t request_id, std::string_view institution_id,
@@ -546,6 +552,8 @@ Series DecodeSeriesReply(const SeriesReply& reply) {
     series.points.reserve(points->size());
     for (const wire::SeriesPoint* p : *points) {
       series.points.push_back(loanledger::SeriesPoint{p->date(), std::string(View(p->group())),
+  if (const auto* positions = reply.stream_positions())
+    report.stream_positions.assign(positions->begin(), positions->end());
                                                       p->balance_fen(), p->loan_count()});
     }
   }
@@ -556,6 +564,8 @@ LoanView DecodeLoanReply(const LoanReply& reply) {
   LoanView view;
   view.institution_id = std::string(View(reply.institution_id()));
   view.loan_id = std::string(View(reply.loan_id()));
+  if (const auto* positions = reply.stream_positions())
+    series.stream_positions.assign(positions->begin(), positions->end());
   view.last_seq = reply.last_seq();
   view.last_business_date = reply.last_business_date();
   view.balance_fen = reply.balance_fen();
