@@ -149,6 +149,16 @@ class ClientImpl final : public Client {
     return CheckpointOutcome{s.dir, s.stream_seq, s.batches};
   }
 
+  Result<BackupOutcome> Backup(const std::string& dir, uint32_t keep) override {
+    Result<wire::OwnedMessage> r =
+        Call([&](uint64_t id) { return wire::EncodeBackupRequest(id, dir, keep); },
+             wire::Body::BackupReply, std::max(options_.request_timeout_ms, kVerifyTimeoutMs));
+    if (!r.ok()) return r.status();
+    const wire::BackupSummary s = wire::DecodeBackupReply(*r->message->body_as_BackupReply());
+    return BackupOutcome{s.dir,        s.backup_id, s.batches, s.stream_seq,
+                         s.size_bytes, s.new_bytes, s.files,   s.backups_kept};
+  }
+
   Result<CompactOutcome> Compact() override {
     Result<wire::OwnedMessage> r =
         Call([](uint64_t id) { return wire::EncodeCompactRequest(id); }, wire::Body::CompactReply,

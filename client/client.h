@@ -89,6 +89,17 @@ struct CheckpointOutcome {
   uint64_t batches = 0;
 };
 
+struct BackupOutcome {
+  std::string dir;          // the backup directory, on the server's machine
+  uint32_t backup_id = 0;   // 1, 2, ... in that directory
+  uint64_t batches = 0;     // journal records it holds (every batch acknowledged before it began)
+  uint64_t stream_seq = 0;  // cluster mode: the journal stream sequence it holds
+  uint64_t size_bytes = 0;  // the whole backup
+  uint64_t new_bytes = 0;   // copied this time (the rest was there from earlier backups)
+  uint32_t files = 0;
+  uint32_t backups_kept = 0;  // backups in the directory afterwards
+};
+
 struct CompactOutcome {
   uint64_t duration_ms = 0;
   uint64_t live_sst_bytes_before = 0;
@@ -172,6 +183,15 @@ class Client {
   virtual Result<RulesVersionView> RulesApply(const std::string& text) {
     (void)text;
     return Status::Unavailable("rules apply: not supported by this client");
+  }
+  // Admin: adds an incremental backup of the server's store to `dir`
+  // (absolute, on the server's machine; deploy/README.md "Backups"); with
+  // keep > 0 the server then deletes all but the newest `keep` backups.
+  // Not pure, as the rules calls.
+  virtual Result<BackupOutcome> Backup(const std::string& dir, uint32_t keep) {
+    (void)dir;
+    (void)keep;
+    return Status::Unavailable("backup: not supported by this client");
   }
 };
 

@@ -394,6 +394,20 @@ Frame EncodeCheckpointReply(uint64_t request_id, const CheckpointSummary& s) {
                 CreateCheckpointReply(b, d, s.stream_seq, s.batches));
 }
 
+Frame EncodeBackupRequest(uint64_t request_id, std::string_view dir, uint32_t keep) {
+  fb::FlatBufferBuilder b(256 + dir.size());
+  const auto d = b.CreateString(dir);
+  return Finish(b, request_id, Body::BackupRequest, CreateBackupRequest(b, d, keep));
+}
+
+Frame EncodeBackupReply(uint64_t request_id, const BackupSummary& s) {
+  fb::FlatBufferBuilder b(256 + s.dir.size());
+  const auto d = b.CreateString(s.dir);
+  return Finish(b, request_id, Body::BackupReply,
+                CreateBackupReply(b, d, s.backup_id, s.batches, s.stream_seq, s.size_bytes,
+                                  s.new_bytes, s.files, s.backups_kept));
+}
+
 Frame EncodeError(uint64_t request_id, ErrorCode code, std::string_view message,
                   std::string_view leader) {
   fb::FlatBufferBuilder b(256);
@@ -662,6 +676,17 @@ CompactSummary DecodeCompactReply(const CompactReply& reply) {
 
 CheckpointSummary DecodeCheckpointReply(const CheckpointReply& reply) {
   return CheckpointSummary{std::string(View(reply.dir())), reply.stream_seq(), reply.batches()};
+}
+
+BackupSummary DecodeBackupReply(const BackupReply& reply) {
+  return BackupSummary{std::string(View(reply.dir())),
+                       reply.backup_id(),
+                       reply.batches(),
+                       reply.stream_seq(),
+                       reply.size_bytes(),
+                       reply.new_bytes(),
+                       reply.files(),
+                       reply.backups_kept()};
 }
 
 ErrorCode ErrorCodeFor(Status::Code code) {

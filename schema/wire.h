@@ -135,6 +135,16 @@ struct CheckpointSummary {
   uint64_t stream_seq = 0;
   uint64_t batches = 0;
 };
+struct BackupSummary {
+  std::string dir;
+  uint32_t backup_id = 0;
+  uint64_t batches = 0;
+  uint64_t stream_seq = 0;
+  uint64_t size_bytes = 0;
+  uint64_t new_bytes = 0;
+  uint32_t files = 0;
+  uint32_t backups_kept = 0;
+};
 // Admin: category rules (docs/categories.md).
 struct RulesVersionInfo {
   uint64_t number = 0;
@@ -189,6 +199,8 @@ Frame EncodeCompactRequest(uint64_t request_id);
 Frame EncodeCompactReply(uint64_t request_id, const CompactSummary& summary);
 Frame EncodeCheckpointRequest(uint64_t request_id, std::string_view dir);
 Frame EncodeCheckpointReply(uint64_t request_id, const CheckpointSummary& summary);
+Frame EncodeBackupRequest(uint64_t request_id, std::string_view dir, uint32_t keep);
+Frame EncodeBackupReply(uint64_t request_id, const BackupSummary& summary);
 // `leader`: only with NOT_LEADER, the leader's client address.
 Frame EncodeRulesShowRequest(uint64_t request_id);
 Frame EncodeRulesShowReply(uint64_t request_id, const RulesShowInfo& info);
@@ -216,6 +228,7 @@ CompactSummary DecodeCompactReply(const CompactReply& reply);
 RulesShowInfo DecodeRulesShowReply(const RulesShowReply& reply);
 RulesVersionInfo DecodeRulesApplyReply(const RulesApplyReply& reply);
 CheckpointSummary DecodeCheckpointReply(const CheckpointReply& reply);
+BackupSummary DecodeBackupReply(const BackupReply& reply);
 
 // Error codes <-> Status. BAD_FRAME has no Status code of its own and maps
 // to kInvalidArgument; an unknown code maps to kInternal.

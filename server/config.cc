@@ -44,6 +44,19 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
   key->needs(cert);
   app.add_flag("--verify", c.verify,
                "Recompute everything from the journal, print differences, exit 0 if none else 1");
+  auto* restore =
+      app.add_option("--restore", c.restore_from,
+                     "Restore a backup from this backup directory (loanledger admin backup) into "
+                     "--data, which must be new or empty, then exit (deploy/README.md, Backups)");
+  auto* verify_backup = app.add_option(
+      "--verify-backup", c.verify_backup,
+      "Check a backup in this backup directory: checksums, then a restore into --data (a new or "
+      "empty scratch directory, emptied afterwards) and --verify of it; exit 0 if sound, else 1");
+  restore->excludes(verify_backup);
+  app.add_option("--backup-id", c.backup_id,
+                 "With --restore or --verify-backup: the backup (loanledger admin backup prints "
+                 "its id); default 0 = the newest")
+      ->capture_default_str();
   app.add_option("--rules", c.rules_file,
                  "Category rules file (docs/categories.md); default: the store's current rules "
                  "(the default file for a new store)")
@@ -121,8 +134,11 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 1;
   }
-  if (!c.verify && c.tokens_file.empty()) {
-    std::fprintf(stderr, "loanledgerd: --tokens is required (except with --verify)\n");
+  const bool offline = c.verify || !c.restore_from.empty() || !c.verify_backup.empty();
+  if (!offline && c.tokens_file.empty()) {
+    std::fprintf(stderr,
+                 "loanledgerd: --tokens is required (except with --verify, --restore, "
+                 "--verify-backup)\n");
     return 1;
   }
   for (const std::string* address : {&c.listen, &c.metrics_listen, &c.http_listen}) {

@@ -22,6 +22,13 @@ struct ServerConfig {
   std::string tls_cert;     // PEM certificate chain; with tls_key enables TLS
   std::string tls_key;      // PEM private key
   bool verify = false;      // run Ledger::Verify, print, exit 0/1
+  // Backups (deploy/README.md "Backups"): restore backup_id (0 = the newest)
+  // of this backup directory into data_dir, then exit; or check it
+  // (checksums, then Ledger::Verify on a copy restored into data_dir, a
+  // scratch directory emptied afterwards), then exit 0/1.
+  std::string restore_from;
+  std::string verify_backup;
+  uint32_t backup_id = 0;
   // Category rules file (docs/categories.md); "" = the store's current rules
   // (the default file for a new store). A different file is applied at start.
   std::string rules_file;

@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
                                                                                : level);
     spdlog::set_default_logger(logger);
 
+    if (!config.restore_from.empty()) return RunRestore(config);
+    if (!config.verify_backup.empty()) return RunVerifyBackup(config);
     if (config.verify) return RunVerify(config);
     return RunServer(config, LOANLEDGER_VERSION);
   } catch (const std::exception& e) {

@@ -20,4 +20,13 @@ int RunServer(const ServerConfig& config, std::string_view version);
 // Returns 0 when consistent, 1 when any difference, 2 when it cannot run.
 int RunVerify(const ServerConfig& config);
 
+// --restore BACKUP_DIR (backup_tools.cc): restores a backup into --data
+// (new or empty) and checks that it opens. 0 when done, 2 when it cannot
+// (the reason on stderr; nothing opens a half-restored directory).
+int RunRestore(const ServerConfig& config);
+// --verify-backup BACKUP_DIR: checksums, then --verify of a copy restored
+// into --data (a scratch directory). 0 sound, 1 damaged or differences, 2
+// when it cannot run.
+int RunVerifyBackup(const ServerConfig& config);
+
 }  // namespace loanledger::server

@@ -58,6 +58,8 @@ struct Flags {
   std::string institution, loan_id;                 // loan
   std::string role, token_institution, token_name;  // token new
   std::string checkpoint_dir;                       // admin checkpoint
+  std::string backup_dir;                           // admin backup
+  uint32_t backup_keep = 0;                         // admin backup
   std::string gen_scale = "1/10000";                // gen
   uint64_t gen_seed = 1;                            // gen
   std::string gen_out = "-";                        // gen
@@ -75,6 +77,7 @@ struct Commands {
   CLI::App* admin_stats;
   CLI::App* admin_compact;
   CLI::App* admin_checkpoint;
+  CLI::App* admin_backup;
   CLI::App* admin_rules_show;
   CLI::App* admin_rules_apply;
 };
@@ -196,6 +199,19 @@ void AddCommands(CLI::App& app, Flags& f, Commands& c) {
   c.admin_checkpoint
       ->add_option("DIR", f.checkpoint_dir, "absolute path on the server's machine, not existing")
       ->required();
+  c.admin_backup = admin->add_subcommand(
+      "backup",
+      "add an incremental backup of the server's store to DIR on the server's machine while it "
+      "serves; loanledgerd --restore restores one (deploy/README.md, Backups)");
+  c.admin_backup
+      ->add_option("DIR", f.backup_dir,
+                   "absolute path on the server's machine, outside its data directory: new, empty "
+                   "or holding this store's backups")
+      ->required();
+  c.admin_backup
+      ->add_option("--keep", f.backup_keep,
+                   "afterwards delete all but the newest N backups in DIR (0: keep all)")
+      ->capture_default_str();
   CLI::App* rules = admin->add_subcommand(
       "rules", "the server's category rules (docs/categories.md): show, or apply a new file");
   rules->require_subcommand(1);
@@ -207,7 +223,7 @@ void AddCommands(CLI::App& app, Flags& f, Commands& c) {
       "file is refused with the field and reason, exit 2)");
   c.admin_rules_apply->add_option("FILE", f.rules_file, "the rules file (JSON)")->required();
   for (CLI::App* cmd : {c.admin_verify, c.admin_stats, c.admin_compact, c.admin_checkpoint,
-                        c.admin_rules_show, c.admin_rules_apply}) {
+                        c.admin_backup, c.admin_rules_show, c.admin_rules_apply}) {
     AddConnectionOptions(cmd, f.connection);
   }
 
@@ -477,9 +493,25 @@ int RunAdminRules(const Flags& f, const Commands& c, CliContext& ctx) {
   return kExitOk;
 }
 
+int RunAdminBackup(const Flags& f, CliContext& ctx) {
+  const std::string command = "admin backup";
+  ClientOptions options;
+  if (auto code = ResolveConnection(f.connection, command, ctx, options)) return *code;
+  Result<std::unique_ptr<Client>> client = ctx.connect(options);
+  if (!client.ok()) return Fail(ctx, command, client.status());
+  Result<BackupOutcome> r = (*client)->Backup(f.backup_dir, f.backup_keep);
+  if (!r.ok()) return Fail(ctx, command, r.status());
+  ctx.out << "backup: dir=" << r->dir << " id=" << r->backup_id << " batches=" << r->batches
+          << " stream_seq=" << r->stream_seq << " size_bytes=" << r->size_bytes
+          << " new_bytes=" << r->new_bytes << " files=" << r->files
+          << " backups_kept=" << r->backups_kept << std::endl;
+  return kExitOk;
+}
+
 int RunAdmin(const Flags& f, const Commands& c, CliContext& ctx) {
   if (c.admin_rules_show->parsed() || c.admin_rules_apply->parsed())
     return RunAdminRules(f, c, ctx);
+  if (c.admin_backup->parsed()) return RunAdminBackup(f, ctx);
   const std::string command = "admin " + std::string(c.admin_verify->parsed()       ? "verify"
                                                      : c.admin_stats->parsed()      ? "stats"
                                                      : c.admin_checkpoint->parsed() ? "checkpoint"
@@ -590,7 +622,7 @@ int Dispatch(const Commands& c, const Flags& f, CliContext& ctx) {
   if (c.token_new->parsed()) return RunTokenNew(f, ctx);
   if (c.gen->parsed()) return RunGen(f, ctx);
   if (c.admin_verify->parsed() || c.admin_stats->parsed() || c.admin_compact->parsed() ||
-      c.admin_checkpoint->parsed() || c.admin_rules_show->parsed() ||
+      c.admin_checkpoint->parsed() || c.admin_backup->parsed() || c.admin_rules_show->parsed() ||
       c.admin_rules_apply->parsed()) {
     return RunAdmin(f, c, ctx);
   }
