@@ -88,17 +88,17 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_SERVER_PACKAGE_NAME loanledgerd)
 set(CPACK_DEBIAN_SERVER_PACKAGE_SECTION net)
-set(CPACK_COMPONENT_SERVER_DESCRIPTION
+set(CPACK_DEBIAN_SERVER_DESCRIPTION
     "loanledger server (loanledgerd)\nloanledgerd keeps the loan ledger (RocksDB) and serves the protocol, the Prometheus metrics and the HTTP read API. Systemd service loanledgerd, user loanledger, data in /var/lib/loanledger, configuration in /etc/loanledger/loanledgerd.conf; not started until enabled.")
 set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_EXTRA
     "${CMAKE_CURRENT_LIST_DIR}/deb/conffiles;${CMAKE_CURRENT_LIST_DIR}/deb/postinst;${CMAKE_CURRENT_LIST_DIR}/deb/prerm;${CMAKE_CURRENT_LIST_DIR}/deb/postrm")
 set(CPACK_DEBIAN_CLI_PACKAGE_NAME loanledger)
 set(CPACK_DEBIAN_CLI_PACKAGE_SECTION net)
-set(CPACK_COMPONENT_CLI_DESCRIPTION
+set(CPACK_DEBIAN_CLI_DESCRIPTION
     "loanledger command-line client\nThe loanledger CLI: submits CSV files, queries reports and series, runs admin commands, makes tokens.")
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME loanledger-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libssl-dev")  # find_dependency(OpenSSL)
-set(CPACK_COMPONENT_DEV_DESCRIPTION
+set(CPACK_DEBIAN_DEV_DESCRIPTION
     "loanledger client library for C++ (static) and its CMake package\nIn a CMake build: find_package(loanledger) and link loanledger::client.")
 include(CPack)

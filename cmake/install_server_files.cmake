@@ -16,6 +16,10 @@ set(ll_bin ${CMAKE_INSTALL_PREFIX}/${LL_BINDIR})
 file(READ ${LL_SOURCE_DIR}/deploy/systemd/loanledgerd.service ll_unit)
 string(REPLACE "/usr/local/bin/loanledgerd" "${ll_bin}/loanledgerd" ll_unit "${ll_unit}")
 string(REPLACE "/etc/loanledger/" "${ll_etc}/" ll_unit "${ll_unit}")
+string(PREPEND ll_unit "# Installed from deploy/systemd/loanledgerd.service by cmake --install or the loanledgerd
+# package (cmake/Install.cmake), with ExecStart=${ll_bin}/loanledgerd; settings go in
+# ${ll_etc}/loanledgerd.conf. The install steps below are those of a manual install.
+")
 file(MAKE_DIRECTORY ${LL_STAGING_DIR})
 file(WRITE ${LL_STAGING_DIR}/loanledgerd.service "${ll_unit}")
 file(INSTALL DESTINATION ${ll_unit_dir} TYPE FILE

@@ -143,7 +143,8 @@ def check_debs(debs: dict[str, str], version: str) -> None:
         exec_start = re.search(r"^ExecStart=(.*)$", unit, re.M)
         expect(bool(exec_start) and exec_start.group(1).startswith("/usr/bin/loanledgerd --config /etc/loanledger/loanledgerd.conf"),
                f"the packaged unit runs the installed binary with the installed config ({exec_start and exec_start.group(1)})")
-        expect("/usr/local" not in unit, "the packaged unit names no /usr/local path")
+        directives = [line for line in unit.splitlines() if not line.startswith("#")]
+        expect(not any("/usr/local" in line for line in directives), "the packaged unit names no /usr/local path")
 
 
 def installed(package: str) -> bool:
@@ -236,6 +237,10 @@ def install_and_run(debs: dict[str, str], version: str, source: Path, build: Pat
         for prog in ("/usr/bin/loanledgerd", "/usr/bin/loanledger"):
             out = run([prog, "--version"]).stdout
             expect(version in out, f"{prog} --version: {out.strip()}")
+        if shutil.which("systemd-analyze"):
+            verify = run(["systemd-analyze", "verify", "/lib/systemd/system/loanledgerd.service"], check=False)
+            expect(verify.returncode == 0 and not (verify.stdout + verify.stderr).strip(),
+                   f"systemd-analyze verify of the installed unit: {(verify.stdout + verify.stderr).strip() or 'clean'}")
         token = run(["/usr/bin/loanledger", "token", "new", "--role", "admin"]).stdout.splitlines()
         expect(len(token) >= 2, "the installed CLI makes a token")
         if Path("/proc/1/comm").read_text().strip() == "systemd":
