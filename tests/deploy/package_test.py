@@ -223,6 +223,7 @@ def run_with_systemd() -> None:
 
 def install_and_run(debs: dict[str, str], version: str, source: Path, build: Path, tmp: Path) -> None:
     user_existed = True
+    ran_service = False
     try:
         pwd.getpwnam("loanledger")
     except KeyError:
@@ -244,6 +245,7 @@ def install_and_run(debs: dict[str, str], version: str, source: Path, build: Pat
         token = run(["/usr/bin/loanledger", "token", "new", "--role", "admin"]).stdout.splitlines()
         expect(len(token) >= 2, "the installed CLI makes a token")
         if Path("/proc/1/comm").read_text().strip() == "systemd":
+            ran_service = True
             run_with_systemd()
         else:
             print("systemd is not PID 1: starting the installed loanledgerd by hand")
@@ -251,6 +253,10 @@ def install_and_run(debs: dict[str, str], version: str, source: Path, build: Pat
         build_consumer(source, tmp / "consumer-system", None, build)
     finally:
         run(["dpkg", "--purge", *PACKAGES], check=False)
+        if ran_service:
+            # The ledger the service wrote survives the purge (postrm keeps
+            # data); this test made it (/var/lib/loanledger did not exist).
+            shutil.rmtree("/var/lib/loanledger", ignore_errors=True)
         if not user_existed:
             run(["userdel", "loanledger"], check=False)
             subprocess.run(["groupdel", "loanledger"], capture_output=True)
