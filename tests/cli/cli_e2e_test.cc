@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -344,6 +345,187 @@ TEST_F(CliE2eTest, RegulatorCannotSubmit) {
       "reg.csv", {"B0001,R1,1,2024-01-02,DISBURSE,100,ENTERPRISE,LARGE,C27,110000,6,0,0,0,0,0,0"});
   const ProcessResult r = Ask({"submit", csv}, regulator_token_);
   EXPECT_EQ(r.code, 2) << r.err;
+}
+
+// `series --measures all` (docs/cli.md): YoY and YTD computed by the CLI from
+// series balances equal the server's report at every point, per province,
+// for several categories in one call; and that call equals single calls.
+TEST_F(CliE2eTest, SeriesMeasuresEqualTheReportAndCategoriesEqualSingleCalls) {
+  const std::string csv = WriteCsv(
+      "growth.csv",
+      {"B0001,E1,1,2023-01-15,DISBURSE,5000000,ENTERPRISE,SMALL,C3911,320100,36,0,0,0,1,0,0",
+       "B0001,E1,2,2024-02-10,REPAY,1000000,ENTERPRISE,SMALL,C3911,320100,36,0,0,0,1,0,0",
+       "B0001,E1,3,2025-01-20,REPAY,500000,ENTERPRISE,SMALL,C3911,320100,36,0,0,0,1,0,0",
+       "B0001,E2,1,2023-11-30,DISBURSE,3000000,ENTERPRISE,LARGE,C27,330100,6,0,0,0,0,0,0",
+       "B0001,E2,2,2024-12-31,REPAY,3000000,ENTERPRISE,LARGE,C27,330100,6,0,0,0,0,0,0",
+       "B0001,E3,1,2024-02-29,DISBURSE,700000,INDIVIDUAL,NA,,320100,12,0,0,0,0,0,0",
+       "B0001,E3,2,2025-02-28,REPAY,100000,INDIVIDUAL,NA,,320100,12,0,0,0,0,0,0",
+       "B0001,E4,1,2024-06-15,DISBURSE,2000000,ENTERPRISE,SMALL,C3911,110000,36,0,0,0,1,0,0",
+       "B0001,E5,1,2022-12-31,DISBURSE,1234567,ENTERPRISE,SMALL,C3911,330100,36,0,0,0,1,0,0",
+       "B0001,E5,2,2024-03-01,REPAY,234567,ENTERPRISE,SMALL,C3911,330100,36,0,0,0,1,0,0"});
+  ASSERT_EQ(Ask({"submit", csv}, institution_token_).code, 0);
+
+  for (const char* step : {"month", "quarter"}) {
+    SCOPED_TRACE(step);
+    const std::vector<std::string> series_args = {
+        "series", "--from", "2024-01-01", "--to", "2025-03-15", "--step", step, "--by", "province"};
+    auto series = [&](std::vector<std::string> extra) {
+      std::vector<std::string> args = series_args;
+      args.insert(args.end(), extra.begin(), extra.end());
+      const ProcessResult r = Ask(args, regulator_token_);
+      EXPECT_EQ(r.code, 0) << r.err;
+      return r.out;
+    };
+    const Json all =
+        Json::parse(series({"--category", "TOTAL,GREEN", "--measures", "all", "--format", "json"}));
+    ASSERT_TRUE(all.is_array()) << all.dump();
+    ASSERT_EQ(all.size(), 2u);
+    // The report of every point's date, by (category, group).
+    std::map<std::string, std::map<std::pair<std::string, std::string>, Json>> reports;
+    size_t points = 0;
+    for (const Json& one : all) {
+      for (const Json& p : one["points"]) {
+        ++points;
+        const std::string date = p["date"].get<std::string>();
+        if (!reports.count(date)) {
+          const ProcessResult r = Ask({"report", "--date", date, "--category", "TOTAL,GREEN",
+                                       "--by", "province", "--format", "json"},
+                                      regulator_token_);
+          ASSERT_EQ(r.code, 0) << r.err;
+          const Json answer = Json::parse(r.out);
+          for (const Json& row : answer["rows"])
+            reports[date][{row["category"].get<std::string>(), row["group"].get<std::string>()}] =
+                row;
+        }
+        const auto it =
+            reports[date].find({one["category"].get<std::string>(), p["group"].get<std::string>()});
+        ASSERT_NE(it, reports[date].end()) << p.dump();
+        const Json& row = it->second;
+        for (const char* key : {"balance_fen", "loan_count", "balance_year_ago_fen",
+                                "yoy_growth_pct", "ytd_increase_fen"})
+          EXPECT_EQ(p[key], row[key]) << key << " " << one["category"] << " " << p.dump();
+      }
+    }
+    EXPECT_GE(points, 2u * 5);
+    // Somewhere a negative YTD and a null YoY (province 11 had nothing a year before).
+    EXPECT_NE(all.dump().find("\"ytd_increase_fen\":-"), std::string::npos);
+    EXPECT_NE(all.dump().find("\"yoy_growth_pct\":null"), std::string::npos);
+
+    // Several categories in one call = the single calls, in every format.
+    const std::string total_json = series({"--category", "TOTAL", "--format", "json"});
+    const std::string green_json = series({"--category", "GREEN", "--format", "json"});
+    EXPECT_EQ(series({"--category", "TOTAL,GREEN", "--format", "json"}),
+              "[" + total_json.substr(0, total_json.size() - 1) + "," +
+                  green_json.substr(0, green_json.size() - 1) + "]\n");
+    const std::string total_csv =
+        series({"--category", "TOTAL", "--format", "csv", "--measures", "all", "--unit", "wan"});
+    const std::string green_csv =
+        series({"--category", "GREEN", "--format", "csv", "--measures", "all", "--unit", "wan"});
+    EXPECT_EQ(series({"--category", "TOTAL", "--category", "GREEN", "--format", "csv", "--measures",
+                      "all", "--unit", "wan"}),
+              total_csv + green_csv.substr(green_csv.find('\n') + 1));
+    const std::string table = series({"--category", "TOTAL,GREEN", "--measures", "all"});
+    EXPECT_EQ(Lines(table)[0].rfind("Series of TOTAL, GREEN by ", 0), 0u) << table;
+    EXPECT_NE(Lines(table)[1].find("YOY %"), std::string::npos) << table;
+  }
+}
+
+// `--unit` on the real binaries: amounts above 2^53 and below zero exact in
+// every unit (9 loans of 10^15 fen and one of 7,199,254,740,993 in province
+// 65, one 10^15 loan repaid in 2024), JSON in fen whatever the unit.
+TEST_F(CliE2eTest, UnitsAreExactAboveTwoToThe53AndBelowZero) {
+  std::vector<std::string> lines;
+  for (int i = 1; i <= 10; ++i) {
+    const std::string amount = i == 10 ? "7199254740993" : "1000000000000000";
+    lines.push_back("B0001,U" + std::to_string(i) + ",1,2023-03-01,DISBURSE," + amount +
+                    ",ENTERPRISE,LARGE,C27,650102,60,0,0,0,0,0,0");
+  }
+  lines.push_back(
+      "B0001,U1,2,2024-05-06,REPAY,1000000000000000,ENTERPRISE,LARGE,C27,650102,60,0,0,"
+      "0,0,0,0");
+  ASSERT_EQ(Ask({"submit", WriteCsv("big.csv", lines)}, institution_token_).code, 0);
+
+  auto row65 = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"report", "--date",   "2024-09-30", "--category", "TOTAL",
+                                     "--by",   "province", "--format",   "csv"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const ProcessResult r = Ask(args, regulator_token_);
+    EXPECT_EQ(r.code, 0) << r.err;
+    for (const std::string& line : Lines(r.out))
+      if (line.find(",65,") != std::string::npos) return line;
+    ADD_FAILURE() << "no province 65 in " << r.out;
+    return std::string();
+  };
+  // balance, loans, year ago (2^53 + 1), then ytd, disbursed, repaid, written off.
+  const std::map<std::string, std::pair<std::string, std::string>> expected = {
+      {"fen", {",8007199254740993,9,9007199254740993,", ",-1000000000000000,0,1000000000000000,0"}},
+      {"yuan",
+       {",80071992547409.93,9,90071992547409.93,",
+        ",-10000000000000.00,0.00,10000000000000.00,0.00"}},
+      {"wan",
+       {",8007199254.740993,9,9007199254.740993,",
+        ",-1000000000.000000,0.000000,1000000000.000000,0.000000"}},
+      {"yi",
+       {",800719.9254740993,9,900719.9254740993,",
+        ",-100000.0000000000,0.0000000000,100000.0000000000,0.0000000000"}},
+  };
+  for (const auto& [unit, parts] : expected) {
+    const std::string line = row65({"--unit", unit});
+    EXPECT_NE(line.find(parts.first), std::string::npos) << unit << ": " << line;
+    EXPECT_NE(line.find(parts.second), std::string::npos) << unit << ": " << line;
+  }
+  EXPECT_EQ(row65({}), row65({"--unit", "fen"}));  // CSV's default unit
+
+  ProcessResult r = Ask({"report", "--date", "2024-09-30", "--category", "TOTAL", "--by",
+                         "province", "--unit", "wan"},
+                        regulator_token_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Lines(r.out)[0], "Report as of 2024-09-30 (amounts in wan, 10,000 yuan)");
+  EXPECT_NE(r.out.find("9,007,199,254.740993"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("-1,000,000,000.000000"), std::string::npos) << r.out;
+  r = Ask({"report", "--date", "2024-09-30", "--category", "TOTAL", "--by", "province"},
+          regulator_token_);
+  EXPECT_EQ(Lines(r.out)[0], "Report as of 2024-09-30 (amounts in yuan)");  // the default
+  EXPECT_NE(r.out.find("90,071,992,547,409.93"), std::string::npos) << r.out;
+  r = Ask({"report", "--date", "2024-09-30", "--category", "TOTAL", "--by", "province", "--format",
+           "json", "--unit", "yi"},
+          regulator_token_);
+  EXPECT_NE(r.out.find("\"balance_year_ago_fen\":9007199254740993"), std::string::npos) << r.out;
+
+  r = Ask({"series", "--category", "TOTAL", "--from", "2023-12-31", "--to", "2023-12-31", "--by",
+           "province", "--measures", "all", "--format", "csv", "--unit", "yi"},
+          regulator_token_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("TOTAL,2023-12-31,65,新疆维吾尔自治区,900719.9254740993,10,0.0000000000,,"
+                       "900719.9254740993\n"),
+            std::string::npos)
+      << r.out;
+}
+
+// `--bom`: the UTF-8 byte order mark before CSV when asked, and only then.
+TEST_F(CliE2eTest, BomOnlyWhenAsked) {
+  const std::string csv = WriteCsv(
+      "bom.csv", {"B0001,M1,1,2024-01-02,DISBURSE,100,ENTERPRISE,LARGE,C27,310000,6,0,0,0,0,0,0"});
+  ASSERT_EQ(Ask({"submit", csv}, institution_token_).code, 0);
+  const std::vector<std::string> report = {"report",   "--date",   "2024-09-30", "--by",
+                                           "province", "--format", "csv"};
+  const std::vector<std::string> series = {"series",     "--category", "TOTAL",
+                                           "--from",     "2024-01-01", "--to",
+                                           "2024-02-01", "--format",   "csv"};
+  for (std::vector<std::string> args : {report, series}) {
+    const ProcessResult without = Ask(args, regulator_token_);
+    ASSERT_EQ(without.code, 0) << without.err;
+    args.push_back("--bom");
+    const ProcessResult with = Ask(args, regulator_token_);
+    ASSERT_EQ(with.code, 0) << with.err;
+    ASSERT_GE(with.out.size(), 3u);
+    EXPECT_EQ(with.out.substr(0, 3), "\xEF\xBB\xBF");
+    EXPECT_EQ(with.out.substr(3), without.out);
+    EXPECT_NE(static_cast<unsigned char>(without.out[0]), 0xEF);
+  }
+  const ProcessResult json =
+      Ask({"report", "--date", "2024-09-30", "--format", "json", "--bom"}, regulator_token_);
+  EXPECT_EQ(json.out.substr(0, 1), "{");
 }
 
 }  // namespace
