@@ -38,9 +38,15 @@ struct ClientOptions {
   // election under way, the named leader unreachable) before it fails with
   // kUnavailable; counted from the first NOT_LEADER since the last answer.
   uint32_t failover_timeout_ms = 30000;
-  std::string token;                   // bearer token (docs/protocol.md)
-  bool tls = false;                    // wrap the connection in TLS
-  std::string tls_ca_file;             // PEM CA to verify the server; "" = do not verify
+  std::string token;  // bearer token (docs/protocol.md)
+  bool tls = false;   // wrap the connection in TLS
+  // PEM CA to verify the server's chain against; "" = the system's CA store
+  // (OpenSSL's default paths). The host name (or IP address) of the server
+  // entry is verified either way.
+  std::string tls_ca_file;
+  // With tls: verify nothing (no chain, no host name): encrypted but open to
+  // a man in the middle. Only for tests and self-signed setups without a CA.
+  bool tls_insecure = false;
   uint32_t batches_in_flight_max = 8;  // pipelining bound for SubmitStream
   uint32_t connect_timeout_ms = 5000;
   // Per request: no reply by then -> reconnect/resend or fail.

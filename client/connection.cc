@@ -9,6 +9,7 @@
 // clang-format on
 
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <deque>
 #include <functional>
@@ -34,7 +35,8 @@ bool IsIpAddress(const std::string& host) {
 
 struct TlsContext::Impl {
   asio::ssl::context ctx{asio::ssl::context::tls_client};
-  bool verify = false;  // a CA file was given: verify chain and host name
+  bool verify = false;        // verify chain and host name (not tls_insecure)
+  bool system_store = false;  // verifying against the system CA store (no tls_ca_file)
 };
 
 TlsContext::TlsContext(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -47,16 +49,22 @@ Result<std::unique_ptr<TlsContext>> TlsContext::Make(const ClientOptions& option
                             asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                             asio::ssl::context::no_tlsv1_1,
                         ec);
-  if (!options.tls_ca_file.empty()) {
-    impl->ctx.load_verify_file(options.tls_ca_file, ec);
-    if (ec) {
-      return Status::InvalidArgument("cannot load CA file " + options.tls_ca_file + ": " +
-                                     ec.message());
+  if (options.tls_insecure) {
+    impl->ctx.set_verify_mode(asio::ssl::verify_none, ec);
+  } else {
+    if (!options.tls_ca_file.empty()) {
+      impl->ctx.load_verify_file(options.tls_ca_file, ec);
+      if (ec) {
+        return Status::InvalidArgument("cannot load CA file " + options.tls_ca_file + ": " +
+                                       ec.message());
+      }
+    } else {
+      impl->ctx.set_default_verify_paths(ec);  // /etc/ssl/certs (Debian: ca-certificates)
+      if (ec) return Status::InvalidArgument("cannot load the system CA store: " + ec.message());
+      impl->system_store = true;
     }
     impl->ctx.set_verify_mode(asio::ssl::verify_peer, ec);
     impl->verify = true;
-  } else {
-    impl->ctx.set_verify_mode(asio::ssl::verify_none, ec);
   }
   return std::unique_ptr<TlsContext>(new TlsContext(std::move(impl)));
 }
@@ -67,6 +75,7 @@ struct Connection::Impl {
     if (tls != nullptr) {
       stream.emplace(socket, tls->impl().ctx);
       verify = tls->impl().verify;
+      system_store = tls->impl().system_store;
     }
   }
 
@@ -146,7 +155,8 @@ struct Connection::Impl {
   tcp::socket socket;
   std::optional<asio::ssl::stream<tcp::socket&>> stream;  // set with TLS
   bool verify = false;
-  wire::FrameReader reader;                                 // replies, with kReplyLimits
+  bool system_store = false;  // verifying against the system CA store (for the error text)
+  wire::FrameReader reader;   // replies, with kReplyLimits
   std::deque<wire::OwnedMessage> incoming;                  // received, not yet taken
   std::deque<std::shared_ptr<const wire::Frame>> outgoing;  // front is being written
   bool writing = false;
@@ -194,7 +204,18 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& option
   impl->socket.set_option(tcp::no_delay(true), ec);
 
   if (impl->stream) {
-    if (impl->verify) impl->stream->set_verify_callback(asio::ssl::host_name_verification(at.host));
+    if (impl->verify) {
+      // OpenSSL's own name check (RFC 6125; an IP address against the
+      // certificate's IP SANs), so that a mismatch has its own verify
+      // result ("hostname mismatch", "IP address mismatch") for the error.
+      X509_VERIFY_PARAM* param = SSL_get0_param(impl->stream->native_handle());
+      if (IsIpAddress(at.host)) {
+        X509_VERIFY_PARAM_set1_ip_asc(param, at.host.c_str());
+      } else {
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        X509_VERIFY_PARAM_set1_host(param, at.host.c_str(), at.host.size());
+      }
+    }
     if (!IsIpAddress(at.host)) {
       SSL_set_tlsext_host_name(impl->stream->native_handle(), at.host.c_str());
     }
@@ -208,6 +229,24 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& option
       return Status::Unavailable("timed out in the TLS handshake with " + where);
     }
     if (handshake_ec) {
+      const long verified = SSL_get_verify_result(impl->stream->native_handle());
+      if (impl->verify && (verified == X509_V_ERR_HOSTNAME_MISMATCH ||
+                           verified == X509_V_ERR_IP_ADDRESS_MISMATCH)) {
+        return Status::Unavailable("TLS handshake with " + where +
+                                   " failed: server certificate does not name " + at.host + " (" +
+                                   X509_verify_cert_error_string(verified) + ")");
+      }
+      if (impl->verify && verified != X509_V_OK) {
+        // Say which check failed and what to do: "certificate verify failed"
+        // alone does not tell an operator that a CA is missing.
+        return Status::Unavailable(
+            "TLS handshake with " + where +
+            " failed: server certificate not trusted: " + X509_verify_cert_error_string(verified) +
+            (impl->system_store
+                 ? " (verified against the system CA store; give the CA that signed the "
+                   "server's certificate with --tls-ca / tls_ca_file)"
+                 : ""));
+      }
       return Status::Unavailable("TLS handshake with " + where +
                                  " failed: " + handshake_ec.message());
     }

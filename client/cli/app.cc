@@ -40,7 +40,8 @@ struct ConnectionFlags {
   std::string server;  // "" = $LOANLEDGER_SERVER, else kDefaultServer
   std::string token;   // "" = $LOANLEDGER_TOKEN
   bool tls = false;
-  std::string tls_ca;  // implies tls
+  std::string tls_ca;         // implies tls
+  bool tls_insecure = false;  // implies tls; verify nothing
 };
 
 struct Flags {
@@ -96,8 +97,14 @@ void AddConnectionOptions(CLI::App* cmd, ConnectionFlags& f) {
                   "server address HOST:PORT, or a cluster's servers a:1,b:2,c:3 (default "
                   "$LOANLEDGER_SERVER, else 127.0.0.1:7700)");
   cmd->add_option("--token", f.token, "bearer token (default $LOANLEDGER_TOKEN)");
-  cmd->add_flag("--tls", f.tls, "connect with TLS (encrypted; not verified without --tls-ca)");
-  cmd->add_option("--tls-ca", f.tls_ca, "PEM CA file to verify the server (implies --tls)");
+  cmd->add_flag("--tls", f.tls,
+                "connect with TLS, verifying the server against the system CA store and its "
+                "host name");
+  cmd->add_option("--tls-ca", f.tls_ca,
+                  "PEM CA file to verify the server against instead (implies --tls)");
+  cmd->add_flag("--tls-insecure", f.tls_insecure,
+                "TLS without verifying the server at all (tests only; implies --tls)")
+      ->excludes(cmd->get_option("--tls-ca"));
 }
 
 void AddFormatOption(CLI::App* cmd, Flags& f) {
@@ -264,11 +271,13 @@ std::optional<int> ResolveConnection(const ConnectionFlags& f, std::string_view 
   if (options.token.empty()) options.token = ctx.getenv(std::string(kEnvToken)).value_or("");
   if (options.token.empty())
     return Usage(ctx, command, "no token: pass --token or set LOANLEDGER_TOKEN");
-  options.tls = f.tls || !f.tls_ca.empty();
+  options.tls = f.tls || !f.tls_ca.empty() || f.tls_insecure;
   options.tls_ca_file = f.tls_ca;
-  if (options.tls && options.tls_ca_file.empty()) {
+  options.tls_insecure = f.tls_insecure;
+  if (options.tls_insecure) {
     ctx.err << "loanledger " << command
-            << ": warning: TLS without --tls-ca does not verify the server's certificate\n";
+            << ": warning: --tls-insecure: the server's certificate is not verified (anyone in "
+               "between can read and change the traffic)\n";
   }
   options.client_name = "loanledger-cli";
   return std::nullopt;

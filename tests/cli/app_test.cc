@@ -259,10 +259,21 @@ TEST_F(CliTest, ServerAndTokenComeFromFlagsThenEnvironmentThenDefault) {
   EXPECT_TRUE(ledger_.last_options.tls);
   EXPECT_EQ(ledger_.last_options.tls_ca_file, "/ca.pem");
   EXPECT_EQ(err_.str().find("does not verify"), std::string::npos) << err_.str();
+  EXPECT_FALSE(ledger_.last_options.tls_insecure);
+  // --tls alone verifies against the system CA store: no CA file, no warning.
   EXPECT_EQ(Run({"report", "--date", "2024-09-30", "--tls"}), 0);
   EXPECT_TRUE(ledger_.last_options.tls);
-  EXPECT_NE(err_.str().find("warning: TLS without --tls-ca does not verify"), std::string::npos)
+  EXPECT_EQ(ledger_.last_options.tls_ca_file, "");
+  EXPECT_FALSE(ledger_.last_options.tls_insecure);
+  EXPECT_EQ(err_.str().find("warning"), std::string::npos) << err_.str();
+  // --tls-insecure is the explicit opt-out, with a warning.
+  EXPECT_EQ(Run({"report", "--date", "2024-09-30", "--tls-insecure"}), 0);
+  EXPECT_TRUE(ledger_.last_options.tls);
+  EXPECT_TRUE(ledger_.last_options.tls_insecure);
+  EXPECT_NE(err_.str().find("warning: --tls-insecure: the server's certificate is not verified"),
+            std::string::npos)
       << err_.str();
+  EXPECT_NE(Run({"report", "--date", "2024-09-30", "--tls-insecure", "--tls-ca", "/ca.pem"}), 0);
 }
 
 TEST_F(CliTest, ConnectionFailuresExitThree) {
