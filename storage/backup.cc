@@ -319,6 +319,9 @@ Result<BackupInfo> RestoreInto(const std::string& backup_dir, uint32_t id,
 // are in the backup directory. Writers are not held up: BackupEngine
 // flushes the memtables and copies files beside them.
 Result<BackupInfo> LedgerImpl::Backup(const BackupOptions& options) {
+  // Also one backup at a time: a second one's GarbageCollect would remove
+  // the files of one in progress.
+  std::lock_guard snapshot_lock(snapshot_write_mu_);
   std::string store;
   if (rocksdb::Status s = db_->GetDbIdentity(store); !s.ok()) return FromRocks(s, "read identity");
   while (!store.empty() && (store.back() == '\n' || store.back() == '\r')) store.pop_back();
@@ -332,7 +335,6 @@ Result<BackupInfo> LedgerImpl::Backup(const BackupOptions& options) {
   fs::create_directories(snapshots, ec);
   if (ec) return Status::IoError("cannot create " + snapshots.string() + ": " + ec.message());
 
-  std::lock_guard snapshot_lock(snapshot_write_mu_);
   const uint64_t snapshot = snapshot_from_;
   uint64_t new_bytes = 0;
   if (snapshot != 0) {
