@@ -88,8 +88,25 @@ Result<TokenTable> TokenTable::Load(const std::string& path) {
   return Parse(text.str(), path);
 }
 
+TokenTable::TokenTable(std::unique_ptr<const Map> map) : state_(std::make_unique<State>()) {
+  LL_CHECK(map != nullptr);
+  state_->current.store(map.get(), std::memory_order_release);
+  state_->generations.push_back(std::move(map));
+}
+
+void TokenTable::Replace(TokenTable&& next) {
+  LL_CHECK(next.state_ != nullptr && next.state_.get() != state_.get());
+  std::scoped_lock lock(state_->mu, next.state_->mu);
+  LL_CHECK(!next.state_->generations.empty());
+  const Map* fresh = next.state_->generations.back().get();
+  for (auto& g : next.state_->generations) state_->generations.push_back(std::move(g));
+  next.state_->generations.clear();
+  next.state_->current.store(nullptr, std::memory_order_release);
+  state_->current.store(fresh, std::memory_order_release);
+}
+
 Result<TokenTable> TokenTable::Parse(std::string_view text, std::string_view origin) {
-  TokenTable table;
+  auto by_hash = std::make_unique<Map>();
   size_t line_no = 0;
   while (!text.empty()) {
     const size_t nl = text.find('\n');
@@ -126,15 +143,17 @@ Result<TokenTable> TokenTable::Parse(std::string_view text, std::string_view ori
       return fail("role must be institution, regulator or admin");
     }
     p.name = name.empty() ? "token:" + digest.substr(0, 8) : std::string(name);
-    if (!table.by_hash_.emplace(digest, std::move(p)).second) return fail("duplicate token hash");
+    if (!by_hash->emplace(digest, std::move(p)).second) return fail("duplicate token hash");
   }
-  return table;
+  return TokenTable(std::move(by_hash));
 }
 
 const Principal* TokenTable::Authenticate(std::string_view token) const {
   if (token.empty()) return nullptr;
-  const auto it = by_hash_.find(Sha256Hex(token));
-  return it == by_hash_.end() ? nullptr : &it->second;
+  const Map* by_hash = state_->current.load(std::memory_order_acquire);
+  LL_CHECK(by_hash != nullptr);  // a moved-from or emptied table is not used
+  const auto it = by_hash->find(Sha256Hex(token));
+  return it == by_hash->end() ? nullptr : &it->second;
 }
 
 }  // namespace loanledger::server

@@ -62,6 +62,11 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
                  "(the default file for a new store)")
       ->check(CLI::ExistingFile);
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-format", c.log_format,
+                 "auto (journald under systemd, else text), journal, json (one object per line "
+                 "on stderr: time, level, msg, ...) or text")
+      ->check(CLI::IsMember({"auto", "journal", "json", "text"}))
+      ->capture_default_str();
   app.add_option("--ready-file", c.ready_file,
                  "Once every listener is up, write the addresses bound (port 0 = any) to FILE, "
                  "atomically: 'pid=N' then 'NAME=HOST:PORT' per listener (listen, metrics, ...)");

@@ -33,6 +33,9 @@ struct ServerConfig {
   // (the default file for a new store). A different file is applied at start.
   std::string rules_file;
   std::string log_level = "info";  // trace|debug|info|warn|error
+  // auto|journal|json|text (server/service.h): auto = journald with
+  // priorities when stderr is the journal (under systemd), else text.
+  std::string log_format = "auto";
   // Once every listener is bound, the bound addresses are written here
   // atomically (`pid=N` and `NAME=HOST:PORT` lines, server/README.md "Ready
   // file"); "" = none. Removed at start and after a clean stop.

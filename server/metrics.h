@@ -20,6 +20,7 @@
 
 #include "schema/category.h"
 #include "schema/reason.h"
+#include "server/process_metrics.h"
 #include "server/report_gauges.h"
 #include "storage/ledger.h"
 
@@ -51,6 +52,9 @@ class Metrics {
   // The loanledger_report_* gauges: the report as of the ledger's latest
   // business date (server/report_gauges.h).
   ReportGauges& report() { return *report_; }
+  // The process_* families and the TLS certificate's expiry
+  // (server/process_metrics.h).
+  ProcessMetrics& process() { return *process_; }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;  // owns every family below
@@ -98,6 +102,7 @@ class Metrics {
   prometheus::Counter* ledger_snapshots_ = nullptr;
   prometheus::Counter* ledger_snapshot_failures_ = nullptr;
   std::unique_ptr<ReportGauges> report_;
+  std::unique_ptr<ProcessMetrics> process_;
 };
 
 }  // namespace loanledger::server

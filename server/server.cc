@@ -25,6 +25,7 @@
 #include "server/metrics.h"
 #include "server/peer_guard.h"
 #include "server/ready_file.h"
+#include "server/service.h"
 #include "server/session.h"
 #include "storage/ledger.h"
 
@@ -91,6 +92,7 @@ class Server {
         strand_(asio::make_strand(ioc)),
         acceptor_(strand_),
         signals_(strand_, SIGINT, SIGTERM),
+        hangup_(strand_, SIGHUP),
         refresh_timer_(strand_) {}
 
   Status Bind(const HostPort& hp) {
@@ -118,14 +120,27 @@ class Server {
 
   // Called on every metrics refresh, on the query pool. Before Start.
   void OnRefresh(std::function<void()> fn) { on_refresh_ = std::move(fn); }
+  // Called on the strand at each SIGHUP (systemctl reload) until shutdown
+  // begins. Before Start; from construction on, SIGHUP no longer ends the
+  // process.
+  void OnHangup(std::function<void()> fn) { on_hangup_ = std::move(fn); }
 
   void Start() {
     asio::co_spawn(strand_, AcceptLoop(), LogFailure("accept loop"));
     asio::co_spawn(strand_, RefreshMetrics(), LogFailure("metrics refresh"));
     WaitForSignal();
+    WaitForHangup();
   }
 
  private:
+  void WaitForHangup() {
+    hangup_.async_wait([this](const error_code& ec, int) {
+      if (ec) return;  // cancelled at the end of shutdown
+      if (!stopping_ && on_hangup_) on_hangup_();
+      WaitForHangup();
+    });
+  }
+
   void WaitForSignal() {
     signals_.async_wait([this](const error_code& ec, int signo) {
       if (ec) return;  // cancelled at the end of shutdown
@@ -207,6 +222,7 @@ class Server {
           const std::vector<storage::CategoryBalance> balances = env_.ledger->CategoryBalances();
           env_.metrics->SetCategoryBalances(balances);
           env_.metrics->report().Refresh(*env_.ledger);
+          env_.metrics->process().Refresh();
           struct statvfs disk {};
           if (statvfs(config_.data_dir.c_str(), &disk) == 0) {
             env_.metrics->SetDataDisk(uint64_t{disk.f_bavail} * disk.f_frsize,
@@ -224,6 +240,7 @@ class Server {
 
   asio::awaitable<void> Shutdown(int signo) {
     stopping_ = true;
+    NotifyStopping("stopping: finishing in-flight requests");
     spdlog::info("signal {}: stopping; no new connections, finishing in-flight requests", signo);
     error_code ec;
     acceptor_.close(ec);
@@ -241,6 +258,7 @@ class Server {
     env_.writer->Stop();
     spdlog::info("writer drained");
     signals_.cancel();
+    hangup_.cancel();
     if (SessionCount() > 0) {
       spdlog::error("{} sessions did not end; stopping the io threads", SessionCount());
       ioc_.stop();
@@ -284,17 +302,39 @@ class Server {
   asio::strand<asio::io_context::executor_type> strand_;
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
+  asio::signal_set hangup_;  // SIGHUP: on_hangup_ (reload the tokens file)
   asio::steady_timer refresh_timer_;
   std::string bound_;                          // "127.0.0.1:7700" once bound
   std::atomic<bool> stopping_ = false;         // set once, by Shutdown
   std::atomic<bool> refresh_running_ = false;  // a metrics refresh is on the query pool
   std::function<void()> on_refresh_;
+  std::function<void()> on_hangup_;
   uint64_t next_session_id_ = 1;                             // strand only
   std::chrono::steady_clock::time_point refused_logged_at_;  // strand only: last refusal logged
   uint64_t refused_unlogged_ = 0;                            // strand only: refusals since then
   std::mutex mu_;  // guards sessions_ (sessions end on their own strands)
   std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions_;
 };
+
+// SIGHUP: the tokens file again (docs/operations.md "Tokens"). New logins
+// use the new file; sessions already authenticated keep their principal; a
+// file that does not load changes nothing (the error names the line, never
+// a token).
+void ReloadTokens(const std::string& path, TokenTable& tokens) {
+  NotifyReloading();
+  Result<TokenTable> next = TokenTable::Load(path);
+  if (!next.ok()) {
+    spdlog::error("SIGHUP: tokens file refused, the {} tokens loaded before stay in force: {}",
+                  tokens.size(), next.status().ToString());
+    NotifyReady("serving; the last tokens reload failed (see the log)");
+    return;
+  }
+  const size_t before = tokens.size();
+  tokens.Replace(std::move(*next));
+  spdlog::info("SIGHUP: {} tokens loaded from {} (were {}); open sessions keep their login",
+               tokens.size(), path, before);
+  NotifyReady("serving; tokens reloaded");
+}
 
 std::unique_ptr<asio::ssl::context> MakeTlsContext(const ServerConfig& config) {
   if (config.tls_cert.empty()) return nullptr;
@@ -348,6 +388,14 @@ int Serve(const ServerConfig& config, std::string_view version) {
   }
 
   Metrics metrics(version);
+  if (tls) {
+    if (Result<int64_t> expiry = CertificateNotAfterSeconds(config.tls_cert); expiry.ok()) {
+      metrics.process().SetTlsCertificateExpiry(*expiry);
+    } else {
+      spdlog::warn("loanledger_tls_cert_expiry_timestamp_seconds stays 0: {}",
+                   expiry.status().ToString());
+    }
+  }
   Result<HostPort> metrics_at = ParseHostPort(config.metrics_listen);
   LL_CHECK(metrics_at.ok());  // checked by ParseFlags
   const std::string metrics_host = metrics_at->host.find(':') != std::string::npos
@@ -423,12 +471,15 @@ int Serve(const ServerConfig& config, std::string_view version) {
         return 1;
       }
     }
+    server.OnHangup([&config, &tokens] { ReloadTokens(config.tokens_file, *tokens); });
     writer.Start();
     server.Start();
     if (http) http->Start();
     spdlog::info("loanledgerd {} ready ({}, {} io threads, {} query threads)", version,
                  tls ? "TLS" : "plain TCP", config.io_threads, config.query_threads);
     spdlog::info("listening on {}", server.bound());
+    // After the ready file: a supervisor that reads it once READY=1 arrives finds it.
+    NotifyReady("serving on " + server.bound());
 
     std::vector<std::thread> threads;
     for (uint32_t i = 1; i < config.io_threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });

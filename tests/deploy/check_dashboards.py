@@ -65,7 +65,8 @@ REQUIRED_FAMILIES = {
     "loanledger_build_info",
 }
 
-METRIC_RE = re.compile(r"(?<![A-Za-z0-9_:])loanledger_[A-Za-z0-9_:]*")
+# loanledger_* and the standard process_* families (server/process_metrics.h).
+METRIC_RE = re.compile(r"(?<![A-Za-z0-9_:])(?:loanledger|process)_[A-Za-z0-9_:]*")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 SCHEMA_VERSION_MIN = 37
 # Sample values for Grafana's built-in variables when promtool parses a query.
@@ -346,7 +347,7 @@ def main(argv: list[str]) -> int:
     for name, kind in exported.items():
         if kind not in ("counter", "gauge", "histogram"):
             errors.append(f"metrics.txt: {name} has no `# kind:` (counter, gauge or histogram)")
-        if not re.fullmatch(r"loanledger_[a-z0-9_]+", name):
+        if not re.fullmatch(r"(loanledger|process)_[a-z0-9_]+", name):
             errors.append(f"metrics.txt: {name!r} is not a loanledger_ metric name")
         if kind == "counter" and not name.endswith("_total"):
             errors.append(f"metrics.txt: counter {name} does not end in _total")
@@ -383,7 +384,7 @@ def main(argv: list[str]) -> int:
         note(metric_names(e, known), "prometheus/alerts.yml")
     alerts_test = deploy / "prometheus/alerts_test.yml"
     for s in test_series_names(alerts_test.read_text(encoding="utf-8")):
-        if s.startswith("loanledger_"):
+        if s.startswith(("loanledger_", "process_")):
             note({base_name(s, known)}, "prometheus/alerts_test.yml")
 
     for name in sorted(set(used) - known):

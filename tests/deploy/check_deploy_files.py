@@ -8,7 +8,8 @@ Checks (each failure is one line; exit status 1 if any):
 - prometheus-compose.yml equals prometheus.yml but for the loanledger target;
 - alerts.yml: every alert has expr, for, a severity label (critical|warning),
   summary and description annotations, a unique name, and alerts_test.yml has
-  a case where it fires;
+  a case where it fires; a runbook_url annotation deploy/README.md#ANCHOR
+  whose anchor is a heading of deploy/README.md (GitHub's anchor rules);
 - docker-compose.yml: the three services, every ./path it mounts exists
   (./secrets/ excepted: the operator creates them; .gitignore must hide it),
   and the dashboards land where the Grafana provider reads them;
@@ -20,7 +21,8 @@ Checks (each failure is one line; exit status 1 if any):
   compose image from outside pinned by @sha256 digest (images the compose
   file builds itself are named loanledger/...), no top-level `name:` in a
   compose file (Debian's docker-compose 1.29 rejects it);
-- systemd/loanledgerd.service: the hardening and lifecycle directives;
+- systemd/loanledgerd.service: the hardening and lifecycle directives; the
+  flags it needs, in ExecStart or the --config file (systemd/<its name>);
 - the Grafana datasource uid is the dashboards' default;
 - README.md names every file in deploy/ and every metric of metrics.txt.
 With --systemd-verify, runs `systemd-analyze verify` on the unit (its
@@ -106,8 +108,32 @@ def firing_cases(test_text: str) -> tuple[set[str], set[str]]:
     return firing, silent
 
 
+RUNBOOK_PREFIX = "deploy/README.md#"
+
+
+def markdown_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown file: lowercased,
+    punctuation but '-' and '_' dropped, spaces as '-', repeats suffixed -1, -2."""
+    anchors: set[str] = set()
+    in_code = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        m = None if in_code else re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if not m:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", m.group(1).replace("`", "").lower()).replace(" ", "-")
+        base, n = slug, 0
+        while slug in anchors:
+            n += 1
+            slug = f"{base}-{n}"
+        anchors.add(slug)
+    return anchors
+
+
 def check_alerts(deploy: Path, errors: list[str], notes: list[str]) -> None:
     blocks = alert_blocks((deploy / "prometheus/alerts.yml").read_text())
+    anchors = markdown_anchors((deploy / "README.md").read_text())
     if not blocks:
         errors.append("alerts.yml: no alert")
     for name, body in blocks.items():
@@ -122,6 +148,14 @@ def check_alerts(deploy: Path, errors: list[str], notes: list[str]) -> None:
                 errors.append(f"alerts.yml: alert {name} lacks {key}")
         if not re.match(r"Loanledger[A-Z]\w*$", name):
             errors.append(f"alerts.yml: alert name {name} does not start with Loanledger")
+        # Every alert links its runbook: a section of deploy/README.md that exists.
+        runbook = re.search(r"^\s*runbook_url:\s*[\"']?([^\"'\s]+)", body, re.M)
+        if not runbook:
+            errors.append(f"alerts.yml: alert {name} lacks runbook_url annotation")
+        elif not runbook.group(1).startswith(RUNBOOK_PREFIX):
+            errors.append(f"alerts.yml: alert {name}: runbook_url {runbook.group(1)} is not {RUNBOOK_PREFIX}<anchor>")
+        elif runbook.group(1)[len(RUNBOOK_PREFIX):] not in anchors:
+            errors.append(f"alerts.yml: alert {name}: runbook_url {runbook.group(1)} names no section of deploy/README.md")
     firing, silent = firing_cases((deploy / "prometheus/alerts_test.yml").read_text())
     for name in sorted(set(blocks) - firing):
         if not name.endswith("(duplicate)"):
@@ -237,6 +271,23 @@ def unit_directives(text: str) -> dict[str, list[str]]:
     return directives
 
 
+def config_file_flags(deploy: Path, exec_start: str, errors: list[str]) -> str:
+    """The `--config FILE` of ExecStart as flags: FILE is installed from systemd/<its name>."""
+    m = re.search(r"--config\s+(\S+)", exec_start)
+    if not m:
+        return ""
+    conf = deploy / "systemd" / Path(m.group(1)).name
+    if not conf.exists():
+        errors.append(f"loanledgerd.service: --config {m.group(1)}, but deploy/systemd/{conf.name} does not exist")
+        return ""
+    flags = []
+    for line in conf.read_text().splitlines():
+        kv = re.match(r"\s*([a-z][a-z0-9-]*)\s*=\s*\"?([^\"#]*?)\"?\s*(#.*)?$", line)
+        if kv:
+            flags.append(f"--{kv.group(1)} {kv.group(2)}")
+    return " ".join(flags)
+
+
 def check_unit(deploy: Path, errors: list[str]) -> None:
     d = unit_directives((deploy / "systemd/loanledgerd.service").read_text())
     for key, pattern in UNIT_REQUIRED.items():
@@ -247,12 +298,15 @@ def check_unit(deploy: Path, errors: list[str]) -> None:
     if "@system-service" not in d.get("SystemCallFilter", []):
         errors.append("loanledgerd.service: SystemCallFilter does not allow-list @system-service")
     exec_start = d.get("ExecStart", [""])[-1]
+    exec_start += " " + config_file_flags(deploy, exec_start, errors)
+    if d.get("Type", [""])[-1] == "notify" and not d.get("ExecReload"):
+        errors.append("loanledgerd.service: Type=notify without ExecReload= (SIGHUP re-reads the tokens)")
     data = re.search(r"--data\s+(\S+)", exec_start)
     if not data or data.group(1) not in d.get("ReadWritePaths", [""])[-1].split():
         errors.append("loanledgerd.service: the --data directory is not in ReadWritePaths")
     for flag in ("--listen", "--metrics-listen", "--tokens"):
-        if flag not in exec_start:
-            errors.append(f"loanledgerd.service: ExecStart lacks {flag}")
+        if flag + " " not in exec_start:
+            errors.append(f"loanledgerd.service: ExecStart (or its --config file) lacks {flag}")
     if "127.0.0.1:9464" not in exec_start:
         errors.append("loanledgerd.service: metrics do not listen where prometheus.yml scrapes (127.0.0.1:9464)")
 

@@ -330,6 +330,25 @@ class CheckDeployFilesTest(unittest.TestCase):
         self.assertIn("no test case where LoanledgerAuthFailuresTooHigh fires", out)
         self.assertIn("tests unknown alert LoanledgerAuthFailuresHigh", out)
 
+    def test_an_alert_without_a_runbook_url_fails(self):
+        self.replace("prometheus/alerts.yml", 'runbook_url: "deploy/README.md#loanledgerdown"\n', "")
+        status, out = self.check()
+        self.assertEqual(status, 1, out)
+        self.assertIn("alert LoanledgerDown lacks runbook_url annotation", out)
+
+    def test_a_runbook_url_to_a_missing_section_fails(self):
+        self.replace("README.md", "### LoanledgerAuthFailuresHigh\n", "### Too many failed logins\n")
+        status, out = self.check()
+        self.assertEqual(status, 1, out)
+        self.assertIn("runbook_url deploy/README.md#loanledgerauthfailureshigh names no section", out)
+
+    def test_markdown_anchors_follow_github(self):
+        anchors = check_deploy_files.markdown_anchors(
+            "## Bringing it up on a host: systemd + Debian's prometheus\n### Adding a replica\n"
+            "```sh\n# not a heading\n```\n## Adding a replica\n")
+        self.assertEqual(anchors, {"bringing-it-up-on-a-host-systemd--debians-prometheus", "adding-a-replica",
+                                   "adding-a-replica-1"})
+
     def test_an_alert_without_severity_fails(self):
         self.replace("prometheus/alerts.yml", "severity: critical", "priority: high")
         status, out = self.check()
