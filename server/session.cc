@@ -1,3 +1,7 @@
+// A session's connection: its life (start, shutdown, close), the reader of
+// frames with its budgets (per connection and server-wide), the writer of
+// replies, the deadlines. Requests go to Dispatch (session_dispatch.cc);
+// admin requests to session_admin.cc.
 #include "server/session.h"
 
 #include <spdlog/spdlog.h>
@@ -8,8 +12,6 @@
 #include <vector>
 
 #include "schema/check.h"
-#include "server/batch_writer.h"
-#include "server/cluster_glue.h"
 #include "server/metrics.h"
 #include "server/peer_guard.h"
 #include "storage/ledger.h"
@@ -37,14 +39,6 @@ constexpr size_t kLingerBytesMax = size_t{1} << 20;
 // this times connections_max is small (16 MiB at the defaults), so clients
 // that stall large frames cannot starve everyone else's small requests.
 constexpr uint64_t kSmallFrameBytes = uint64_t{64} << 10;
-// A throttled address's failed Hellos are logged once when the throttling
-// starts and then every this many failures (the rest at debug level): a
-// guessing burst must not flood the log.
-constexpr uint32_t kAuthFailureLogEvery = 100;
-
-double SecondsSince(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 auto LogException(uint64_t id) {
   return [id](std::exception_ptr e) {
@@ -57,45 +51,6 @@ auto LogException(uint64_t id) {
       spdlog::error("session {}: unexpected exception", id);
     }
   };
-}
-
-wire::Frame ErrorFrame(uint64_t request_id, const Status& status) {
-  LL_CHECK(!status.ok());
-  if (status.code() == Status::Code::kNotLeader) {
-    const std::string& leader = status.message();
-    return wire::EncodeError(request_id, wire::ErrorCode::NOT_LEADER,
-                             leader.empty()
-                                 ? "this node does not lead the partition; no leader is known yet"
-                                 : "this node does not lead the partition; the leader is " + leader,
-                             leader);
-  }
-  return wire::EncodeError(request_id, wire::ErrorCodeFor(status.code()), status.message());
-}
-
-std::string StatsText(const storage::LedgerStats& s, size_t writer_queue, double connections) {
-  std::string text;
-  auto line = [&](const char* key, uint64_t value) {
-    text += key;
-    text += ' ';
-    text += std::to_string(value);
-    text += '\n';
-  };
-  line("batches_applied", s.batches_applied);
-  line("loans", s.loans);
-  line("loan_snapshots_written", s.snapshots_written);
-  line("loan_snapshots_failed", s.snapshots_failed);
-  if (!s.last_snapshot_error.empty()) {
-    text += "loan_snapshot_last_error " + s.last_snapshot_error + '\n';
-  }
-  line("events_since_loan_snapshot", s.events_since_snapshot);
-  line("rocksdb_memtable_bytes", s.memtable_bytes);
-  line("rocksdb_pending_compaction_bytes", s.pending_compaction_bytes);
-  line("rocksdb_live_sst_bytes", s.live_sst_bytes);
-  line("rocksdb_block_cache_usage_bytes", s.block_cache_usage_bytes);
-  line("rocksdb_write_stopped", s.write_stopped ? 1 : 0);
-  line("writer_queue_batches", writer_queue);
-  line("connections_active", static_cast<uint64_t>(connections));
-  return text;
 }
 
 }  // namespace
@@ -226,10 +181,7 @@ Session::Awaitable Session::ReadLoop() {
     }
     if (Status s = reader.OnHeader(); !s.ok()) {
       if (reserved) ReleaseBytes(declared);
-      env_.metrics->bad_frames.Increment();
-      const std::string why = principal_ ? s.message() : s.message() + " before a Hello";
-      spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, why);
-      Finish(wire::EncodeError(0, wire::ErrorCode::BAD_FRAME, why));
+      FinishBadFrame(0, principal_ ? s.message() : s.message() + " before a Hello");
       break;
     }
     const uint64_t n = reader.body_size();
@@ -244,14 +196,12 @@ Session::Awaitable Session::ReadLoop() {
       // closed inside it. Nothing of it is applied; say why, then close.
       ReleaseBytes(n);
       if (!closed_) {
-        env_.metrics->bad_frames.Increment();
         std::string why = "connection ended inside a frame (" + ec.message() + ")";
         if (body_timed_out_) {
           why = principal_ ? "frame body incomplete after the read timeout"
                            : "Hello incomplete after the hello timeout";
         }
-        spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, why);
-        Finish(wire::EncodeError(0, wire::ErrorCode::BAD_FRAME, why));
+        FinishBadFrame(0, why);
       }
       break;
     }
@@ -259,9 +209,7 @@ Session::Awaitable Session::ReadLoop() {
     Result<const wire::Message*> message = reader.OnBody();
     if (!message.ok()) {
       ReleaseBytes(n);
-      env_.metrics->bad_frames.Increment();
-      spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, message.status().message());
-      Finish(wire::EncodeError(0, wire::ErrorCode::BAD_FRAME, message.status().message()));
+      FinishBadFrame(0, message.status().message());
       break;
     }
     ++in_flight_requests_;
@@ -357,398 +305,6 @@ Session::Awaitable Session::Watchdog(std::shared_ptr<Session> self, asio::steady
   (void)self;
 }
 
-Session::Awaitable Session::Dispatch(const wire::Message& message, uint64_t frame_bytes,
-                                     Clock::time_point received) {
-  const uint64_t id = message.request_id();
-  const wire::Body type = message.body_type();
-  if (!principal_) {
-    if (type == wire::Body::Hello) {
-      co_await HandleHello(message, frame_bytes);
-    } else {
-      --in_flight_requests_;
-      ReleaseBytes(frame_bytes);
-      spdlog::warn("session {} {}: {} before Hello; closing", id_, peer_, wire::BodyName(type));
-      Finish(wire::EncodeError(id, wire::ErrorCode::UNAUTHENTICATED,
-                               "the first frame must be Hello with a token"));
-    }
-    co_return;
-  }
-  switch (type) {
-    case wire::Body::Hello:
-      CompleteError(id, frame_bytes, Status::Code::kInvalidArgument, "already authenticated");
-      break;
-    case wire::Body::SubmitBatch:
-      co_await HandleSubmit(message, frame_bytes, received);
-      break;
-    case wire::Body::ReportRequest:
-    case wire::Body::SeriesRequest:
-    case wire::Body::LoanRequest:
-      HandleQuery(message, frame_bytes);
-      break;
-    case wire::Body::VerifyRequest:
-    case wire::Body::StatsRequest:
-    case wire::Body::CompactRequest:
-    case wire::Body::CheckpointRequest:
-    case wire::Body::RulesShowRequest:
-    case wire::Body::RulesApplyRequest:
-      HandleAdmin(message, frame_bytes);
-      break;
-    default: {
-      --in_flight_requests_;
-      ReleaseBytes(frame_bytes);
-      env_.metrics->bad_frames.Increment();
-      const std::string why =
-          "message type " + std::string(wire::BodyName(type)) + " is not a request";
-      spdlog::warn("session {} {}: {}; closing", id_, peer_, why);
-      Finish(wire::EncodeError(id, wire::ErrorCode::BAD_FRAME, why));
-      break;
-    }
-  }
-}
-
-Session::Awaitable Session::HandleHello(const wire::Message& message, uint64_t frame_bytes) {
-  const wire::Hello* hello = message.body_as_Hello();
-  LL_CHECK(hello != nullptr);  // the frame verifier refuses a message without body
-  const Principal* principal = env_.tokens->Authenticate(wire::View(hello->token()));
-  if (principal == nullptr) {
-    env_.metrics->auth_failures.Increment();
-    const uint64_t request_id = message.request_id();
-    const PeerGuard::Verdict verdict = env_.peers->OnAuthFailure(peer_address_, Clock::now());
-    if (verdict.delay.count() == 0) {
-      spdlog::warn("session {} {}: token refused (client '{}'); closing", id_, peer_,
-                   wire::View(hello->client_name()));
-    } else {
-      env_.metrics->auth_throttled.Increment();
-      const bool first = verdict.failures == env_.config->auth_failures_free + 1;
-      spdlog::log(first || verdict.failures % kAuthFailureLogEvery == 0 ? spdlog::level::warn
-                                                                        : spdlog::level::debug,
-                  "session {} {}: token refused (client '{}'); {} failed Hellos from {} within "
-                  "{} ms: answering after {} ms, then closing",
-                  id_, peer_, wire::View(hello->client_name()), verdict.failures, peer_address_,
-                  env_.config->auth_failure_window_ms, verdict.delay.count());
-      // Not reading meanwhile (this is the reader). `message` points into
-      // the reader's buffer, untouched until we return; a shutdown or a
-      // close wakes the timer early.
-      reader_wake_.expires_after(verdict.delay);
-      error_code ec;
-      co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
-    }
-    --in_flight_requests_;
-    ReleaseBytes(frame_bytes);
-    Finish(wire::EncodeError(request_id, wire::ErrorCode::UNAUTHENTICATED, "token refused"));
-    co_return;
-  }
-  principal_ = *principal;
-  ReleasePeerSlot();
-  spdlog::info("session {} {}: authenticated {} as {}{}{} (client '{}')", id_, peer_,
-               principal->name, RoleName(principal->role),
-               principal->institution_id.empty() ? "" : " of ", principal->institution_id,
-               wire::View(hello->client_name()));
-  Complete(frame_bytes,
-           wire::EncodeHelloOk(
-               message.request_id(),
-               wire::HelloOkInfo{principal->role, principal->institution_id, env_.server_version}));
-}
-
-Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t frame_bytes,
-                                         Clock::time_point received) {
-  const uint64_t id = message.request_id();
-  if (principal_->role != wire::Role::INSTITUTION) {
-    CompleteError(id, frame_bytes, Status::Code::kPermissionDenied,
-                  "role " + std::string(RoleName(principal_->role)) + " may not submit batches");
-    co_return;
-  }
-  const wire::SubmitBatch& body = *message.body_as_SubmitBatch();
-  Result<std::vector<LoanEvent>> events = wire::DecodeSubmitBatch(body);
-  if (!events.ok()) {
-    CompleteError(id, frame_bytes, events.status().code(), events.status().message());
-    co_return;
-  }
-  BatchWriter::Job job;
-  job.batch.submitter = principal_->name;
-  job.batch.caller_institution = principal_->institution_id;
-  job.batch.events = std::move(*events);
-  job.batch.stream = body.stream();
-  job.batch.stream_batch = body.stream_batch();
-  job.done = [self = shared_from_this(), id, frame_bytes,
-              received](Result<storage::ApplyResult> result) {
-    // Writer thread: hand the result to the session's strand.
-    asio::post(self->executor_, [self, id, frame_bytes, received, result = std::move(result)]() {
-      self->OnBatchDone(id, frame_bytes, received, result);
-    });
-  };
-  env_.metrics->inflight_batches.Increment();
-  // When the queue is full the writer calls on_room once it takes batches
-  // off the queue (on its thread: posted to the strand), or Close() wakes
-  // the session. The flag keeps a wake that lands before the wait.
-  auto on_room = [self = shared_from_this()] {
-    asio::post(self->executor_, [self] {
-      self->writer_has_room_ = true;
-      Wake(self->writer_room_);
-    });
-  };
-  while (true) {
-    writer_has_room_ = false;
-    switch (env_.writer->TryEnqueue(job, on_room)) {
-      case BatchWriter::Enqueue::kQueued:
-        co_return;
-      case BatchWriter::Enqueue::kStopped:
-        env_.metrics->inflight_batches.Decrement();
-        CompleteError(id, frame_bytes, Status::Code::kUnavailable,
-                      "server is shutting down; resend the batch");
-        co_return;
-      case BatchWriter::Enqueue::kFull:
-        break;
-    }
-    if (closed_) {
-      // Nobody to answer; the batch was never acknowledged, so dropping it
-      // is allowed (the client resends it).
-      env_.metrics->inflight_batches.Decrement();
-      CompleteError(id, frame_bytes, Status::Code::kUnavailable, "connection closed");
-      co_return;
-    }
-    while (!writer_has_room_ && !closed_) co_await WaitFor(writer_room_);
-  }
-}
-
-void Session::OnBatchDone(uint64_t request_id, uint64_t frame_bytes, Clock::time_point received,
-                          Result<storage::ApplyResult> result) {
-  env_.metrics->inflight_batches.Decrement();
-  if (!result.ok()) {
-    Complete(frame_bytes, ErrorFrame(request_id, result.status()));
-    return;
-  }
-  env_.metrics->ack_latency.Observe(SecondsSince(received));
-  const storage::ApplyResult& r = *result;
-  if (r.applied) {
-    Complete(frame_bytes, wire::EncodeAck(request_id, wire::AckInfo{r.batch_no, r.events_applied,
-                                                                    r.events_duplicate}));
-    return;
-  }
-  std::vector<wire::RejectionEntry> entries;
-  entries.reserve(r.rejections.size());
-  for (const storage::EventRejection& e : r.rejections) {
-    entries.push_back(wire::RejectionEntry{e.index, e.reason, e.message});
-  }
-  Complete(frame_bytes, wire::EncodeRejected(request_id, entries, r.skipped));
-}
-
-template <typename F>
-wire::Frame Session::RunQuery(uint64_t request_id, std::optional<QueryKind> kind, F& run) const {
-  const Clock::time_point start = Clock::now();
-  wire::Frame frame;
-  try {
-    frame = run();
-  } catch (const std::exception& e) {
-    frame = wire::EncodeError(request_id, wire::ErrorCode::INTERNAL, e.what());
-  }
-  if (kind) env_.metrics->ObserveQuery(*kind, SecondsSince(start));
-  if (frame.size() > wire::kFrameHeaderBytes + wire::kReplyFrameBytesMax) {
-    frame =
-        wire::EncodeError(request_id, wire::ErrorCode::RESOURCE_EXHAUSTED,
-                          "the reply would exceed " + std::to_string(wire::kReplyFrameBytesMax) +
-                              " bytes; narrow the query");
-  }
-  return frame;
-}
-
-template <typename F>
-void Session::RunOnQueryPool(uint64_t request_id, uint64_t frame_bytes,
-                             std::optional<QueryKind> kind, F run) {
-  asio::post(*env_.query_pool, [self = shared_from_this(), request_id, frame_bytes, kind,
-                                run = std::move(run)]() mutable {
-    auto frame = std::make_shared<wire::Frame>(self->RunQuery(request_id, kind, run));
-    asio::post(self->executor_,
-               [self, frame_bytes, frame] { self->Complete(frame_bytes, std::move(*frame)); });
-  });
-}
-
-void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
-  const uint64_t id = message.request_id();
-  const Principal& p = *principal_;
-  if (p.role != wire::Role::INSTITUTION && p.role != wire::Role::REGULATOR) {
-    CompleteError(id, frame_bytes, Status::Code::kPermissionDenied,
-                  "role " + std::string(RoleName(p.role)) + " may not read figures");
-    return;
-  }
-  std::optional<std::string> scope;
-  if (p.role == wire::Role::INSTITUTION) scope = p.institution_id;
-  storage::Ledger* ledger = env_.ledger;
-  switch (message.body_type()) {
-    case wire::Body::ReportRequest: {
-      Result<ReportQuery> q = wire::DecodeReportRequest(*message.body_as_ReportRequest());
-      if (!q.ok()) return CompleteError(id, frame_bytes, q.status().code(), q.status().message());
-      q->scope_institution = scope;
-      const bool by_institution = q->by == GroupBy::kInstitution;
-      auto run = [ledger, id, query = std::move(*q)] {
-        Result<Report> r = ledger->QueryReport(query);
-        return r.ok() ? wire::EncodeReportReply(id, *r) : ErrorFrame(id, r.status());
-      };
-      if (by_institution) {
-        RunOnQueryPool(id, frame_bytes, QueryKind::kReport, std::move(run));
-        return;
-      }
-      // Answered here, on the strand, not on the query pool. Such a report
-      // is at most a row per category and province, read from in-memory
-      // series (measured p50 0.04 ms, with or without by province), while
-      // the hand-off to a pool thread and back is two thread wake-ups, and
-      // on a busy machine each waits for a core: under bench/run_load.sh on
-      // 2 cores those waits made the server's part of the report p99
-      // 13-20 ms (bench/RESULTS.md).
-      // The cost: while the writer publishes a group the ledger's aggregate
-      // lock makes this io thread wait too (measured: 0.3% of reports, up
-      // to ~10 ms), delaying the other connections it serves. By-institution
-      // reports grow with the number of institutions and stay on the pool.
-      Complete(frame_bytes, RunQuery(id, QueryKind::kReport, run));
-      return;
-    }
-    case wire::Body::SeriesRequest: {
-      Result<SeriesQuery> q = wire::DecodeSeriesRequest(*message.body_as_SeriesRequest());
-      if (!q.ok()) return CompleteError(id, frame_bytes, q.status().code(), q.status().message());
-      q->scope_institution = scope;
-      RunOnQueryPool(id, frame_bytes, QueryKind::kSeries, [ledger, id, query = std::move(*q)] {
-        Result<Series> r = ledger->QuerySeries(query);
-        return r.ok() ? wire::EncodeSeriesReply(id, *r) : ErrorFrame(id, r.status());
-      });
-      return;
-    }
-    case wire::Body::LoanRequest: {
-      const wire::LoanRequest* req = message.body_as_LoanRequest();
-      std::string institution(wire::View(req->institution_id()));
-      std::string loan(wire::View(req->loan_id()));
-      if (scope && institution != *scope) {
-        return CompleteError(id, frame_bytes, Status::Code::kPermissionDenied,
-                             "an institution may read only its own loans");
-      }
-      RunOnQueryPool(id, frame_bytes, QueryKind::kLoan,
-                     [ledger, id, institution = std::move(institution), loan = std::move(loan)] {
-                       Result<LoanView> r = ledger->QueryLoan(institution, loan);
-                       return r.ok() ? wire::EncodeLoanReply(id, *r) : ErrorFrame(id, r.status());
-                     });
-      return;
-    }
-    default:
-      LL_CHECK(false);
-  }
-}
-
-void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
-  const uint64_t id = message.request_id();
-  if (principal_->role != wire::Role::ADMIN) {
-    return CompleteError(
-        id, frame_bytes, Status::Code::kPermissionDenied,
-        "only an admin token may ask for " + std::string(wire::BodyName(message.body_type())));
-  }
-  storage::Ledger* ledger = env_.ledger;
-  if (message.body_type() == wire::Body::VerifyRequest) {
-    spdlog::info("session {} {}: verify requested by {}", id_, peer_, principal_->name);
-    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id] {
-      Result<storage::VerifyReport> r = ledger->Verify();
-      if (!r.ok()) return ErrorFrame(id, r.status());
-      wire::VerifySummary s{
-          r->batches_replayed, r->events_replayed, r->loans_checked, r->cells_checked, {}};
-      for (const storage::VerifyDifference& d : r->differences) {
-        s.differences.push_back(wire::VerifyDiff{d.what, d.expected, d.actual});
-      }
-      return wire::EncodeVerifyReply(id, s);
-    });
-    return;
-  }
-  if (message.body_type() == wire::Body::CheckpointRequest) {
-    const std::string dir(wire::View(message.body_as_CheckpointRequest()->dir()));
-    spdlog::info("session {} {}: checkpoint to {} requested by {}", id_, peer_, dir,
-                 principal_->name);
-    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, dir] {
-      if (dir.empty() || dir.front() != '/') {
-        return ErrorFrame(id, Status::InvalidArgument(
-                                  "checkpoint directory must be an absolute path on the server"));
-      }
-      Result<storage::Ledger::CheckpointInfo> r = ledger->Checkpoint(dir);
-      if (!r.ok()) return ErrorFrame(id, r.status());
-      spdlog::info("checkpoint written to {}: stream seq {}, {} batches", dir, r->log_position,
-                   r->batches);
-      return wire::EncodeCheckpointReply(id,
-                                         wire::CheckpointSummary{dir, r->log_position, r->batches});
-    });
-    return;
-  }
-  if (message.body_type() == wire::Body::CompactRequest) {
-    // On the query pool like Verify: it may take minutes, and the session
-    // goes on answering meanwhile.
-    spdlog::info("session {} {}: compaction requested by {}", id_, peer_, principal_->name);
-    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id] {
-      Result<storage::CompactionReport> r = ledger->Compact();
-      if (!r.ok()) return ErrorFrame(id, r.status());
-      spdlog::info("compaction done in {} ms: live SST bytes {} -> {}", r->duration_ms,
-                   r->live_sst_bytes_before, r->live_sst_bytes_after);
-      return wire::EncodeCompactReply(
-          id,
-          wire::CompactSummary{r->duration_ms, r->live_sst_bytes_before, r->live_sst_bytes_after});
-    });
-    return;
-  }
-  if (message.body_type() == wire::Body::RulesShowRequest ||
-      message.body_type() == wire::Body::RulesApplyRequest) {
-    return HandleRules(message, frame_bytes);
-  }
-  LL_CHECK(message.body_type() == wire::Body::StatsRequest);
-  BatchWriter* writer = env_.writer;
-  Metrics* metrics = env_.metrics;
-  const cluster::Node* node = env_.cluster != nullptr ? env_.cluster->get() : nullptr;
-  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, writer, metrics, node, id] {
-    std::string text =
-        StatsText(ledger->Stats(), writer->depth(), metrics->connections_active.Value());
-    if (node != nullptr) {
-      // The digest pauses the writer for one pass over the loans: an admin
-      // request, not a metric.
-      text += ClusterStatsText(node->State());
-      const storage::Ledger::Digest d = ledger->StateDigest();
-      text += "state_digest " + d.hex + " at stream seq " + std::to_string(d.log_position) + '\n';
-    }
-    return wire::EncodeStatsReply(id, text);
-  });
-}
-
-// Admin: the category rules (docs/categories.md). Apply recomputes every
-// aggregate in the background (minutes on a large store) on the query
-// pool, as Compact does; queries and batches go on meanwhile.
-void Session::HandleRules(const wire::Message& message, uint64_t frame_bytes) {
-  const uint64_t id = message.request_id();
-  storage::Ledger* ledger = env_.ledger;
-  const auto info = [](const storage::RulesVersion& v, bool with_text) {
-    return wire::RulesVersionInfo{v.number, v.version, with_text ? v.text : std::string(),
-                                  v.applied_ms};
-  };
-  if (message.body_type() == wire::Body::RulesShowRequest) {
-    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, info] {
-      wire::RulesShowInfo show;
-      show.current = info(ledger->CurrentRules(), true);
-      Result<std::vector<storage::RulesVersion>> history = ledger->RulesHistory();
-      if (!history.ok()) return ErrorFrame(id, history.status());
-      for (const storage::RulesVersion& v : *history) show.history.push_back(info(v, false));
-      const storage::RulesProgress p = ledger->RulesRecompute();
-      show.recompute_running = p.running;
-      show.recompute_version = p.version;
-      show.recompute_batches_done = p.batches_done;
-      show.recompute_batches_total = p.batches_total;
-      return wire::EncodeRulesShowReply(id, show);
-    });
-    return;
-  }
-  std::string text(wire::View(message.body_as_RulesApplyRequest()->text()));
-  spdlog::info("session {} {}: rules apply requested by {} ({} bytes)", id_, peer_,
-               principal_->name, text.size());
-  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, info, text = std::move(text)] {
-    Result<storage::RulesVersion> r = ledger->ApplyRules(text);
-    if (!r.ok()) {
-      spdlog::warn("rules apply refused: {}", r.status().ToString());
-      return ErrorFrame(id, r.status());
-    }
-    spdlog::info("rules version {} ({}) in force", r->number, r->version);
-    return wire::EncodeRulesApplyReply(id, info(*r, false));
-  });
-}
-
 void Session::Complete(uint64_t frame_bytes, wire::Frame reply) {
   ReleaseBytes(frame_bytes);
   reply_bytes_ += reply.size();
@@ -768,6 +324,12 @@ void Session::Finish(wire::Frame final_frame) {
   stop_reading_ = true;
   Wake(reader_wake_);
   Wake(writer_wake_);
+}
+
+void Session::FinishBadFrame(uint64_t request_id, std::string_view why) {
+  env_.metrics->bad_frames.Increment();
+  spdlog::warn("session {} {}: bad frame: {}; closing", id_, peer_, why);
+  Finish(wire::EncodeError(request_id, wire::ErrorCode::BAD_FRAME, why));
 }
 
 asio::awaitable<bool> Session::ReserveFrame(uint64_t n) {

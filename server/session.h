@@ -111,6 +111,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Ends the connection after in-flight replies with this frame (BAD_FRAME,
   // UNAUTHENTICATED).
   void Finish(wire::Frame final_frame);
+  // Counts a bad frame, logs `why` and Finish()es with BAD_FRAME.
+  void FinishBadFrame(uint64_t request_id, std::string_view why);
   bool ReserveServerBytes(uint64_t n);
   void ReleaseBytes(uint64_t n);
   void Close();
