@@ -1,6 +1,8 @@
 // LedgerImpl: the RocksDB-backed Ledger. Internal to storage/; the public
-// contract is ledger.h. Split over ledger.cc (open, apply), query.cc
-// (report, series, loan) and verify.cc.
+// contract is ledger.h. Split over ledger.cc (open, recovery, migration),
+// ledger_apply.cc (the apply path), ledger_stats.cc (compaction, stats),
+// rocks_options.cc (RocksDB tuning), snapshot.cc, query.cc (report,
+// series, loan), verify.cc, rules_store.cc and replication.cc.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -9,6 +11,7 @@
 #include <bit>
 #include <condition_variable>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -58,10 +61,16 @@ struct EventStep {
 };
 
 // Applies e to `slot` (docs/data.md exactly-once and state rules, not the field
-// rules of ValidateEvent, which the caller has checked). On kApplied, slot
-// holds the new state and *before sums up the state before; otherwise slot
-// is unchanged. Pure but for the classifier's table of masks.
-EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before, Classifier* classifier);
+// rules of ValidateEvent, which the caller has checked), with the ledger's
+// capacity: a DISBURSE over `disbursed_room_fen` (kLedgerDisbursedFenMax less
+// the lifetime disbursements) is rejected. On kApplied, slot holds the new
+// state and *before sums up the state before; otherwise slot is unchanged.
+// Pure but for the classifier's table of masks.
+EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before, Classifier* classifier,
+                   int64_t disbursed_room_fen);
+// StepLoan's room for replays of accepted batches (open, verify): their
+// capacity was checked when they were accepted.
+inline constexpr int64_t kDisbursedRoomUnchecked = std::numeric_limits<int64_t>::max();
 
 // Emits the cell changes of one applied event: the old state's balance
 // leaves the old categories/province, the new state's enters the new ones,
@@ -164,7 +173,7 @@ class LedgerImpl final : public Ledger {
   Day LatestBusinessDate() const override;
 
  private:
-  struct Group;  // the state of one ApplyGroup call (ledger.cc)
+  struct Group;  // the state of one ApplyGroup call (ledger_apply.cc)
 
   // Open (ledger.cc). A reader decodes loans and hands blocks to a sink,
   // which returns false when the reader should stop.
@@ -195,6 +204,12 @@ class LedgerImpl final : public Ledger {
   void StartGroup(Group* g);  // REQUIRES: write_mu_ and loans_mu_ held
   Status PublishGroup(const PublishRecords& publish, Group* g);
   ApplyResult ProcessBatch(const Batch& batch, Group* g);
+  // ProcessBatch's steps (ledger_apply.cc).
+  struct BatchWork;  // the state of one ProcessBatch call
+  void ProcessEvent(const Batch& batch, size_t i, Group* g, BatchWork* w);
+  LoanSlot& TouchSlot(std::string_view key, uint64_t hash, uint64_t stamp, Group* g);
+  ApplyResult RejectBatch(Group* g, BatchWork* w);
+  ApplyResult AcceptBatch(const Batch& batch, Group* g, BatchWork* w);
   Status Commit(Group* g);
   void Unwind(Group* g, size_t to);  // undoes slot changes back to undo-log position `to`
   uint32_t InstitutionIdFor(const std::string& name, Group* g,

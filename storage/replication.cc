@@ -1,5 +1,5 @@
 // What cluster mode needs of a ledger besides ApplyGroupPublished and
-// ApplyPublished (ledger.cc): the log position, a state digest to compare
+// ApplyPublished (ledger_apply.cc): the log position, a state digest to compare
 // replicas, and a checkpoint to start a new replica from.
 #include <rocksdb/utilities/checkpoint.h>
 

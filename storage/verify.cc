@@ -91,7 +91,7 @@ Status ReplayJournal(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_journal,
       }
       LoanSlot& slot = out->loans[LoanKey(e.institution_id, e.loan_id)];
       SlotBefore before;
-      EventStep step = StepLoan(e, &slot, &before, classifier);
+      EventStep step = StepLoan(e, &slot, &before, classifier, kDisbursedRoomUnchecked);
       if (step.kind == EventStep::Kind::kRejected) {
         problem(where + " does not apply: " + step.message);
         continue;
