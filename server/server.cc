@@ -507,6 +507,9 @@ int RunServer(const ServerConfig& config, std::string_view version) {
   // A file-size limit (RLIMIT_FSIZE) reached by RocksDB is then an EFBIG
   // write error (the batch fails, reads go on) instead of killing the process.
   std::signal(SIGXFSZ, SIG_IGN);
+  // A SIGHUP (systemctl reload) before the listeners are up, during a long
+  // ledger open, must not end the process; the Server handles it from then.
+  std::signal(SIGHUP, SIG_IGN);
   try {
     return Serve(config, version);
   } catch (const std::exception& e) {
