@@ -209,12 +209,13 @@ class NodeImpl final : public Node {
     return "loanledger.p" + std::to_string(partition) + ".query";
   }
 
-  // A node answers for its partition while it leads (and has applied the
-  // stream to its end), or follows with nothing known left to apply.
+  // A node answers for its partition while it leads, or when it has applied
+  // all of the stream it knows of. Either way the answer is its state at
+  // one stream position (a new leader may still be applying the old one's
+  // last records: its answer is then at an earlier, whole position).
   bool UpToDate() const {
     std::lock_guard lock(mu_);
-    if (leader_) return LeaseValid() && !need_catch_up_;
-    return ledger_.LogPosition() >= state_.stream_last_seq;
+    return LeaseValid() || ledger_.LogPosition() >= state_.stream_last_seq;
   }
 
   // NATS's delivery thread for the query subscription.

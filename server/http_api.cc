@@ -168,8 +168,8 @@ HttpPlan PlanReport(const HttpApiEnv& env, const std::vector<Param>& params,
   query.scope_institution = std::move(scope);
   HttpPlan plan;
   plan.kind = QueryKind::kReport;
-  plan.query = Bounded(env.reply_bytes_max, [ledger = env.ledger, query = std::move(query)] {
-    Result<Report> r = ledger->QueryReport(query);
+  plan.query = Bounded(env.reply_bytes_max, [figures = env.figures, query = std::move(query)] {
+    Result<Report> r = figures->QueryReport(query);
     if (!r.ok()) return HttpError(r.status());
     r->date = query.date;
     r->by = query.by;
@@ -222,8 +222,8 @@ HttpPlan PlanSeries(const HttpApiEnv& env, const std::vector<Param>& params,
   query.scope_institution = std::move(scope);
   HttpPlan plan;
   plan.kind = QueryKind::kSeries;
-  plan.query = Bounded(env.reply_bytes_max, [ledger = env.ledger, query = std::move(query)] {
-    Result<Series> r = ledger->QuerySeries(query);
+  plan.query = Bounded(env.reply_bytes_max, [figures = env.figures, query = std::move(query)] {
+    Result<Series> r = figures->QuerySeries(query);
     if (!r.ok()) return HttpError(r.status());
     // The shape names what was asked (docs/cli.md: category, step, group_by).
     r->category = query.category;
@@ -264,8 +264,8 @@ HttpPlan PlanLoan(const HttpApiEnv& env, std::string_view rest, const std::vecto
   plan.kind = QueryKind::kLoan;
   plan.query = Bounded(
       env.reply_bytes_max,
-      [ledger = env.ledger, institution = std::move(*institution), loan = std::move(*loan)] {
-        Result<LoanView> r = ledger->QueryLoan(institution, loan);
+      [figures = env.figures, institution = std::move(*institution), loan = std::move(*loan)] {
+        Result<LoanView> r = figures->QueryLoan(institution, loan);
         if (!r.ok()) return HttpError(r.status());
         return JsonReply(LoanJson(*r));
       });

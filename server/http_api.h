@@ -31,6 +31,7 @@ class Ledger;
 
 namespace loanledger::server {
 
+class Figures;
 class TokenTable;
 enum class QueryKind : uint8_t;  // server/metrics.h
 
@@ -57,7 +58,7 @@ struct HttpPlan {
 
 struct HttpApiEnv {
   const TokenTable* tokens = nullptr;
-  storage::Ledger* ledger = nullptr;
+  const Figures* figures = nullptr;  // the ledger's, or every partition's (server/figures.h)
   std::string server_version;
   bool tls = false;
   uint64_t reply_bytes_max = 0;  // larger answers become a 400 "narrow the query"

@@ -58,7 +58,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
         acceptor(strand),
         signals(strand, SIGINT, SIGTERM) {
     api.tokens = env.tokens;
-    api.ledger = env.ledger;
+    api.figures = env.figures;
     api.server_version = env.server_version;
     api.tls = env.tls != nullptr;
     api.reply_bytes_max = wire::kReplyFrameBytesMax;

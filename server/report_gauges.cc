@@ -112,14 +112,16 @@ ReportGauges::CategoryGauges& ReportGauges::GaugesOf(const std::string& category
   return g;
 }
 
-bool ReportGauges::Refresh(const storage::Ledger& ledger) {
+bool ReportGauges::Refresh(const storage::Ledger& ledger, const Figures& figures) {
+  // The latest date of this node's ledger; in a partitioned cluster the
+  // figures are every partition's as of that date.
   const Day latest = ledger.LatestBusinessDate();
   // An empty ledger: the report of any date lists every category, at zero.
   ReportQuery q;
   q.date = latest != 0 ? latest : kDayMin;
-  Result<Report> national = ledger.QueryReport(q);
+  Result<Report> national = figures.QueryReport(q);
   q.by = GroupBy::kProvince;
-  Result<Report> by_province = ledger.QueryReport(q);
+  Result<Report> by_province = figures.QueryReport(q);
   if (!national.ok() || !by_province.ok()) return false;
   Set(latest, *national, *by_province);
   return true;

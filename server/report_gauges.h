@@ -28,6 +28,7 @@
 
 #include "schema/date.h"
 #include "schema/query.h"
+#include "server/figures.h"
 #include "storage/ledger.h"
 
 namespace loanledger::server {
@@ -43,7 +44,7 @@ class ReportGauges {
   // date nationally and by province: in memory, a few hundred rows) and sets
   // every gauge. An empty ledger sets the date to 0 and every figure to 0
   // (growth NaN). Returns false, changing nothing, when a query fails.
-  bool Refresh(const storage::Ledger& ledger);
+  bool Refresh(const storage::Ledger& ledger, const Figures& figures);
 
   // Sets the gauges from reports of one date (by = kNone and kProvince).
   void Set(Day date, const Report& national, const Report& by_province);

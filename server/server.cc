@@ -221,7 +221,7 @@ class Server {
           env_.metrics->SetLedgerStats(env_.ledger->Stats());
           const std::vector<storage::CategoryBalance> balances = env_.ledger->CategoryBalances();
           env_.metrics->SetCategoryBalances(balances);
-          env_.metrics->report().Refresh(*env_.ledger);
+          env_.metrics->report().Refresh(*env_.ledger, *env_.figures);
           env_.metrics->process().Refresh();
           struct statvfs disk {};
           if (statvfs(config_.data_dir.c_str(), &disk) == 0) {
@@ -418,8 +418,10 @@ int Serve(const ServerConfig& config, std::string_view version) {
   {
     std::unique_ptr<cluster::Node> node;  // cluster mode; after the writer stops, before the ledger
     std::unique_ptr<ClusterMetrics> cluster_metrics;
+    const Figures figures(**ledger, &node);  // P > 1: asks every partition (node set below)
     SessionEnv env;
     env.cluster = &node;
+    env.figures = &figures;
     env.config = &config;
     env.tokens = &*tokens;
     env.ledger = ledger->get();
@@ -463,6 +465,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
         return n->ApplyGroup(batches);
       });
       server.OnRefresh([n = node.get(), m = cluster_metrics.get()] { m->Set(n->State()); });
+      if (node->partitions() > 1) figures.AnswerPeers(*node);
     }
     if (http) bound.Add("http", http->bound());
     if (!config.ready_file.empty()) {

@@ -26,6 +26,7 @@
 #include "server/asio.h"
 #include "server/auth.h"
 #include "server/config.h"
+#include "server/figures.h"
 #include "storage/ledger.h"
 
 namespace loanledger::server {
@@ -40,6 +41,7 @@ struct SessionEnv {
   const ServerConfig* config = nullptr;
   const TokenTable* tokens = nullptr;
   storage::Ledger* ledger = nullptr;
+  const Figures* figures = nullptr;  // queries: the ledger's, or every partition's
   BatchWriter* writer = nullptr;
   Metrics* metrics = nullptr;
   asio::thread_pool* query_pool = nullptr;
@@ -101,6 +103,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // reply becomes an error frame. Thread-safe (touches env_ only).
   template <typename F>
   wire::Frame RunQuery(uint64_t request_id, std::optional<QueryKind> kind, F& run) const;
+  Status CheckPartition() const;  // NOT_LEADER when the batch is another partition's
   void OnBatchDone(uint64_t request_id, uint64_t frame_bytes, Clock::time_point received,
                    Result<storage::ApplyResult> result);
 

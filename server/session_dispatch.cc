@@ -133,6 +133,10 @@ Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t 
     CompleteError(id, frame_bytes, events.status().code(), events.status().message());
     co_return;
   }
+  if (Status s = CheckPartition(); !s.ok()) {
+    Complete(frame_bytes, ErrorFrame(id, s));
+    co_return;
+  }
   BatchWriter::Job job;
   job.batch.submitter = principal_->name;
   job.batch.caller_institution = principal_->institution_id;
@@ -180,6 +184,17 @@ Session::Awaitable Session::HandleSubmit(const wire::Message& message, uint64_t 
   }
 }
 
+// A partitioned cluster: an institution's batches go to its partition's
+// leader (docs/cluster.md); this node names it, and the client follows.
+Status Session::CheckPartition() const {
+  if (env_.cluster == nullptr || *env_.cluster == nullptr) return Status::Ok();
+  const cluster::Node& node = **env_.cluster;
+  if (node.partitions() < 2) return Status::Ok();
+  const uint32_t p = cluster::PartitionOf(principal_->institution_id, node.partitions());
+  if (p == node.partition()) return Status::Ok();
+  return Status::NotLeader(node.LeaderAddress(p));
+}
+
 void Session::OnBatchDone(uint64_t request_id, uint64_t frame_bytes, Clock::time_point received,
                           Result<storage::ApplyResult> result) {
   env_.metrics->inflight_batches.Decrement();
@@ -212,18 +227,19 @@ void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
   }
   std::optional<std::string> scope;
   if (p.role == wire::Role::INSTITUTION) scope = p.institution_id;
-  storage::Ledger* ledger = env_.ledger;
+  const Figures* figures = env_.figures;
   switch (message.body_type()) {
     case wire::Body::ReportRequest: {
       Result<ReportQuery> q = wire::DecodeReportRequest(*message.body_as_ReportRequest());
       if (!q.ok()) return CompleteError(id, frame_bytes, q.status().code(), q.status().message());
       q->scope_institution = scope;
       const bool by_institution = q->by == GroupBy::kInstitution;
-      auto run = [ledger, id, query = std::move(*q)] {
-        Result<Report> r = ledger->QueryReport(query);
+      auto run = [figures, id, query = std::move(*q)] {
+        Result<Report> r = figures->QueryReport(query);
         return r.ok() ? wire::EncodeReportReply(id, *r) : ErrorFrame(id, r.status());
       };
-      if (by_institution) {
+      // A partitioned cluster's answer waits on the network: never on the strand.
+      if (by_institution || figures->fans_out()) {
         RunOnQueryPool(id, frame_bytes, QueryKind::kReport, std::move(run));
         return;
       }
@@ -245,8 +261,8 @@ void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
       Result<SeriesQuery> q = wire::DecodeSeriesRequest(*message.body_as_SeriesRequest());
       if (!q.ok()) return CompleteError(id, frame_bytes, q.status().code(), q.status().message());
       q->scope_institution = scope;
-      RunOnQueryPool(id, frame_bytes, QueryKind::kSeries, [ledger, id, query = std::move(*q)] {
-        Result<Series> r = ledger->QuerySeries(query);
+      RunOnQueryPool(id, frame_bytes, QueryKind::kSeries, [figures, id, query = std::move(*q)] {
+        Result<Series> r = figures->QuerySeries(query);
         return r.ok() ? wire::EncodeSeriesReply(id, *r) : ErrorFrame(id, r.status());
       });
       return;
@@ -260,8 +276,8 @@ void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
                              "an institution may read only its own loans");
       }
       RunOnQueryPool(id, frame_bytes, QueryKind::kLoan,
-                     [ledger, id, institution = std::move(institution), loan = std::move(loan)] {
-                       Result<LoanView> r = ledger->QueryLoan(institution, loan);
+                     [figures, id, institution = std::move(institution), loan = std::move(loan)] {
+                       Result<LoanView> r = figures->QueryLoan(institution, loan);
                        return r.ok() ? wire::EncodeLoanReply(id, *r) : ErrorFrame(id, r.status());
                      });
       return;

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""A partitioned cluster (issue 13) against a single node, to the fen; real nats-server and
+loanledgerd processes (tests/support/local_cluster.py), every one stopped by its PID.
+
+    cluster_partitions_test.py BUILD_DIR PARTITIONS REPLICAS [--keep]
+
+The 151 institution files of `gen --scale 0.00002 --seed 5` go to a plain loanledgerd and, with
+`loanledger submit --server <every node>`, to a cluster of PARTITIONS x REPLICAS nodes: each
+institution's batches belong to partition FNV-1a-64(institution) mod P, and a node of another
+partition answers NOT_LEADER naming that partition's leader, which the CLI follows. Then, asked of
+EVERY node:
+  - reports (every category; national, by province, by institution, by region group), series
+    (two categories, by none and by province) and loans (one per institution, for a sample) equal
+    the single node's, to the fen, byte for byte in JSON;
+  - an institution's token sees only its own figures, whichever node it asks (fan-out included);
+  - with a partition's nodes stopped, a query that needs that partition fails with UNAVAILABLE
+    naming it (never a partial sum) and one scoped to an institution of another partition is
+    answered; once they are back, the answer is the single node's again.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+from cluster_workload import Failure, Submitter, Workload, check, log, wait_until  # noqa: E402
+from ll_server import start_loanledgerd  # noqa: E402
+from local_cluster import LocalCluster  # noqa: E402
+
+DATE = "2024-09-30"
+REPORTS = {"national": [], "province": ["--by", "province"], "institution": ["--by", "institution"],
+           "region_group": ["--by", "region_group"]}
+SERIES = {f"{c}/{by or 'none'}": ["--category", c, "--from", "2023-01-01", "--to", DATE,
+                                   *(["--by", by] if by else [])]
+          for c in ("TOTAL", "INCLUSIVE_SMALL_MICRO") for by in (None, "province")}
+LOANS_SAMPLED = 12
+
+
+def fnv1a64(text):
+    h = 0xcbf29ce484222325
+    for b in text.encode():
+        h ^= b
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def answers(w, server, token, loans, positions=None):
+    """Every query's answer, as the CLI prints it in JSON, but for `stream_positions` (a
+    partitioned cluster's, saved by query into `positions` when given)."""
+    out = {}
+    def keep(key, text):
+        j = json.loads(text)
+        p = j.pop("stream_positions", None)
+        if positions is not None:
+            positions[key] = p
+        out[key] = j
+    for name, extra in REPORTS.items():
+        keep(f"report/{name}", w.run_cli(["report", "--date", DATE, "--format", "json", *extra,
+                                          "--server", server, "--token", token]).stdout)
+    for name, extra in SERIES.items():
+        keep(f"series/{name}", w.run_cli(["series", *extra, "--format", "json",
+                                          "--server", server, "--token", token]).stdout)
+    for inst, loan in loans:
+        keep(f"loan/{inst}/{loan}", w.run_cli(["loan", "--institution", inst, "--loan-id", loan,
+                                               "--format", "json", "--server", server,
+                                               "--token", token]).stdout)
+    return out
+
+
+def compare(got, want, where):
+    for key in want:
+        if got[key] != want[key]:
+            g, x = got[key], want[key]
+            rows = g.get("rows") or g.get("points") or []
+            ref = x.get("rows") or x.get("points") or []
+            diff = [(a, b) for a, b in zip(rows, ref) if a != b][:2]
+            raise Failure(f"{where}: {key} differs from the single node's ({len(rows)} vs {len(ref)} "
+                          f"rows; first differences: {diff or (g, x)})")
+
+
+def sample_loans(w):
+    """One loan id of every k-th institution file."""
+    step = max(1, len(w.files) // LOANS_SAMPLED)
+    loans = []
+    for inst, path, _ in w.files[::step]:
+        with open(path) as f:
+            f.readline()
+            loans.append((inst, f.readline().split(",")[1]))
+    return loans
+
+
+def institution_sees_itself(w, cluster):
+    """An institution's token, asked of a node of every partition, shows its own rows only."""
+    inst, _, token = w.files[0]
+    for p in range(cluster.partitions):
+        node = cluster.node(p, 1)
+        rows = json.loads(w.run_cli(["report", "--date", DATE, "--by", "institution", "--format", "json",
+                                     "--server", node.client(), "--token", token]).stdout)["rows"]
+        groups = {r["group"] for r in rows}
+        check(groups == {inst}, f"{inst}'s token on {node.name} sees groups {sorted(groups)}")
+    other_inst, _, _ = next(f for f in w.files if f[0] != inst)
+    p = w.run_cli(["loan", "--institution", other_inst, "--loan-id", "X", "--server",
+                   cluster.node(0, 1).client(), "--token", token], check_rc=False)
+    check(p.returncode != 0 and "own" in p.stderr, f"{inst} read {other_inst}'s loan: {p.stderr}")
+    log(f"{inst}'s token sees only {inst} on every partition's nodes")
+
+
+def dead_partition(w, cluster, reference, loans):
+    """Stops every node of the last partition: queries that need it fail clearly, then recover."""
+    dead = cluster.partitions - 1
+    alive = cluster.node(0, 1)
+    for r in range(1, cluster.replicas + 1):
+        cluster.stop_node(dead, r)
+    log(f"stopped every node of partition {dead}")
+    p = w.run_cli(["report", "--date", DATE, "--format", "json", "--server", alive.client(),
+                   "--token", w.regulator], check_rc=False)
+    check(p.returncode != 0 and "partition" in p.stderr and str(dead) in p.stderr,
+          f"a report with partition {dead} down: rc {p.returncode}, out {p.stdout[:200]!r}, "
+          f"err {p.stderr.strip()!r}")
+    log(f"report without partition {dead}: {p.stderr.strip()}")
+    mine = next(f for f in w.files if fnv1a64(f[0]) % cluster.partitions == 0)
+    p = w.run_cli(["report", "--date", DATE, "--format", "json", "--server", alive.client(),
+                   "--token", mine[2]], check_rc=False)
+    check(p.returncode == 0, f"{mine[0]} (partition 0) could not read its figures: {p.stderr}")
+    for r in range(1, cluster.replicas + 1):
+        cluster.start_node(dead, r)
+    cluster.wait_leaders(time.monotonic() + 60)
+
+    def recovered():
+        try:
+            got = answers(w, alive.client(), w.regulator, loans)
+        except Failure:
+            return None
+        return got if got == reference else None
+    wait_until(recovered, 60, "the single node's answers once the partition is back", poll_s=0.5)
+    log(f"partition {dead} back: answers equal the single node's again")
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(f"usage: {sys.argv[0]} BUILD_DIR PARTITIONS REPLICAS [--keep]", file=sys.stderr)
+        return 2
+    build, partitions, replicas, keep = argv[0], int(argv[1]), int(argv[2]), "--keep" in argv
+    work = tempfile.mkdtemp(prefix=f"ll-partitions-{partitions}x{replicas}-")
+    cluster = None
+    ok = False
+    try:
+        w = Workload(build, work)
+        w.prepare()
+        loans = sample_loans(w)
+        data = os.path.join(work, "single", "data")
+        os.makedirs(data, exist_ok=True)
+        single = start_loanledgerd(build, data, w.tokens, os.path.join(work, "single", "loanledgerd.log"))
+        try:
+            sub = Submitter(w, single.address())
+            sub.run()
+            check(sub.error is None and sub.applied == w.events, f"single node: {sub.error}, "
+                                                                 f"applied {sub.applied} of {w.events}")
+            reference = answers(w, single.address(), w.regulator, loans)
+        finally:
+            single.stop()
+        log(f"single-node reference: {len(reference)} answers")
+        cluster = LocalCluster(os.path.join(work, "cluster"), partitions=partitions, replicas=replicas,
+                               tokens=w.tokens, bin_dir=build)
+        cluster.up()
+        everyone = ",".join(n.client() for n in cluster.nodes.values())
+        log(f"cluster of {partitions} partitions x {replicas} replicas up: {everyone}")
+        sub = Submitter(w, everyone)
+        sub.run()
+        check(sub.error is None, f"submission: {sub.error}")
+        sub.check_counts()
+        check(sub.applied == w.events, f"the cluster applied {sub.applied} of {w.events} events")
+        by_partition = {}
+        for inst, _, _ in w.files:
+            by_partition.setdefault(fnv1a64(inst) % partitions, []).append(inst)
+        check(len(by_partition) == partitions, f"every partition holds institutions: {by_partition.keys()}")
+        log("institutions per partition: " + ", ".join(f"{p}: {len(v)}" for p, v in sorted(by_partition.items())))
+        for n in cluster.nodes.values():
+            def same(n=n):
+                got = answers(w, n.client(), w.regulator, loans)
+                return got if got == reference else None
+            try:
+                wait_until(same, 30, f"{n.name}'s answers equal to the single node's", poll_s=0.5)
+            except Failure:
+                compare(answers(w, n.client(), w.regulator, loans), reference, n.name)
+                raise
+        log(f"every node ({len(cluster.nodes)}) answers {len(reference)} queries as the single node")
+        positions = {}
+        answers(w, cluster.node(0, 1).client(), w.regulator, loans, positions)
+        for key, p in positions.items():
+            if key.startswith("loan/"):
+                check(p is None, f"{key}: stream_positions on a loan: {p}")
+            else:
+                check(isinstance(p, list) and len(p) == partitions and all(x > 0 for x in p),
+                      f"{key}: stream_positions {p} (one positive position per partition expected)")
+        log(f"every report and series states the {partitions} stream positions it reflects, e.g. "
+            f"{positions['report/national']}")
+        institution_sees_itself(w, cluster)
+        dead_partition(w, cluster, reference, loans)
+        ok = True
+    except Failure as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+    finally:
+        if cluster is not None:
+            cluster.down()
+        if ok and not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"work dir kept: {work}", file=sys.stderr)
+    if ok:
+        print(f"PASS partitions={partitions} replicas={replicas}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
