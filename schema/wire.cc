@@ -552,6 +552,8 @@ Report DecodeReportReply(const ReportReply& reply) {
     }
   }
   report.rules_version = std::string(View(reply.rules_version()));
+  if (const auto* positions = reply.stream_positions())
+    report.stream_positions.assign(positions->begin(), positions->end());
   return report;
 }
 
@@ -562,12 +564,12 @@ Series DecodeSeriesReply(const SeriesReply& reply) {
   series.by = static_cast<loanledger::GroupBy>(reply.by());
   series.category_name = std::string(View(reply.category_name()));
   series.rules_version = std::string(View(reply.rules_version()));
+  if (const auto* positions = reply.stream_positions())
+    series.stream_positions.assign(positions->begin(), positions->end());
   if (const auto* points = reply.points()) {
     series.points.reserve(points->size());
     for (const wire::SeriesPoint* p : *points) {
       series.points.push_back(loanledger::SeriesPoint{p->date(), std::string(View(p->group())),
-  if (const auto* positions = reply.stream_positions())
-    report.stream_positions.assign(positions->begin(), positions->end());
                                                       p->balance_fen(), p->loan_count()});
     }
   }
@@ -578,8 +580,6 @@ LoanView DecodeLoanReply(const LoanReply& reply) {
   LoanView view;
   view.institution_id = std::string(View(reply.institution_id()));
   view.loan_id = std::string(View(reply.loan_id()));
-  if (const auto* positions = reply.stream_positions())
-    series.stream_positions.assign(positions->begin(), positions->end());
   view.last_seq = reply.last_seq();
   view.last_business_date = reply.last_business_date();
   view.balance_fen = reply.balance_fen();
