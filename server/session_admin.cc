@@ -86,6 +86,26 @@ void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
     });
     return;
   }
+  if (message.body_type() == wire::Body::BackupRequest) {
+    const wire::BackupRequest* req = message.body_as_BackupRequest();
+    storage::BackupOptions options{std::string(wire::View(req->dir())), req->keep()};
+    spdlog::info("session {} {}: backup to {} requested by {}", id_, peer_, options.dir,
+                 principal_->name);
+    // On the query pool like Verify: the first backup copies the whole store.
+    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, options = std::move(options)] {
+      Result<storage::BackupInfo> r = ledger->Backup(options);
+      if (!r.ok()) {
+        spdlog::warn("backup to {} failed: {}", options.dir, r.status().ToString());
+        return ErrorFrame(id, r.status());
+      }
+      spdlog::info("backup {} written to {}: {} batches, {} bytes ({} new), {} backups kept", r->id,
+                   options.dir, r->batches, r->size_bytes, r->new_bytes, r->backups_kept);
+      return wire::EncodeBackupReply(
+          id, wire::BackupSummary{options.dir, r->id, r->batches, r->log_position, r->size_bytes,
+                                  r->new_bytes, r->files, r->backups_kept});
+    });
+    return;
+  }
   if (message.body_type() == wire::Body::CompactRequest) {
     // On the query pool like Verify: it may take minutes, and the session
     // goes on answering meanwhile.

@@ -62,6 +62,7 @@ Session::Awaitable Session::Dispatch(const wire::Message& message, uint64_t fram
     case wire::Body::StatsRequest:
     case wire::Body::CompactRequest:
     case wire::Body::CheckpointRequest:
+    case wire::Body::BackupRequest:
     case wire::Body::RulesShowRequest:
     case wire::Body::RulesApplyRequest:
       HandleAdmin(message, frame_bytes);
