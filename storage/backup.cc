@@ -362,6 +362,7 @@ Result<BackupInfo> LedgerImpl::Backup(const BackupOptions& options) {
   rocksdb::Status s = (*engine)->GetBackupInfo(id, &made, /*include_file_details=*/true);
   if (!s.ok()) return FromRocks(s, "read backup " + std::to_string(id));
   BackupInfo info = FromEngineInfo(made);
+  if (snapshot != 0) info.size_bytes += fs::file_size(snapshots / SnapshotFileName(snapshot), ec);
   for (const rocksdb::BackupFileInfo& f : made.file_details) {
     if (!had.contains(f.relative_filename)) new_bytes += f.size;
   }

@@ -107,6 +107,7 @@ TEST_F(StorageBackupTest, RestoredBackupsHaveTheFiguresOfTheirTimeAndTheSecondIs
   EXPECT_EQ(second.loan_snapshot, first.loan_snapshot);  // shared, not copied again
   EXPECT_LT(second.new_bytes, first.new_bytes);
   EXPECT_LT(second.new_bytes, second.size_bytes);
+  EXPECT_LE(first.new_bytes, first.size_bytes);  // the snapshot counts in both
   EXPECT_EQ(second.backups_kept, 2u);
 
   // The newest: the ledger as it is now.
