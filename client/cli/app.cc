@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <tuple>
 
 #include "client/cli/format.h"
 #include "client/cli/progress.h"
@@ -64,6 +65,8 @@ struct Flags {
   std::string gen_scale = "1/10000";                // gen
   uint64_t gen_seed = 1;                            // gen
   std::string gen_out = "-";                        // gen
+  std::string gen_banks, gen_out_dir;               // gen ("" = not given)
+  std::string gen_day, gen_before;                  // gen ("" = not given)
   std::string rules_file;                           // admin rules apply
 };
 
@@ -241,6 +244,12 @@ void AddCommands(CLI::App& app, Flags& f, Commands& c) {
       ->capture_default_str();
   c.gen->add_option("--seed", f.gen_seed, "random seed")->capture_default_str();
   c.gen->add_option("--out", f.gen_out, "output CSV file ('-' = stdout)")->capture_default_str();
+  c.gen->add_option("--banks", f.gen_banks,
+                    "lend through N banks of skewed sizes (1-9999; default: the model's 160)");
+  c.gen->add_option("--out-dir", f.gen_out_dir,
+                    "one CSV per institution, DIR/<institution>.csv (instead of --out)");
+  c.gen->add_option("--day", f.gen_day, "only the events of this business day (YYYY-MM-DD)");
+  c.gen->add_option("--before", f.gen_before, "only the events dated before this day (YYYY-MM-DD)");
 }
 
 // ---- Shared helpers -------------------------------------------------------
@@ -611,6 +620,39 @@ std::optional<double> ParseScale(std::string_view text) {
   return scale;
 }
 
+// --banks, --out-dir, --day, --before into args (issue 14's workloads).
+int ParseGenWorkloadFlags(const Flags& f, CliContext& ctx, GenArgs& args) {
+  if (!f.gen_banks.empty()) {
+    uint32_t banks = 0;
+    const auto [end, ec] =
+        std::from_chars(f.gen_banks.data(), f.gen_banks.data() + f.gen_banks.size(), banks);
+    if (ec != std::errc() || end != f.gen_banks.data() + f.gen_banks.size() || banks < 1 ||
+        banks > kGenBanksMax) {
+      return Usage(ctx, "gen",
+                   "bad --banks \"" + f.gen_banks + "\": expected a number of banks, 1 to " +
+                       std::to_string(kGenBanksMax));
+    }
+    args.banks = banks;
+  }
+  if (!f.gen_out_dir.empty() && f.gen_out != "-") {
+    return Usage(ctx, "gen", "give --out or --out-dir, not both");
+  }
+  args.out_dir = f.gen_out_dir;
+  if (!f.gen_day.empty() && !f.gen_before.empty()) {
+    return Usage(ctx, "gen", "give --day or --before, not both");
+  }
+  for (const auto& [flag, text, into] : {std::tuple{"--day", &f.gen_day, &args.day},
+                                         std::tuple{"--before", &f.gen_before, &args.before}}) {
+    if (text->empty()) continue;
+    *into = ParseDate(*text);
+    if (!*into) {
+      return Usage(ctx, "gen",
+                   std::string("bad ") + flag + " \"" + *text + "\": expected YYYY-MM-DD");
+    }
+  }
+  return kExitOk;
+}
+
 int RunGen(const Flags& f, CliContext& ctx) {
   const std::optional<double> scale = ParseScale(f.gen_scale);
   if (!scale)
@@ -620,7 +662,9 @@ int RunGen(const Flags& f, CliContext& ctx) {
     return Usage(ctx, "gen",
                  "the portfolio generator (client/gen) is not built into this binary yet");
   }
-  return ctx.gen(GenArgs{*scale, f.gen_seed, f.gen_out}, ctx);
+  GenArgs args{*scale, f.gen_seed, f.gen_out};
+  if (const int code = ParseGenWorkloadFlags(f, ctx, args); code != kExitOk) return code;
+  return ctx.gen(args, ctx);
 }
 
 int Dispatch(const Commands& c, const Flags& f, CliContext& ctx) {

@@ -36,7 +36,16 @@ struct GenArgs {
   double scale = 1e-4;    // share of the national portfolio (default 1/10,000); > 0
   uint64_t seed = 1;      // same seed, same file
   std::string out = "-";  // CSV output path; "-" = stdout
+  uint32_t banks = 0;     // 0 = the model's own banks; else that many, of skewed sizes
+  std::string out_dir;    // non-empty: one CSV per institution in this directory
+  // Only the events of this business day (days since 1970-01-01); unset = all.
+  std::optional<int32_t> day;
+  // Only the events dated before this day; unset = all.
+  std::optional<int32_t> before;
 };
+
+// Most banks `gen --banks` takes (= gen::kBanksMax, client/gen/banks.h; ids B0001..B9999).
+inline constexpr uint32_t kGenBanksMax = 9999;
 
 // The server's default --listen address (docs/operations.md).
 inline constexpr std::string_view kDefaultServer = "127.0.0.1:7700";

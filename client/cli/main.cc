@@ -8,7 +8,10 @@
 
 #include "client/cli/app.h"
 #include "client/client.h"
+#include "client/gen/banks.h"
 #include "client/gen/generator.h"
+
+static_assert(loanledger::client::cli::kGenBanksMax == loanledger::gen::kBanksMax);
 
 int main(int argc, char** argv) {
   using loanledger::client::cli::CliContext;
@@ -27,7 +30,14 @@ int main(int argc, char** argv) {
     loanledger::gen::GenOptions options;
     options.scale = args.scale;
     options.seed = args.seed;
-    return loanledger::gen::RunGenCommand(options, args.out == "-" ? std::string() : args.out);
+    options.banks = args.banks;
+    loanledger::gen::GenOutput output;
+    output.out_path = args.out == "-" ? std::string() : args.out;
+    output.out_dir = args.out_dir;
+    if (args.day) output.first_day = output.last_day = *args.day;
+    if (args.before) output.last_day = *args.before - 1;
+    output.summary_extra = args.banks > 0 || !args.out_dir.empty() || args.day || args.before;
+    return loanledger::gen::RunGenCommand(options, output);
   };
   context.err_is_terminal = isatty(STDERR_FILENO) == 1;
   std::vector<std::string> args(argv + 1, argv + argc);

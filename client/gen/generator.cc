@@ -4,13 +4,17 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <ostream>
+#include <unordered_map>
 #include <vector>
 
 #include "client/csv.h"
+#include "client/gen/banks.h"
 #include "client/gen/portfolio.h"
 #include "client/gen/tables.h"
 #include "schema/check.h"
@@ -42,6 +46,7 @@ constexpr size_t kCsvChunkBytes = 1u << 20;
 // each loan's events in seq order (their dates never decrease): a stable
 // counting sort over the days of the history window.
 constexpr size_t kHistoryDays = kHistoryLast - kHistoryFirst + 1;
+static_assert(kGenFirstDay == kHistoryFirst && kGenLastDay == kHistoryLast);
 
 }  // namespace
 
@@ -56,18 +61,34 @@ Status ValidateGenOptions(const GenOptions& o) {
     return Status::InvalidArgument("block_loans must be in [1, " + std::to_string(kBlockLoansMax) +
                                    "]");
   }
+  if (o.banks > kBanksMax) {
+    return Status::InvalidArgument("banks must be in [1, " + std::to_string(kBanksMax) + "] (got " +
+                                   std::to_string(o.banks) + ")");
+  }
+  return Status::Ok();
+}
+
+Status ValidateGenOutput(const GenOutput& o) {
+  if (o.first_day < kGenFirstDay || o.last_day > kGenLastDay || o.first_day > o.last_day) {
+    return Status::InvalidArgument("the days asked for (" + FormatDate(o.first_day) + " to " +
+                                   FormatDate(o.last_day) + ") are not within the history, " +
+                                   FormatDate(kGenFirstDay) + " to " + FormatDate(kGenLastDay));
+  }
   return Status::Ok();
 }
 
 class PortfolioGenerator::Impl {
  public:
-  explicit Impl(const GenOptions& o) : options_(Checked(o)), planner_(o.scale, o.seed) {}
+  explicit Impl(const GenOptions& o) : options_(Checked(o)), planner_(o.scale, o.seed) {
+    if (o.banks > 0) bank_map_.emplace(o.banks, o.seed);
+  }
 
   bool Next(LoanEvent& out) {
     if (cursor_ == events_.size() && !FillBlock()) return false;
     const BlockEvent& e = events_[cursor_++];
     const BlockLoan& loan = loans_[e.loan];
-    out.institution_id = Institutions()[loan.institution].id;
+    out.institution_id = bank_map_ ? bank_map_->For(loan.institution, loan.number)
+                                   : Institutions()[loan.institution].id;
     out.loan_id.assign(loan.id, kLoanIdChars);
     out.seq = e.seq;
     out.business_date = e.event.business_date;
@@ -90,6 +111,7 @@ class PortfolioGenerator::Impl {
   static constexpr size_t kLoanIdChars = 11;  // L + 10 digits
   struct BlockLoan {
     uint32_t institution;
+    uint64_t number;  // PlannedLoan::number
     char id[kLoanIdChars + 1];
     LoanAttributes attributes[2];
   };
@@ -107,6 +129,7 @@ class PortfolioGenerator::Impl {
     while (loans_.size() < options_.block_loans && planner_.Next(planned_)) {
       BlockLoan& b = loans_.emplace_back();
       b.institution = planned_.institution;
+      b.number = planned_.number;
       LL_CHECK(planned_.number < 10'000'000'000ull);
       std::snprintf(b.id, sizeof b.id, "L%010llu",
                     static_cast<unsigned long long>(planned_.number));
@@ -159,6 +182,7 @@ class PortfolioGenerator::Impl {
   }
 
   GenOptions options_;
+  std::optional<BankMap> bank_map_;  // with GenOptions::banks > 0
   Planner planner_;
   PlannedLoan planned_;
   std::vector<BlockLoan> loans_;
@@ -177,8 +201,20 @@ const GenStats& PortfolioGenerator::stats() const { return impl_->stats(); }
 
 namespace {
 
-Status WriteCsvCounting(const GenOptions& options, std::ostream& out, GenStats& stats) {
+bool Wanted(const GenOutput& output, const LoanEvent& event) {
+  return event.business_date >= output.first_day && event.business_date <= output.last_day;
+}
+
+// Counts of what a gen command wrote.
+struct Written {
+  uint64_t events = 0;  // events written (after the day filter)
+  uint64_t files = 0;   // files written (one with a single output)
+};
+
+Status WriteCsvCounting(const GenOptions& options, const GenOutput& output, std::ostream& out,
+                        GenStats& stats, Written& written) {
   if (Status s = ValidateGenOptions(options); !s.ok()) return s;
+  if (Status s = ValidateGenOutput(output); !s.ok()) return s;
   PortfolioGenerator generator(options);
   std::string buffer;
   buffer.reserve(kCsvChunkBytes + 4096);
@@ -186,7 +222,9 @@ Status WriteCsvCounting(const GenOptions& options, std::ostream& out, GenStats& 
   buffer.push_back('\n');
   LoanEvent event;
   while (generator.Next(event)) {
+    if (!Wanted(output, event)) continue;
     client::AppendCsvLine(event, buffer);
+    ++written.events;
     if (buffer.size() >= kCsvChunkBytes) {
       out.write(buffer.data(), static_cast<std::streamsize>(buffer.size()));
       if (!out) return Status::IoError("writing the CSV failed");
@@ -196,51 +234,178 @@ Status WriteCsvCounting(const GenOptions& options, std::ostream& out, GenStats& 
   out.write(buffer.data(), static_cast<std::streamsize>(buffer.size()));
   out.flush();
   stats = generator.stats();
+  written.files = 1;
   if (!out) return Status::IoError("writing the CSV failed");
   return Status::Ok();
 }
 
-}  // namespace
+// Buffered CSV files, one per institution, in a directory: each file gets
+// the header and its institution's events in stream order. Files are opened
+// to append a full buffer and closed again, so that thousands of banks need
+// no more than one descriptor.
+class CsvDirectoryWriter {
+ public:
+  // Bytes buffered over all institutions, at most (about: one line more each).
+  static constexpr size_t kBufferedBytesMax = 64u << 20;
+  static constexpr size_t kBufferBytesMin = 16u << 10;
 
-Status WriteCsv(const GenOptions& options, std::ostream& out) {
-  GenStats stats;
-  return WriteCsvCounting(options, out, stats);
+  CsvDirectoryWriter(std::filesystem::path dir, uint32_t banks)
+      : dir_(std::move(dir)),
+        buffer_bytes_max_(
+            std::max(kBufferBytesMin, kBufferedBytesMax / std::max<size_t>(banks, 160))) {}
+
+  Status Add(const LoanEvent& event) {
+    auto [it, inserted] = sinks_.try_emplace(event.institution_id);
+    Sink& sink = it->second;
+    if (inserted) {
+      sink.buffer.append(client::kCsvHeader);
+      sink.buffer.push_back('\n');
+    }
+    client::AppendCsvLine(event, sink.buffer);
+    if (sink.buffer.size() >= buffer_bytes_max_) return Flush(it->first, sink);
+    return Status::Ok();
+  }
+
+  Status FlushAll() {
+    for (auto& [id, sink] : sinks_) {
+      if (Status s = Flush(id, sink); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  uint64_t files() const { return sinks_.size(); }
+
+ private:
+  struct Sink {
+    std::string buffer;
+    bool created = false;  // the file exists (truncated once, then appended to)
+  };
+
+  Status Flush(const std::string& institution_id, Sink& sink) {
+    const std::string path = (dir_ / (institution_id + ".csv")).string();
+    std::FILE* f = std::fopen(path.c_str(), sink.created ? "ab" : "wb");
+    if (f == nullptr) return Status::IoError("cannot open " + path + " for writing");
+    const size_t n = std::fwrite(sink.buffer.data(), 1, sink.buffer.size(), f);
+    const bool closed = std::fclose(f) == 0;
+    if (n != sink.buffer.size() || !closed) return Status::IoError("writing " + path + " failed");
+    sink.created = true;
+    sink.buffer.clear();
+    return Status::Ok();
+  }
+
+  std::filesystem::path dir_;
+  size_t buffer_bytes_max_;
+  std::unordered_map<std::string, Sink> sinks_;  // by institution id
+};
+
+// The directory for --out-dir: created when missing; one that already holds
+// CSV files is refused, so that files of an earlier run never mix in.
+Status PrepareOutDir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir)) {
+    return Status::IoError("cannot create the directory " + dir.string());
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".csv") {
+      return Status::InvalidArgument(dir.string() +
+                                     " already holds CSV files; give a new or empty directory");
+    }
+  }
+  if (ec) return Status::IoError("cannot list the directory " + dir.string());
+  return Status::Ok();
 }
 
-int RunGenCommand(const GenOptions& options, const std::string& out_path_or_empty) {
-  if (Status s = ValidateGenOptions(options); !s.ok()) {
-    std::fprintf(stderr, "loanledger gen: %s\n", s.message().c_str());
-    return 1;
+Status WriteCsvDirectory(const GenOptions& options, const GenOutput& output, GenStats& stats,
+                         Written& written) {
+  if (Status s = ValidateGenOptions(options); !s.ok()) return s;
+  if (Status s = ValidateGenOutput(output); !s.ok()) return s;
+  if (Status s = PrepareOutDir(output.out_dir); !s.ok()) return s;
+  PortfolioGenerator generator(options);
+  CsvDirectoryWriter writer(output.out_dir, options.banks);
+  LoanEvent event;
+  while (generator.Next(event)) {
+    if (!Wanted(output, event)) continue;
+    if (Status s = writer.Add(event); !s.ok()) return s;
+    ++written.events;
   }
+  if (Status s = writer.FlushAll(); !s.ok()) return s;
+  stats = generator.stats();
+  written.files = writer.files();
+  return Status::Ok();
+}
+
+int WriteToFileOrStdout(const GenOptions& options, const GenOutput& output, GenStats& stats,
+                        Written& written) {
   std::ofstream file;
-  if (!out_path_or_empty.empty()) {
-    file.open(out_path_or_empty, std::ios::binary | std::ios::trunc);
+  if (!output.out_path.empty()) {
+    file.open(output.out_path, std::ios::binary | std::ios::trunc);
     if (!file) {
-      std::fprintf(stderr, "loanledger gen: cannot open %s for writing\n",
-                   out_path_or_empty.c_str());
+      std::fprintf(stderr, "loanledger gen: cannot open %s for writing\n", output.out_path.c_str());
       return 1;
     }
   }
-  std::ostream& out = out_path_or_empty.empty() ? std::cout : file;
-  GenStats stats;
-  if (Status s = WriteCsvCounting(options, out, stats); !s.ok()) {
+  std::ostream& out = output.out_path.empty() ? std::cout : file;
+  if (Status s = WriteCsvCounting(options, output, out, stats, written); !s.ok()) {
     std::fprintf(stderr, "loanledger gen: %s\n", s.ToString().c_str());
     return 1;
   }
   if (file.is_open()) {
     file.close();
     if (!file) {
-      std::fprintf(stderr, "loanledger gen: closing %s failed\n", out_path_or_empty.c_str());
+      std::fprintf(stderr, "loanledger gen: closing %s failed\n", output.out_path.c_str());
       return 1;
     }
   }
+  return 0;
+}
+
+}  // namespace
+
+Status WriteCsv(const GenOptions& options, std::ostream& out) {
+  GenStats stats;
+  Written written;
+  return WriteCsvCounting(options, GenOutput{}, out, stats, written);
+}
+
+int RunGenCommand(const GenOptions& options, const GenOutput& output) {
+  if (Status s = ValidateGenOptions(options); !s.ok()) {
+    std::fprintf(stderr, "loanledger gen: %s\n", s.message().c_str());
+    return 1;
+  }
+  if (Status s = ValidateGenOutput(output); !s.ok()) {
+    std::fprintf(stderr, "loanledger gen: %s\n", s.message().c_str());
+    return 1;
+  }
+  GenStats stats;
+  Written written;
+  if (!output.out_dir.empty()) {
+    if (Status s = WriteCsvDirectory(options, output, stats, written); !s.ok()) {
+      std::fprintf(stderr, "loanledger gen: %s\n", s.message().c_str());
+      return 1;
+    }
+  } else if (const int code = WriteToFileOrStdout(options, output, stats, written); code != 0) {
+    return code;
+  }
   std::fprintf(stderr,
-               "loanledger gen: scale=%g seed=%llu loans=%llu (calibration %llu) events=%llu\n",
+               "loanledger gen: scale=%g seed=%llu loans=%llu (calibration %llu) events=%llu",
                options.scale, static_cast<unsigned long long>(options.seed),
                static_cast<unsigned long long>(stats.loans),
                static_cast<unsigned long long>(stats.calibration_loans),
                static_cast<unsigned long long>(stats.events));
+  if (output.summary_extra) {
+    std::fprintf(stderr, " written=%llu files=%llu",
+                 static_cast<unsigned long long>(written.events),
+                 static_cast<unsigned long long>(written.files));
+  }
+  std::fprintf(stderr, "\n");
   return 0;
+}
+
+int RunGenCommand(const GenOptions& options, const std::string& out_path_or_empty) {
+  GenOutput output;
+  output.out_path = out_path_or_empty;
+  return RunGenCommand(options, output);
 }
 
 std::span<const PublishedFigure> PublishedFigures() { return kPublished; }

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "schema/category.h"
+#include "schema/date.h"
 #include "schema/event.h"
 #include "schema/status.h"
 
@@ -39,6 +40,7 @@ struct GenOptions {
   double scale = 1e-4;                        // share of the national book, kScaleMin..kScaleMax
   uint64_t seed = 1;                          // same seed (and scale) -> byte-identical output
   uint32_t block_loans = kBlockLoansDefault;  // 1..kBlockLoansMax; changes the order, not the loans
+  uint32_t banks = 0;  // 0: the model's 160 banks; 1..kBanksMax: that many, skewed (banks.h)
 };
 
 // OK, or InvalidArgument naming the bad option.
@@ -93,6 +95,27 @@ class PortfolioGenerator {
 // Writes the CSV header and every event (the CSV form of docs/data.md), buffered.
 // IoError when the stream fails; InvalidArgument for bad options.
 Status WriteCsv(const GenOptions& options, std::ostream& out);
+
+// Where `loanledger gen` writes, and which of the stream's events: only those
+// dated first_day..last_day (inclusive; the whole history by default). Each
+// loan's events keep their order, so the events before a day (a backfill)
+// followed by the events of that day (a daily file) apply cleanly.
+inline constexpr Day kGenFirstDay = 18993;  // 2022-01-01, the first day of the history
+inline constexpr Day kGenLastDay = 20088;   // 2024-12-31, the last
+struct GenOutput {
+  std::string out_path;          // one CSV file; "" = stdout. Unused with out_dir
+  std::string out_dir;           // "": one file; else DIR/<institution_id>.csv per institution
+  Day first_day = kGenFirstDay;  // only events dated first_day..last_day
+  Day last_day = kGenLastDay;
+  bool summary_extra = false;  // the summary line also gives written=N (and files=N)
+};
+// OK, or InvalidArgument: days outside the history or in the wrong order.
+Status ValidateGenOutput(const GenOutput& output);
+
+// `loanledger gen [--scale S] [--seed N] [--banks N] [--out FILE | --out-dir DIR]
+// [--day D | --before D]`: as RunGenCommand below, to one file or one file per
+// institution (DIR is created; refused when it already holds CSV files).
+int RunGenCommand(const GenOptions& options, const GenOutput& output);
 
 // `loanledger gen [--scale S] [--seed N] [--out FILE]`: the CSV to the file,
 // or to stdout when out_path_or_empty is empty; a one-line summary to

@@ -14,6 +14,7 @@
 
 #include "client/cli/token.h"
 #include "client/csv.h"
+#include "schema/date.h"
 #include "tests/cli/fake_client.h"
 
 namespace loanledger::client::cli {
@@ -310,6 +311,22 @@ TEST_F(CliTest, AdminStatsAndCompactPrintTheServersAnswer) {
             "compact: duration_ms=1500 live_sst_bytes_before=9000 live_sst_bytes_after=4000\n");
 }
 
+TEST_F(CliTest, AdminBackupPassesDirAndKeepAndPrintsTheServersAnswer) {
+  ledger_.backup = BackupOutcome{"", 3, 120, 0, 9000, 700, 12, 3};
+  EXPECT_EQ(Run({"admin", "backup", "/srv/backup/ll", "--keep", "3"}), 0);
+  EXPECT_EQ(ledger_.last_backup_dir, "/srv/backup/ll");
+  EXPECT_EQ(ledger_.last_backup_keep, 3u);
+  EXPECT_EQ(out_.str(),
+            "backup: dir=/srv/backup/ll id=3 batches=120 stream_seq=0 size_bytes=9000 "
+            "new_bytes=700 files=12 backups_kept=3\n");
+  EXPECT_EQ(Run({"admin", "backup", "/srv/backup/ll"}), 0);
+  EXPECT_EQ(ledger_.last_backup_keep, 0u);  // keep all
+  EXPECT_EQ(Run({"admin", "backup"}), 1);   // DIR is required
+  ledger_.backup = Status::InvalidArgument("backup directory relative must be an absolute path");
+  EXPECT_EQ(Run({"admin", "backup", "relative"}), 1);
+  EXPECT_NE(err_.str().find("absolute"), std::string::npos) << err_.str();
+}
+
 TEST_F(CliTest, AdminRequestsRefusedOrWithoutACommand) {
   // The fake refuses as a server does for a non-admin token.
   EXPECT_EQ(Run({"admin", "verify"}), 2);
@@ -425,6 +442,46 @@ TEST_F(CliTest, GenPassesItsOptionsToTheGenerator) {
   EXPECT_EQ(seen.out, "p.csv");
   EXPECT_EQ(Run({"gen"}), 0);
   EXPECT_DOUBLE_EQ(seen.scale, 1e-4);
+  EXPECT_EQ(seen.banks, 0u);
+  EXPECT_TRUE(seen.out_dir.empty());
+  EXPECT_FALSE(seen.day || seen.before);
+}
+
+TEST_F(CliTest, GenWorkloadFlagsArePassedOrRefusedWithTheReason) {
+  GenArgs seen;
+  int calls = 0;
+  gen_ = [&](const GenArgs& args, CliContext&) {
+    seen = args;
+    ++calls;
+    return 0;
+  };
+  EXPECT_EQ(Run({"gen", "--banks", "200", "--out-dir", "banks", "--day", "2024-12-02"}), 0);
+  EXPECT_EQ(seen.banks, 200u);
+  EXPECT_EQ(seen.out_dir, "banks");
+  EXPECT_EQ(seen.day, ParseDate("2024-12-02"));
+  EXPECT_FALSE(seen.before);
+  EXPECT_EQ(Run({"gen", "--before", "2024-12-02"}), 0);
+  EXPECT_EQ(seen.before, ParseDate("2024-12-02"));
+  EXPECT_FALSE(seen.day);
+  ASSERT_EQ(calls, 2);
+  const std::pair<std::vector<std::string>, std::string> refused[] = {
+      {{"--banks", "0"}, "bad --banks \"0\""},
+      {{"--banks", "10000"}, "bad --banks"},
+      {{"--banks", "-3"}, "bad --banks"},
+      {{"--banks", "12x"}, "bad --banks"},
+      {{"--day", "2024-02-30"}, "bad --day \"2024-02-30\": expected YYYY-MM-DD"},
+      {{"--before", "2024/01/01"}, "bad --before"},
+      {{"--day", "2024-12-02", "--before", "2024-12-03"}, "--day or --before, not both"},
+      {{"--out", "x.csv", "--out-dir", "d"}, "--out or --out-dir, not both"},
+  };
+  for (const auto& [flags, message] : refused) {
+    std::vector<std::string> args = {"gen"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    err_.str("");
+    EXPECT_EQ(Run(args), kExitUsage) << flags[0];
+    EXPECT_NE(err_.str().find(message), std::string::npos) << err_.str();
+  }
+  EXPECT_EQ(calls, 2);
 }
 
 // ---- submit -----------------------------------------------------------------
