@@ -9,8 +9,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -61,6 +64,18 @@ struct MsgDeleter {
 };
 using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
 
+// 128 random bits in hex.
+std::string RandomHex() {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 4; ++i) {
+    char buf[9];
+    std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
+    out += buf;
+  }
+  return out;
+}
+
 // The lease value: "node\naddress".
 std::string LeaseValue(const ClusterOptions& o) { return o.node + "\n" + o.advertise; }
 
@@ -86,6 +101,7 @@ class NodeImpl final : public Node {
     ReleaseLease();
     leases_.reset();
     config_.reset();
+    pub_js_.reset();
     js_.reset();
     nc_.reset();
   }
@@ -124,6 +140,15 @@ class NodeImpl final : public Node {
     s = natsConnection_JetStream(&js, nc_.get(), &jo);
     if (s != NATS_OK) return Status::Unavailable("JetStream context: " + NatsError(s));
     js_.reset(js);
+    // A second context for a group's records, published without waiting for
+    // each ack (PublishGroup); its acks come to OnPubAck.
+    jo.PublishAsync.AckHandler = &NodeImpl::OnPubAck;
+    jo.PublishAsync.AckHandlerClosure = this;
+    jo.PublishAsync.MaxPending = 4096;
+    js = nullptr;
+    s = natsConnection_JetStream(&js, nc_.get(), &jo);
+    if (s != NATS_OK) return Status::Unavailable("JetStream context: " + NatsError(s));
+    pub_js_.reset(js);
     return Retry("set up the cluster's JetStream stream and buckets", [&] { return SetUp(); });
   }
 
@@ -225,10 +250,10 @@ class NodeImpl final : public Node {
     const char* reply = natsMsg_GetReply(msg.get());
     if (reply == nullptr || !self->UpToDate()) return;
     const int64_t max_payload = natsConnection_GetMaxPayload(nc);
-    const std::string answer = self->answerer_(
-        std::string_view(natsMsg_GetData(msg.get()),
-                         static_cast<size_t>(natsMsg_GetDataLength(msg.get()))),
-        max_payload > 0 ? static_cast<size_t>(max_payload) : size_t{1} << 20);
+    const std::string answer =
+        self->answerer_(std::string_view(natsMsg_GetData(msg.get()),
+                                         static_cast<size_t>(natsMsg_GetDataLength(msg.get()))),
+                        max_payload > 0 ? static_cast<size_t>(max_payload) : size_t{1} << 20);
     const natsStatus s =
         natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
     if (s != NATS_OK) spdlog::warn("cluster: cannot send an answer: {}", NatsError(s));
@@ -370,6 +395,7 @@ class NodeImpl final : public Node {
 
   // Called by the ledger under its write lock: LogPosition() cannot move.
   Result<uint64_t> Publish(std::span<const std::string> records) {
+    if (records.size() > 1) return PublishGroup(records);
     uint64_t expected = ledger_.LogPosition();
     for (const std::string& record : records) {
       {
@@ -412,6 +438,143 @@ class NodeImpl final : public Node {
     std::lock_guard lock(mu_);
     if (expected > state_.stream_last_seq) state_.stream_last_seq = expected;
     return expected;
+  }
+
+  // A group's records in one quorum round trip: each is sent without waiting
+  // for the previous one's ack. Record i expects the stream's last sequence
+  // to be expected + i, and (i > 0) its last message id to be record i-1's,
+  // a unique id: JetStream checks both in the stream's order, so a record
+  // is stored only right after the group's previous one. When one fails,
+  // every later one fails too and the stream holds a prefix of the group
+  // at most, as when records are published one by one.
+  Result<uint64_t> PublishGroup(std::span<const std::string> records) {
+    const uint64_t expected = ledger_.LogPosition();
+    {
+      std::lock_guard lock(mu_);
+      if (!LeaseValid()) return Status::NotLeader(state_.leader_address);
+    }
+    uint64_t group;
+    {
+      std::lock_guard lock(pub_mu_);
+      group = ++pub_group_;
+      pub_results_.assign(records.size(), PubResult{});
+      pub_done_ = 0;
+    }
+    const std::string prefix = pub_nonce_ + "." + std::to_string(group) + ".";
+    size_t sent = 0;
+    natsStatus send_error = NATS_OK;
+    for (; sent < records.size(); ++sent) {
+      natsMsg* m = nullptr;
+      const std::string& record = records[sent];
+      const std::string id = prefix + std::to_string(sent);
+      natsStatus s = natsMsg_Create(&m, subject_.c_str(), nullptr, record.data(),
+                                    static_cast<int>(record.size()));
+      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
+      if (s == NATS_OK) {
+        s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence",
+                              std::to_string(expected + sent).c_str());
+      }
+      if (s == NATS_OK && sent > 0) {
+        const std::string previous = prefix + std::to_string(sent - 1);
+        s = natsMsgHeader_Set(m, "Nats-Expected-Last-Msg-Id", previous.c_str());
+      }
+      if (s == NATS_OK) s = js_PublishMsgAsync(pub_js_.get(), &m, nullptr);
+      if (m != nullptr) natsMsg_Destroy(m);  // not taken by the library
+      if (s != NATS_OK) {
+        send_error = s;
+        break;
+      }
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 5000;
+    natsStatus waited = sent > 0 ? js_PublishAsyncComplete(pub_js_.get(), &po) : NATS_OK;
+    std::vector<PubResult> results;
+    {
+      std::unique_lock lock(pub_mu_);
+      if (waited == NATS_OK) {
+        // The library may count an ack as done just before its handler ran.
+        pub_cv_.wait_for(lock, milliseconds(2000), [&] { return pub_done_ >= sent; });
+      }
+      results = pub_results_;
+      ++pub_group_;  // acks still to come belong to no group
+    }
+    if (waited != NATS_OK) {
+      natsMsgList pending;
+      if (js_PublishAsyncGetPendingList(&pending, pub_js_.get()) == NATS_OK)
+        natsMsgList_Destroy(&pending);
+    }
+    uint64_t last = expected;
+    for (size_t i = 0; i < sent; ++i) {
+      const PubResult& r = results[i];
+      if (r.done && r.status == NATS_OK && r.seq == expected + i + 1) {
+        last = r.seq;
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      need_catch_up_ = true;
+      if (r.done &&
+          (r.error == JSStreamWrongLastSequenceErr || r.error == JSStreamWrongLastMsgIDErr)) {
+        if (last > state_.stream_last_seq) state_.stream_last_seq = last;
+        if (LeaseValid()) {
+          spdlog::warn("cluster: publish fenced (stream moved past {}): catching up", expected + i);
+          return Status::Unavailable("the journal stream moved on; resend");
+        }
+        spdlog::warn("cluster: publish fenced (stream moved past {}): stepping down", expected + i);
+        StepDownLocked("fenced by the stream's last sequence");
+        return Status::NotLeader("");
+      }
+      const std::string why = !r.done ? "no ack within 5 s (" + NatsError(waited) + ")"
+                              : r.status != NATS_OK
+                                  ? r.text + " " + NatsError(r.status, r.error)
+                                  : "stored at " + std::to_string(r.seq) + " instead of " +
+                                        std::to_string(expected + i + 1);
+      return Status::Unavailable("journal publish to " + stream_ + " failed: " + why);
+    }
+    if (send_error != NATS_OK) {
+      std::lock_guard lock(mu_);
+      need_catch_up_ = true;
+      return Status::Unavailable("journal publish to " + stream_ +
+                                 " failed: " + NatsError(send_error));
+    }
+    std::lock_guard lock(mu_);
+    if (last > state_.stream_last_seq) state_.stream_last_seq = last;
+    return last;
+  }
+
+  // libnats's thread: one ack (or error) of PublishGroup's records.
+  static void OnPubAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+    auto* self = static_cast<NodeImpl*>(closure);
+    const char* id = nullptr;
+    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) {
+      self->NotePubAck(id, pa, pae);
+    }
+    natsMsg_Destroy(msg);
+  }
+
+  void NotePubAck(std::string_view id, const jsPubAck* pa, const jsPubAckErr* pae) {
+    // id = nonce.group.index
+    const size_t dot2 = id.rfind('.');
+    const size_t dot1 = dot2 == std::string_view::npos ? dot2 : id.rfind('.', dot2 - 1);
+    if (dot1 == std::string_view::npos || id.substr(0, dot1) != pub_nonce_) return;
+    const uint64_t group =
+        std::strtoull(std::string(id.substr(dot1 + 1, dot2 - dot1 - 1)).c_str(), nullptr, 10);
+    const size_t index = std::strtoull(std::string(id.substr(dot2 + 1)).c_str(), nullptr, 10);
+    std::lock_guard lock(pub_mu_);
+    if (group != pub_group_ || index >= pub_results_.size() || pub_results_[index].done) return;
+    PubResult& r = pub_results_[index];
+    r.done = true;
+    if (pa != nullptr) {
+      r.seq = pa->Sequence;
+    } else if (pae != nullptr) {
+      r.status = pae->Err != NATS_OK ? pae->Err : NATS_ERR;
+      r.error = pae->ErrCode;
+      r.text = pae->ErrText != nullptr ? pae->ErrText : "";
+    } else {
+      r.status = NATS_ERR;
+    }
+    ++pub_done_;
+    pub_cv_.notify_all();
   }
 
   void StepDownLocked(const std::string& why) {
@@ -639,10 +802,26 @@ class NodeImpl final : public Node {
   const std::string lease_key_;
   std::unique_ptr<natsConnection, ConnectionDeleter> nc_;
   std::unique_ptr<jsCtx, JsDeleter> js_;
+  std::unique_ptr<jsCtx, JsDeleter> pub_js_;  // PublishGroup's, with OnPubAck
   std::unique_ptr<kvStore, KvDeleter> config_;
   std::unique_ptr<kvStore, KvDeleter> leases_;
   Answerer answerer_;  // set once by Answer, before query_sub_
   std::unique_ptr<natsSubscription, SubDeleter> query_sub_;
+
+  // PublishGroup's acks (the writer thread waits; libnats's thread notes).
+  struct PubResult {
+    bool done = false;
+    uint64_t seq = 0;  // stored at, on success
+    natsStatus status = NATS_OK;
+    jsErrCode error = static_cast<jsErrCode>(0);
+    std::string text;
+  };
+  const std::string pub_nonce_ = RandomHex();  // makes message ids unique to this process
+  std::mutex pub_mu_;
+  std::condition_variable pub_cv_;
+  uint64_t pub_group_ = 0;
+  std::vector<PubResult> pub_results_;
+  size_t pub_done_ = 0;
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
