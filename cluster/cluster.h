@@ -82,8 +82,7 @@ class Node {
   // NATS servers' max_payload). Only a node that leads, or a follower that
   // has applied everything it knows of, answers; the asker takes the first
   // reply. Called once, on NATS's thread for each request.
-  using Answerer =
-      std::function<std::string(std::string_view request, size_t max_reply_bytes)>;
+  using Answerer = std::function<std::string(std::string_view request, size_t max_reply_bytes)>;
   virtual void Answer(Answerer answer) = 0;
 
   // Asks `partition` (one of its up-to-date nodes) and returns the reply's

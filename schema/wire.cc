@@ -308,10 +308,9 @@ Frame EncodeSeriesReply(uint64_t request_id, const Series& series) {
   fb::Offset<fb::Vector<uint64_t>> positions;
   if (!series.stream_positions.empty()) positions = b.CreateVector(series.stream_positions);
   return Finish(b, request_id, Body::SeriesReply,
-                CreateSeriesReply(b, static_cast<uint8_t>(series.category),
-                                  static_cast<wire::Step>(series.step),
-                                  static_cast<wire::GroupBy>(series.by), v, name, version,
-                                  positions));
+                CreateSeriesReply(
+                    b, static_cast<uint8_t>(series.category), static_cast<wire::Step>(series.step),
+                    static_cast<wire::GroupBy>(series.by), v, name, version, positions));
 }
 
 Frame EncodeLoanRequest(uint64_t request_id, std::string_view institution_id,

@@ -109,9 +109,10 @@ std::string AnswerFromLedger(const storage::Ledger& ledger, std::string_view que
                              size_t max_bytes) {
   if (question.size() < 3) return ErrorAnswer(Status::InvalidArgument("short question"));
   const char kind = question[0];
-  const size_t scope_len =
-      static_cast<uint8_t>(question[1]) | (static_cast<size_t>(static_cast<uint8_t>(question[2])) << 8);
-  if (question.size() < 3 + scope_len) return ErrorAnswer(Status::InvalidArgument("short question"));
+  const size_t scope_len = static_cast<uint8_t>(question[1]) |
+                           (static_cast<size_t>(static_cast<uint8_t>(question[2])) << 8);
+  if (question.size() < 3 + scope_len)
+    return ErrorAnswer(Status::InvalidArgument("short question"));
   std::optional<std::string> scope;
   if (scope_len > 0) scope = std::string(question.substr(3, scope_len));
   std::vector<uint8_t> storage;
@@ -138,7 +139,8 @@ std::string AnswerFromLedger(const storage::Ledger& ledger, std::string_view que
   }
   if (kind == 'L' && msg.body_type() == wire::Body::LoanRequest) {
     const wire::LoanRequest& req = *msg.body_as_LoanRequest();
-    Result<LoanView> r = ledger.QueryLoan(wire::View(req.institution_id()), wire::View(req.loan_id()));
+    Result<LoanView> r =
+        ledger.QueryLoan(wire::View(req.institution_id()), wire::View(req.loan_id()));
     if (!r.ok()) return ErrorAnswer(r.status());
     return Answer(position, wire::EncodeLoanReply(0, *r), max_bytes);
   }
@@ -237,8 +239,8 @@ Result<Report> MergeReportsOrdered(const ReportQuery& query, std::vector<Report>
   // Category order: the query's, else the rules' (ascending ids).
   auto category_rank = [&query](const ReportRow& r) -> size_t {
     if (!query.category_names.empty()) {
-      auto it = std::find(query.category_names.begin(), query.category_names.end(),
-                          r.category_name);
+      auto it =
+          std::find(query.category_names.begin(), query.category_names.end(), r.category_name);
       return static_cast<size_t>(it - query.category_names.begin());
     }
     if (!query.categories.empty()) {
@@ -346,8 +348,8 @@ void Figures::AnswerPeers(cluster::Node& node) const {
 Result<Report> Figures::QueryReport(const ReportQuery& query) const {
   cluster::Node* node = partitioned();
   if (node == nullptr) return ledger_.QueryReport(query);
-  const std::string question = Question('R', query.scope_institution,
-                                        wire::EncodeReportRequest(0, query));
+  const std::string question =
+      Question('R', query.scope_institution, wire::EncodeReportRequest(0, query));
   std::vector<uint64_t> positions;
   Result<std::vector<Report>> parts = AskAll<Report>(
       *node, Targets(*node, query.scope_institution), question,
@@ -358,7 +360,8 @@ Result<Report> Figures::QueryReport(const ReportQuery& query) const {
       },
       &positions);
   if (!parts.ok()) return parts.status();
-  Result<Report> merged = MergeReportsOrdered(query, std::move(*parts), OrderFor(query.by, ledger_));
+  Result<Report> merged =
+      MergeReportsOrdered(query, std::move(*parts), OrderFor(query.by, ledger_));
   if (merged.ok()) merged->stream_positions = std::move(positions);
   return merged;
 }
@@ -366,8 +369,8 @@ Result<Report> Figures::QueryReport(const ReportQuery& query) const {
 Result<Series> Figures::QuerySeries(const SeriesQuery& query) const {
   cluster::Node* node = partitioned();
   if (node == nullptr) return ledger_.QuerySeries(query);
-  const std::string question = Question('S', query.scope_institution,
-                                        wire::EncodeSeriesRequest(0, query));
+  const std::string question =
+      Question('S', query.scope_institution, wire::EncodeSeriesRequest(0, query));
   std::vector<uint64_t> positions;
   Result<std::vector<Series>> parts = AskAll<Series>(
       *node, Targets(*node, query.scope_institution), question,
