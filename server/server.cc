@@ -412,7 +412,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
 
   BatchWriter writer(**ledger, metrics, config.writer_queue_batches_max, config.group_batches_max);
   asio::thread_pool query_pool(config.query_threads);
-  std::atomic<uint64_t> server_inflight_bytes = 0;
+  ByteBudget server_inflight_bytes(config.server_inflight_bytes_max);  // shared by all sessions
   PeerGuard peers(config);
   asio::io_context ioc(static_cast<int>(config.io_threads));
   {
@@ -494,7 +494,7 @@ int Serve(const ServerConfig& config, std::string_view version) {
     writer.Stop();      // normally done by Shutdown already
     query_pool.join();  // before `server`: a metrics refresh may be running on it
   }
-  if (const uint64_t left = server_inflight_bytes.load(); left != 0) {
+  if (const uint64_t left = server_inflight_bytes.used(); left != 0) {
     spdlog::warn("{} request bytes still accounted at exit (sessions were stopped)", left);
   }
   spdlog::info("closing the ledger (writes a loan snapshot)");

@@ -24,10 +24,6 @@ using asio::use_awaitable;
 using boost::system::error_code;
 using Clock = Session::Clock;
 
-// Poll period while the server-wide byte budget is full (the session is
-// not reading meanwhile; 2 ms is well below a WAL sync). A full writer
-// queue is not polled: the writer wakes the session (HandleSubmit).
-constexpr auto kBusyPoll = std::chrono::milliseconds(2);
 // After a final error frame the session shuts its sending side and reads and
 // discards what the peer still sends, for at most this long and this much:
 // closing with unread input sends a RST that can destroy the error frame
@@ -67,7 +63,8 @@ Session::Session(const SessionEnv& env, tcp::socket socket, uint64_t id, std::st
       write_deadline_(executor_),
       reader_wake_(executor_),
       writer_wake_(executor_),
-      writer_room_(executor_) {
+      writer_room_(executor_),
+      server_room_(executor_) {
   error_code ec;
   const tcp::endpoint peer = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port());
@@ -342,37 +339,42 @@ asio::awaitable<bool> Session::ReserveFrame(uint64_t n) {
          in_flight_bytes_ + reply_bytes_ + n > bound) {
     co_await WaitFor(reader_wake_);
   }
+  // The server's budget: not polled. When it is full, a release by any
+  // session wakes this one (ReserveServerBytes), or Close() does.
   while (!closed_) {
+    server_has_room_ = false;
     if (ReserveServerBytes(n)) {
       in_flight_bytes_ += n;
       co_return true;
     }
-    error_code ec;
-    asio::steady_timer pause(executor_, kBusyPoll);
-    co_await pause.async_wait(redirect_error(use_awaitable, ec));
+    while (!server_has_room_ && !closed_) co_await WaitFor(server_room_);
   }
   co_return false;
 }
 
 bool Session::ReserveServerBytes(uint64_t n) {
-  std::atomic<uint64_t>& budget = *env_.server_inflight_bytes;
+  ByteBudget& budget = *env_.server_inflight_bytes;
   if (n <= kSmallFrameBytes) {
-    budget.fetch_add(n);
+    budget.Add(n);
     return true;
   }
-  uint64_t current = budget.load();
-  do {
-    // A frame is always admitted when nothing else is in flight.
-    if (current > 0 && current + n > env_.config->server_inflight_bytes_max) return false;
-  } while (!budget.compare_exchange_weak(current, current + n));
-  return true;
+  // On a refusal the budget calls this once, on the releasing session's
+  // thread: posted to our strand. The flag keeps a wake that lands before
+  // the wait; weak, as the budget may keep it after the session ended.
+  return budget.TryReserve(n, [weak = weak_from_this()] {
+    std::shared_ptr<Session> self = weak.lock();
+    if (self == nullptr) return;
+    asio::post(self->executor_, [self] {
+      self->server_has_room_ = true;
+      Wake(self->server_room_);
+    });
+  });
 }
 
 void Session::ReleaseBytes(uint64_t n) {
   LL_CHECK(in_flight_bytes_ >= n);
   in_flight_bytes_ -= n;
-  const uint64_t before = env_.server_inflight_bytes->fetch_sub(n);
-  LL_CHECK(before >= n);
+  env_.server_inflight_bytes->Release(n);  // wakes sessions waiting for the budget
   Wake(reader_wake_);
 }
 
@@ -387,6 +389,7 @@ void Session::Close() {
   Wake(reader_wake_);
   Wake(writer_wake_);
   Wake(writer_room_);
+  Wake(server_room_);
 }
 
 Session::Awaitable Session::WaitFor(asio::steady_timer& event) {

@@ -25,6 +25,7 @@
 #include "schema/wire.h"
 #include "server/asio.h"
 #include "server/auth.h"
+#include "server/byte_budget.h"
 #include "server/config.h"
 #include "server/figures.h"
 #include "storage/ledger.h"
@@ -45,8 +46,8 @@ struct SessionEnv {
   BatchWriter* writer = nullptr;
   Metrics* metrics = nullptr;
   asio::thread_pool* query_pool = nullptr;
-  asio::ssl::context* tls = nullptr;                       // null: plain TCP
-  std::atomic<uint64_t>* server_inflight_bytes = nullptr;  // budget in use, all sessions
+  asio::ssl::context* tls = nullptr;            // null: plain TCP
+  ByteBudget* server_inflight_bytes = nullptr;  // request bytes in process, all sessions
   PeerGuard* peers = nullptr;  // per-address defences (unauthenticated slots, auth backoff)
   std::string server_version;
   // Cluster mode: the node (set before the server starts; empty otherwise).
@@ -116,6 +117,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Finish(wire::Frame final_frame);
   // Counts a bad frame, logs `why` and Finish()es with BAD_FRAME.
   void FinishBadFrame(uint64_t request_id, std::string_view why);
+  // The server-wide budget; when it refuses, it wakes server_room_ at the
+  // next release by any session.
   bool ReserveServerBytes(uint64_t n);
   void ReleaseBytes(uint64_t n);
   void Close();
@@ -146,6 +149,8 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer writer_wake_;     // event: a reply is queued or the reader ended
   asio::steady_timer writer_room_;     // event: the batch writer's queue may have room
   bool writer_has_room_ = false;       // set with the writer_room_ event (it may come first)
+  asio::steady_timer server_room_;     // event: the server-wide byte budget may have room
+  bool server_has_room_ = false;       // set with the server_room_ event (it may come first)
 
   std::optional<Principal> principal_;  // set by a successful Hello
   ReadPhase read_phase_ = ReadPhase::kNone;

@@ -1,6 +1,7 @@
 // Pieces of the protocol and the server without a process: frames and the
 // verifier, conversions both ways, the tokens file, HOST:PORT parsing, the
-// batch writer's wake-up of a session waiting for room.
+// batch writer's and the byte budget's wake-up of a session waiting for
+// room.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include "schema/wire.h"
 #include "server/auth.h"
 #include "server/batch_writer.h"
+#include "server/byte_budget.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "storage/ledger.h"
@@ -401,6 +403,56 @@ TEST(BatchWriterRoom, StopWakesTheWaiters) {
   EXPECT_EQ(woken, 1);
   EXPECT_TRUE(a_unavailable);
   EXPECT_EQ(writer.TryEnqueue(b), server::BatchWriter::Enqueue::kStopped);
+}
+
+// The server-wide byte budget wakes a session waiting for room (issue 17,
+// item 4: no polling): a refused reservation's callback runs once, at the
+// next release.
+TEST(ByteBudgetRoom, ARefusedReservationIsWokenOnceByTheNextRelease) {
+  server::ByteBudget budget(100);
+  ASSERT_TRUE(budget.TryReserve(60, [] { ADD_FAILURE() << "kept although it fitted"; }));
+  int woken = 0;
+  EXPECT_FALSE(budget.TryReserve(50, [&] { ++woken; }));
+  EXPECT_EQ(woken, 0);
+  EXPECT_EQ(budget.used(), 60u);
+  budget.Release(10);
+  EXPECT_EQ(woken, 1);
+  EXPECT_TRUE(budget.TryReserve(50, nullptr));  // 50 + 50 fits now
+  budget.Release(100);
+  EXPECT_EQ(woken, 1) << "called once";
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST(ByteBudgetRoom, AFrameAloneIsAdmittedAndAddIgnoresTheBound) {
+  server::ByteBudget budget(100);
+  EXPECT_TRUE(budget.TryReserve(500, nullptr));  // nothing else reserved
+  budget.Add(10);                                // small frames: whatever the bound
+  EXPECT_EQ(budget.used(), 510u);
+  EXPECT_FALSE(budget.TryReserve(1, nullptr));
+  budget.Release(510);
+  EXPECT_TRUE(budget.TryReserve(100, nullptr));
+  budget.Release(100);
+}
+
+// A release racing with a refusal either lets the reservation through or
+// wakes it: no waiter is ever left asleep.
+TEST(ByteBudgetRoom, AReleaseRacingARefusalLosesNoWakeUp) {
+  server::ByteBudget budget(100);
+  for (int round = 0; round < 2000; ++round) {
+    ASSERT_TRUE(budget.TryReserve(100, nullptr));
+    std::thread releaser([&] { budget.Release(100); });
+    std::promise<void> room;
+    std::future<void> woken = room.get_future();
+    const bool reserved = budget.TryReserve(100, [&room] { room.set_value(); });
+    releaser.join();
+    if (!reserved) {
+      ASSERT_EQ(woken.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+          << "round " << round << ": refused, and the release did not wake it";
+      ASSERT_TRUE(budget.TryReserve(100, nullptr));
+    }
+    budget.Release(100);
+    ASSERT_EQ(budget.used(), 0u);
+  }
 }
 
 }  // namespace
