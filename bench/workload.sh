@@ -18,7 +18,10 @@
 #       report queries (national and by province, alternating, at the day)
 #       run during the day's load: their p50/p99 are printed.
 #
-# Common options: --seed N (3), --batch N (submit's default), --cache DIR
+# Common options: --seed N (3), --batch N (submit's default), --via load
+# (submit the same files through loanledger-load --files, PARALLEL
+# connections in one process, instead of one CLI process per file: the
+# server's apply path without process start-up), --cache DIR
 # (generated files and the built store for (c); default
 # /tmp/loanledger-workloads; reused when the same options come again),
 # --keep (keep the run's work directory). BUILD_DIR (default build) must hold
@@ -43,7 +46,7 @@ case "$WORKLOAD" in
   *) usage ;;
 esac
 SEED=3; PARALLEL=4; DAY=2024-12-02; DAYS=1; BATCH=""; REPORT_INTERVAL_MS=10
-CACHE=/tmp/loanledger-workloads; KEEP=0
+CACHE=/tmp/loanledger-workloads; KEEP=0; VIA=cli
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
     --report-interval-ms) REPORT_INTERVAL_MS=$2; shift 2 ;;
     --cache) CACHE=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --via) VIA=$2; shift 2 ;;
     *) echo "workload.sh: unknown option $1" >&2; usage ;;
   esac
 done
@@ -64,6 +68,7 @@ for bin in "$LL" "$LLD" "$LOAD"; do
 done
 [[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || { echo "workload.sh: bad --parallel $PARALLEL" >&2; exit 1; }
 [[ "$DAYS" =~ ^[1-9][0-9]*$ ]] || { echo "workload.sh: bad --days $DAYS" >&2; exit 1; }
+[[ "$VIA" =~ ^(cli|load)$ ]] || { echo "workload.sh: bad --via $VIA (cli or load)" >&2; exit 1; }
 
 BANKS_ARGS=()
 [ "$BANKS" != 0 ] && BANKS_ARGS=(--banks "$BANKS")
@@ -163,12 +168,19 @@ timed_submit() {  # LABEL DIR
   local label=$1 dir=$2 events files start end
   events=$(events_in "$dir"); files=$(ls "$dir"/*.csv | wc -l)
   jobs_for "$dir" > "$WORK/jobs"
+  local processes=$files
   start=$(date +%s.%N)
-  submit_jobs "$WORK/jobs"
+  if [ "$VIA" = load ]; then
+    processes=1
+    "$LOAD" --server "$SERVER" --tokens "$WORK/institution-tokens" --files "$dir" \
+      --connections "$PARALLEL" ${BATCH:+--batch "$BATCH"} > "$WORK/load.out"
+  else
+    submit_jobs "$WORK/jobs"
+  fi
   end=$(date +%s.%N)
   python3 -c "
 s = $end - $start
-print(f'$label: events=$events files=$files cli_processes=$files parallel=$PARALLEL seconds={s:.2f} events_per_s={$events / s:.0f}')"
+print(f'$label: events=$events files=$files via=$VIA processes=$processes parallel=$PARALLEL seconds={s:.2f} events_per_s={$events / s:.0f}')"
 }
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"

@@ -6,8 +6,8 @@
    the day's files (`gen --day D --out-dir`) through one `loanledger submit` per bank: every
    event applied, none rejected or duplicate; the store holds every loan of both.
 3. The load tool's file mode refuses a file whose institution has no token (exit 2).
-4. bench/workload.sh a, b and c each run to the end at a tiny scale and print events/s, the
-   server's RSS and (c) report latencies. No timing is asserted.
+4. bench/workload.sh a, b (also --via load) and c each run to the end at a tiny scale and print
+   events/s, the server's RSS and (c) report latencies. No timing is asserted.
 
 usage: workloads_test.py BUILD_DIR
 """
@@ -142,13 +142,16 @@ def check_bench_scripts(build, work):
     cache = os.path.join(work, "cache")
     script = os.path.join(ROOT, "bench", "workload.sh")
     for args in (["a", "--scale", "1e-5"], ["b", "--scale", "2e-5", "--banks", "200"],
+                 ["b", "--scale", "2e-5", "--banks", "200", "--via", "load"],
                  ["c", "--scale", "1e-4", "--day", DAY, "--report-interval-ms", "2"]):
         r = run([script, *args, "--parallel", "2", "--cache", cache], env=env)
         out = r.stdout
         assert re.search(r"events_per_s=\d+", out), (args, out, r.stderr)
         assert "VmRSS" in out and "VmHWM" in out, (args, out)
-        if args[0] == "b":
-            assert re.search(r"banks 200\): events=\d+ files=(\d+) cli_processes=\1 ", out), out
+        if args[0] == "b" and "load" not in args:
+            assert re.search(r"banks 200\): events=\d+ files=(\d+) via=cli processes=\1 ", out), out
+        if "load" in args:
+            assert re.search(r"banks 200\): events=\d+ files=\d+ via=load processes=1 ", out), out
         if args[0] == "c":
             assert re.search(r"store: loans=\d+", out), out
             assert "report_latency_ms p50=" in out and "report_latency_ms(by province) p50=" in out, out
