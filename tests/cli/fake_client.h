@@ -34,6 +34,9 @@ struct FakeLedger {
   Result<std::string> stats = Status::PermissionDenied("not admin");
   Result<CompactOutcome> compact = Status::PermissionDenied("not admin");
   Result<CheckpointOutcome> checkpoint = Status::PermissionDenied("not admin");
+  Result<BackupOutcome> backup = Status::PermissionDenied("not admin");
+  std::string last_backup_dir;  // as Backup was asked
+  uint32_t last_backup_keep = 0;
   ReportQuery last_report_query;
   SeriesQuery last_series_query;
   ClientOptions last_options;
@@ -92,6 +95,14 @@ class FakeClient final : public Client {
   Result<CheckpointOutcome> Checkpoint(const std::string& dir) override {
     if (!ledger_.checkpoint.ok()) return ledger_.checkpoint.status();
     CheckpointOutcome out = *ledger_.checkpoint;
+    out.dir = dir;
+    return out;
+  }
+  Result<BackupOutcome> Backup(const std::string& dir, uint32_t keep) override {
+    ledger_.last_backup_dir = dir;
+    ledger_.last_backup_keep = keep;
+    if (!ledger_.backup.ok()) return ledger_.backup.status();
+    BackupOutcome out = *ledger_.backup;
     out.dir = dir;
     return out;
   }
