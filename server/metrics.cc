@@ -169,6 +169,7 @@ Metrics::Metrics(std::string_view version)
                            .Register(*registry_)
                            .Add({});
   report_ = std::make_unique<ReportGauges>(*registry_);
+  rules_ = std::make_unique<RulesMetrics>(*registry_);
   process_ = std::make_unique<ProcessMetrics>(*registry_);
   GaugeFamily(*registry_, "loanledger_build_info", "Build information; value is 1")
       .Add({{"version", std::string(version)}})

@@ -22,6 +22,7 @@
 #include "schema/reason.h"
 #include "server/process_metrics.h"
 #include "server/report_gauges.h"
+#include "server/rules_metrics.h"
 #include "storage/ledger.h"
 
 namespace loanledger::server {
@@ -52,6 +53,8 @@ class Metrics {
   // The loanledger_report_* gauges: the report as of the ledger's latest
   // business date (server/report_gauges.h).
   ReportGauges& report() { return *report_; }
+  // The rules version and recompute gauges (server/rules_metrics.h).
+  RulesMetrics& rules() { return *rules_; }
   // The process_* families and the TLS certificate's expiry
   // (server/process_metrics.h).
   ProcessMetrics& process() { return *process_; }
@@ -102,6 +105,7 @@ class Metrics {
   prometheus::Counter* ledger_snapshots_ = nullptr;
   prometheus::Counter* ledger_snapshot_failures_ = nullptr;
   std::unique_ptr<ReportGauges> report_;
+  std::unique_ptr<RulesMetrics> rules_;
   std::unique_ptr<ProcessMetrics> process_;
 };
 

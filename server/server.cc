@@ -222,6 +222,7 @@ class Server {
           const std::vector<storage::CategoryBalance> balances = env_.ledger->CategoryBalances();
           env_.metrics->SetCategoryBalances(balances);
           env_.metrics->report().Refresh(*env_.ledger, *env_.figures);
+          env_.metrics->rules().Refresh(*env_.ledger);
           env_.metrics->process().Refresh();
           struct statvfs disk {};
           if (statvfs(config_.data_dir.c_str(), &disk) == 0) {

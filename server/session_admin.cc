@@ -132,6 +132,7 @@ void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
   RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, writer, metrics, node, id] {
     std::string text =
         StatsText(ledger->Stats(), writer->depth(), metrics->connections_active.Value());
+    text += RulesStatsText(*ledger);
     if (node != nullptr) {
       // The digest pauses the writer for one pass over the loans: an admin
       // request, not a metric.
