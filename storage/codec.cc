@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "schema/check.h"
+#include "schema/limits.h"
 
 namespace loanledger::storage {
 namespace {
@@ -67,6 +68,16 @@ uint64_t GetBe(std::string_view s, size_t pos, int bytes) {
   uint64_t v = 0;
   for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(s[pos + i]);
   return v;
+}
+
+// What a cell key may hold: asserted when one is written, checked (damage
+// is Corruption) when one is read. PackCell's bounds are within it.
+bool CellKeyInRange(const CellKey& k) {
+  const bool place =
+      IsProvinceCode(k.province) || (k.province >= kRegionGroupCellByteMin &&
+                                     k.province < kRegionGroupCellByteMin + kRegionGroupsMax);
+  return static_cast<uint8_t>(k.category) <= kRuleCategoriesMax && place && k.institution >= 1 &&
+         k.institution <= kInstitutionsMax && k.day >= 0 && k.day < (1 << 24);
 }
 
 uint8_t Flags(const LoanAttributes& a) {
@@ -137,6 +148,7 @@ CellKey UnpackCell(uint64_t p) {
 }
 
 std::string EncodeCellKey(const CellKey& k) {
+  LL_CHECK(CellKeyInRange(k));  // DecodeCellKey refuses any other key
   std::string out;
   out.reserve(10);
   out.push_back(static_cast<char>(k.category));
@@ -154,10 +166,7 @@ bool DecodeCellKey(std::string_view key, CellKey* out) {
   out->province = static_cast<uint8_t>(key[1]);
   out->institution = static_cast<uint32_t>(GetBe(key, 2, 4));
   out->day = static_cast<Day>(GetBe(key, 6, 4));
-  const bool place =
-      IsProvinceCode(out->province) || (out->province >= kRegionGroupCellByteMin &&
-                                        out->province < kRegionGroupCellByteMin + kRegionGroupsMax);
-  return place && out->institution >= 1 && out->institution <= kInstitutionsMax;
+  return CellKeyInRange(*out);  // as EncodeCellKey asserted
 }
 
 std::string EncodeMeasures(const Measures& m) {
@@ -227,6 +236,9 @@ bool DecodeJournalKey(std::string_view key, uint64_t* batch_no) {
 
 void EncodeJournalRecord(int64_t received_ms, std::string_view submitter,
                          std::span<const LoanEvent> events, std::string* out) {
+  // The apply path journals accepted batches only; DecodeJournalRecord
+  // refuses a record that breaks these.
+  LL_CHECK(!events.empty() && events.size() <= kBatchEventsMax);
   out->clear();
   out->reserve(32 + submitter.size() + events.size() * 64);
   PutLe<uint8_t>(out, kJournalFormat);
@@ -236,6 +248,8 @@ void EncodeJournalRecord(int64_t received_ms, std::string_view submitter,
   out->append(submitter);
   PutLe<uint32_t>(out, static_cast<uint32_t>(events.size()));
   for (const LoanEvent& e : events) {
+    LL_CHECK(e.kind >= EventKind::kDisburse && e.kind <= EventKind::kReclassify &&
+             e.amount_fen >= 0);  // validated events only
     PutString8(out, e.institution_id);
     PutString8(out, e.loan_id);
     PutLe<uint64_t>(out, e.seq);
@@ -251,8 +265,8 @@ bool DecodeJournalRecord(std::string_view value, JournalRecord* out) {
   uint8_t format = 0;
   uint32_t count = 0;
   if (!r.Le(&format) || format != kJournalFormat || !r.Le(&out->received_ms) ||
-      !r.String16(&out->submitter) || !r.Le(&count)) {
-    return false;
+      !r.String16(&out->submitter) || !r.Le(&count) || count == 0 || count > kBatchEventsMax) {
+    return false;  // EncodeJournalRecord writes 1..kBatchEventsMax events
   }
   out->events.clear();
   out->events.resize(count);

@@ -31,6 +31,10 @@ int64_t SystemClockMs() {
 
 EventStep StepLoan(const LoanEvent& e, LoanSlot* slot, SlotBefore* before, Classifier* classifier,
                    int64_t disbursed_room_fen) {
+  LL_CHECK(disbursed_room_fen >= 0);
+  // Slots come from StepLoan itself or from DecodeLoanSlot, which checks this.
+  LL_CHECK(!slot->exists || (slot->last_seq > 0 && slot->balance_fen >= 0 &&
+                             slot->balance_fen <= kLoanBalanceFenMax));
   EventStep step;
   const uint64_t last = slot->exists ? slot->last_seq : 0;
   auto reject = [&](Reason r, std::string detail) {
@@ -269,6 +273,7 @@ LoanSlot& LedgerImpl::TouchSlot(std::string_view key, uint64_t hash, uint64_t st
 // A batch with a rejected event is dropped whole: its slot changes are
 // unwound and the institution ids it took are given back.
 ApplyResult LedgerImpl::RejectBatch(Group* g, BatchWork* w) {
+  LL_CHECK(!w->result.rejections.empty() && !w->result.applied);
   Unwind(g, w->undo_mark);
   g->next_institution_id -= static_cast<uint32_t>(w->local_new.size());  // ids were taken last-in
   w->result.events_applied = 0;
@@ -281,6 +286,9 @@ ApplyResult LedgerImpl::RejectBatch(Group* g, BatchWork* w) {
 // journal record.
 ApplyResult LedgerImpl::AcceptBatch(const Batch& batch, Group* g, BatchWork* w) {
   ApplyResult& result = w->result;
+  // Every event of an accepted batch is applied or a duplicate.
+  LL_CHECK(result.rejections.empty() &&
+           result.events_applied + result.events_duplicate == batch.events.size());
   result.applied = true;
   for (auto& entry : w->local_new) g->new_institutions.push_back(std::move(entry));
   if (g->deltas.empty()) {
@@ -302,6 +310,11 @@ ApplyResult LedgerImpl::AcceptBatch(const Batch& batch, Group* g, BatchWork* w) 
 Status LedgerImpl::Commit(Group* g) {
   // Loan states are not written: the journal records are their durable
   // form until the next snapshot (loan_snapshot.h).
+  // The journal goes on from next_batch_no_ without a gap: open refuses a
+  // store whose journal does not end just before meta next_batch.
+  LL_CHECK(g->next_batch_no == next_batch_no_ + g->journal.size());
+  for (size_t k = 0; k < g->journal.size(); ++k)
+    LL_CHECK(g->journal[k].first == next_batch_no_ + k);
   rocksdb::WriteBatch wb;
   uint64_t new_loans = 0;
   for (const Group::Undo& u : g->undo)
@@ -437,6 +450,7 @@ Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroupWith(std::span<const Batc
   // Loan slots change in place until the group is durable or unwound;
   // QueryLoan waits meanwhile so that it never sees an unacknowledged state.
   std::unique_lock loans_lock(loans_mu_);
+  LL_CHECK(loans_.size() == loan_count_);  // between groups every slot is durable
   Group g;
   StartGroup(&g);
   std::vector<ApplyResult> results;
@@ -455,13 +469,15 @@ Result<std::vector<ApplyResult>> LedgerImpl::ApplyGroupWith(std::span<const Batc
     Status s = publish != nullptr ? PublishGroup(*publish, &g) : Status::Ok();
     if (s.ok()) s = Commit(&g);
     if (!s.ok()) {
-      rejected_streams_.Rollback();  // nothing of the group happened
+      LL_CHECK(loans_.size() == loan_count_);  // unwound whole
+      rejected_streams_.Rollback();            // nothing of the group happened
       return s;
     }
   } else {
     Unwind(&g, 0);  // only duplicates or rejections: nothing changed, but stamps/keys were touched
   }
   rejected_streams_.Commit();
+  LL_CHECK(results.size() == batches.size() && loans_.size() == loan_count_);
   return results;
 }
 

@@ -90,6 +90,7 @@ void SnapshotWriter::Add(std::string_view key, const LoanSlot& slot) {
 void SnapshotWriter::SealBlock() {
   if (block_loans_ == 0) return;
   const size_t payload = block_.size() - kBlockHeaderBytes;
+  LL_CHECK(block_.size() <= kSnapshotBlockBytes);  // the reader reads blocks of this size
   StoreU32(&block_[0], static_cast<uint32_t>(payload));
   StoreU32(&block_[4], block_loans_);
   StoreU32(&block_[8], Crc(block_.data() + kBlockHeaderBytes, payload));

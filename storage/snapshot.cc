@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "schema/check.h"
+#include "schema/limits.h"
 #include "storage/ledger_impl.h"
 #include "storage/rocks_status.h"
 
@@ -89,7 +90,13 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
         pos = end;
       } while (pos < loans_at_start && std::chrono::steady_clock::now() < deadline);
     }
-    for (size_t i = 0; i < piece.size(); ++i) w.Add(piece.Key(i), piece.slots[i]);
+    for (size_t i = 0; i < piece.size(); ++i) {
+      const LoanSlot& slot = piece.slots[i];
+      // A loan of the table: what DecodeLoanSlot checks when it reads it back.
+      LL_CHECK(slot.exists && slot.last_seq > 0 && slot.balance_fen >= 0 &&
+               slot.balance_fen <= kLoanBalanceFenMax);
+      w.Add(piece.Key(i), slot);
+    }
     if (Status s = w.WritePending(); !s.ok()) return s;
   }
   if (Status s = w.Commit(); !s.ok()) return s;

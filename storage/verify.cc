@@ -3,6 +3,10 @@
 // cells, the in-memory loan states and the in-memory aggregates. Reads one RocksDB
 // snapshot, so writers go on meanwhile.
 #include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "schema/check.h"
 #include "storage/ledger_impl.h"
@@ -52,6 +56,104 @@ void CompareMeasures(const std::string& what, const Measures& expected, const Me
     d->Add(what + " repaid_fen", expected.repaid_fen, actual.repaid_fen);
   if (expected.written_off_fen != actual.written_off_fen) {
     d->Add(what + " written_off_fen", expected.written_off_fen, actual.written_off_fen);
+  }
+}
+
+// Verify's step 3: the stored cells visible to `ro` against the replay's.
+Status CompareStoredCells(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf_cells,
+                          const rocksdb::ReadOptions& ro, const std::map<uint64_t, Measures>& cells,
+                          const std::vector<std::string>& names, const Rules& rules,
+                          VerifyReport* report, Differences* diff) {
+  std::map<uint64_t, Measures> stored;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf_cells));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    CellKey key;
+    Measures m;
+    if (!DecodeCellKey(std::string_view(it->key().data(), it->key().size()), &key) ||
+        !DecodeMeasures(std::string_view(it->value().data(), it->value().size()), &m)) {
+      diff->Add("cell undecodable: " + it->key().ToString(true), 0, 1);
+      continue;
+    }
+    stored[PackCell(key)] = m;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "read cells");
+  for (const auto& [packed, m] : cells) {
+    if (m.IsZero()) continue;
+    ++report->cells_checked;
+    auto s = stored.find(packed);
+    CompareMeasures(CellName(UnpackCell(packed), names, rules), m,
+                    s == stored.end() ? Measures{} : s->second, diff);
+  }
+  for (const auto& [packed, m] : stored) {
+    auto c = cells.find(packed);
+    if (c == cells.end() || c->second.IsZero()) {
+      ++report->cells_checked;
+      CompareMeasures(CellName(UnpackCell(packed), names, rules), Measures{}, m, diff);
+    }
+  }
+  return Status::Ok();
+}
+
+// Verify's step 4, loans: the replayed states against the in-memory table.
+void CompareLoans(const std::unordered_map<std::string, LoanSlot>& loans, const LoanTable& table,
+                  Classifier& replayed, Classifier& live, VerifyReport* report, Differences* diff) {
+  size_t replayed_loans = 0;
+  for (const auto& [key, r] : loans) {
+    if (!r.exists) continue;
+    ++replayed_loans;
+    ++report->loans_checked;
+    std::string_view inst, loan;
+    SplitLoanKey(key, &inst, &loan);
+    const std::string what = "loan " + std::string(inst) + "/" + std::string(loan);
+    const LoanSlot* slot = table.Find(key);
+    if (slot == nullptr || !slot->exists) {
+      diff->Add(what + " in the journal but not in memory", 1, 0);
+      continue;
+    }
+    if (r.balance_fen != slot->balance_fen)
+      diff->Add(what + " balance_fen", r.balance_fen, slot->balance_fen);
+    if (r.last_seq != slot->last_seq) {
+      diff->Add(what + " last_seq", static_cast<int64_t>(r.last_seq),
+                static_cast<int64_t>(slot->last_seq));
+    }
+    if (r.last_date != slot->last_date)
+      diff->Add(what + " last_business_date", r.last_date, slot->last_date);
+    if (!(r.attributes == slot->attributes)) diff->Add(what + " attributes", 0, 1);
+    const RuleMask expected = replayed.MaskOf(r);
+    const RuleMask actual = live.MaskOf(*slot);
+    if (expected != actual) {
+      diff->Add(what + " category mask", static_cast<int64_t>(expected),
+                static_cast<int64_t>(actual));
+    }
+  }
+  if (replayed_loans != table.size()) {
+    diff->Add("number of loans", static_cast<int64_t>(replayed_loans),
+              static_cast<int64_t>(table.size()));
+  }
+}
+
+// Verify's step 4, aggregates: the in-memory cells against the replay's.
+void CompareAggregates(const std::map<uint64_t, Measures>& cells, const Aggregator& agg,
+                       const std::vector<std::string>& names, const Rules& rules,
+                       Differences* diff) {
+  std::map<uint64_t, Measures> in_memory;
+  agg.ForEachCellSeries([&](Category c, uint8_t p, uint32_t inst, const DaySeries& s) {
+    s.ForEachDay([&](Day d, const Measures& m) {
+      if (!m.IsZero()) in_memory[PackCell(CellKey{c, p, inst, d})] = m;
+    });
+  });
+  for (const auto& [packed, m] : cells) {
+    if (m.IsZero()) continue;
+    auto s = in_memory.find(packed);
+    CompareMeasures("in-memory " + CellName(UnpackCell(packed), names, rules), m,
+                    s == in_memory.end() ? Measures{} : s->second, diff);
+  }
+  for (const auto& [packed, m] : in_memory) {
+    auto c = cells.find(packed);
+    if (c == cells.end() || c->second.IsZero()) {
+      CompareMeasures("in-memory " + CellName(UnpackCell(packed), names, rules), Measures{}, m,
+                      diff);
+    }
   }
 }
 
@@ -183,93 +285,18 @@ Result<VerifyReport> LedgerImpl::Verify() {
   //    durable form is a snapshot plus the journal, which open replays).
 
   // 3. Stored cells against the replay.
-  {
-    std::map<uint64_t, Measures> stored;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_cells_));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      CellKey key;
-      Measures m;
-      if (!DecodeCellKey(std::string_view(it->key().data(), it->key().size()), &key) ||
-          !DecodeMeasures(std::string_view(it->value().data(), it->value().size()), &m)) {
-        diff.Add("cell undecodable: " + it->key().ToString(true), 0, 1);
-        continue;
-      }
-      stored[PackCell(key)] = m;
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "read cells");
-    for (const auto& [packed, m] : cells) {
-      if (m.IsZero()) continue;
-      ++report.cells_checked;
-      auto s = stored.find(packed);
-      CompareMeasures(CellName(UnpackCell(packed), names, *rules), m,
-                      s == stored.end() ? Measures{} : s->second, &diff);
-    }
-    for (const auto& [packed, m] : stored) {
-      auto c = cells.find(packed);
-      if (c == cells.end() || c->second.IsZero()) {
-        ++report.cells_checked;
-        CompareMeasures(CellName(UnpackCell(packed), names, *rules), Measures{}, m, &diff);
-      }
-    }
-  }
+  if (Status st =
+          CompareStoredCells(db_.get(), cf_cells_, ro, cells, names, *rules, &report, &diff);
+      !st.ok())
+    return st;
 
   // 4. The in-memory loan states and aggregates, when no batch landed
   //    since the snapshot. (Lock order as the writer's: loans, then aggregates.)
   std::shared_lock loans_lock(loans_mu_);
   std::shared_lock lock(agg_mu_);
   if (next_batch_no_ == next_batch_at_snapshot && rules_ == rules) {
-    size_t replayed = 0;
-    for (const auto& [key, r] : loans) {
-      if (!r.exists) continue;
-      ++replayed;
-      ++report.loans_checked;
-      std::string_view inst, loan;
-      SplitLoanKey(key, &inst, &loan);
-      const std::string what = "loan " + std::string(inst) + "/" + std::string(loan);
-      const LoanSlot* slot = loans_.Find(key);
-      if (slot == nullptr || !slot->exists) {
-        diff.Add(what + " in the journal but not in memory", 1, 0);
-        continue;
-      }
-      if (r.balance_fen != slot->balance_fen)
-        diff.Add(what + " balance_fen", r.balance_fen, slot->balance_fen);
-      if (r.last_seq != slot->last_seq) {
-        diff.Add(what + " last_seq", static_cast<int64_t>(r.last_seq),
-                 static_cast<int64_t>(slot->last_seq));
-      }
-      if (r.last_date != slot->last_date)
-        diff.Add(what + " last_business_date", r.last_date, slot->last_date);
-      if (!(r.attributes == slot->attributes)) diff.Add(what + " attributes", 0, 1);
-      const RuleMask expected = classifier.MaskOf(r);
-      const RuleMask actual = classifier_->MaskOf(*slot);
-      if (expected != actual) {
-        diff.Add(what + " category mask", static_cast<int64_t>(expected),
-                 static_cast<int64_t>(actual));
-      }
-    }
-    if (replayed != loans_.size()) {
-      diff.Add("number of loans", static_cast<int64_t>(replayed),
-               static_cast<int64_t>(loans_.size()));
-    }
-    std::map<uint64_t, Measures> in_memory;
-    agg_.ForEachCellSeries([&](Category c, uint8_t p, uint32_t inst, const DaySeries& s) {
-      s.ForEachDay([&](Day d, const Measures& m) {
-        if (!m.IsZero()) in_memory[PackCell(CellKey{c, p, inst, d})] = m;
-      });
-    });
-    for (const auto& [packed, m] : cells) {
-      if (m.IsZero()) continue;
-      auto s = in_memory.find(packed);
-      CompareMeasures("in-memory " + CellName(UnpackCell(packed), names, *rules), m,
-                      s == in_memory.end() ? Measures{} : s->second, &diff);
-    }
-    for (const auto& [packed, m] : in_memory) {
-      auto c = cells.find(packed);
-      if (c == cells.end() || c->second.IsZero()) {
-        CompareMeasures("in-memory " + CellName(UnpackCell(packed), names, *rules), Measures{}, m,
-                        &diff);
-      }
-    }
+    CompareLoans(loans, loans_, classifier, *classifier_, &report, &diff);
+    CompareAggregates(cells, agg_, names, *rules, &diff);
   }
   return report;
 }

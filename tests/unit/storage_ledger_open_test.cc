@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "schema/limits.h"
 #include "storage/codec.h"
 #include "storage/ledger.h"
 #include "tests/unit/ledger_test_support.h"
@@ -279,6 +280,51 @@ TEST_F(StorageLedgerOpenTest, AFailedReadAtOpenNeverLeavesNextBatchAtOne) {
   fs->Arm(0);
   ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(ledger_->Stats().batches_applied, 3u);
+}
+
+// Issue 17, item 6: what an encoder asserts it never writes, the decoder
+// refuses (damage is Corruption, never an assertion).
+TEST(StorageCodecTest, DecodersRefuseWhatTheEncodersNeverWrite) {
+  const CellKey good{Category::kTotal, 11, 1, 20000};
+  CellKey key;
+  ASSERT_TRUE(DecodeCellKey(EncodeCellKey(good), &key));
+  EXPECT_EQ(PackCell(key), PackCell(good));
+  std::string far = EncodeCellKey(good);
+  far[6] = '\x01';  // day 2^24 + 20000: past what a packed cell holds
+  EXPECT_FALSE(DecodeCellKey(far, &key));
+  std::string negative = EncodeCellKey(good);
+  negative[6] = '\x80';
+  EXPECT_FALSE(DecodeCellKey(negative, &key));
+
+  const std::string submitter = "bank";
+  const std::vector<LoanEvent> events = {Disburse("L1", 1, "2024-01-02", 1'000)};
+  std::string record;
+  EncodeJournalRecord(1, submitter, events, &record);
+  JournalRecord rec;
+  ASSERT_TRUE(DecodeJournalRecord(record, &rec));
+  EXPECT_EQ(rec.events.size(), 1u);
+  const size_t count_at = 1 + 8 + 2 + submitter.size();  // format, received_ms, submitter
+  auto with_count = [&](uint32_t n) {
+    std::string r = record;
+    StoreU32(r.data() + count_at, n);
+    return r;
+  };
+  EXPECT_FALSE(DecodeJournalRecord(with_count(0), &rec));
+  EXPECT_FALSE(DecodeJournalRecord(with_count(static_cast<uint32_t>(kBatchEventsMax) + 1), &rec));
+  EXPECT_FALSE(DecodeJournalRecord(with_count(0xffffffffu), &rec));  // no 4G-event allocation
+}
+
+TEST_F(StorageLedgerOpenTest, ACellKeyOutOfRangeStopsTheOpenAsCorruption) {
+  if (!HaveLdb()) GTEST_SKIP() << kNoLdb;
+  ASSERT_NO_FATAL_FAILURE(ApplyThree());
+  std::string key = EncodeCellKey(CellKey{Category::kTotal, 11, 1, 20000});
+  key[6] = '\x01';  // a day no packed cell can hold
+  Close();
+  const std::string cmd = "ldb --db=" + dir_ + " --column_family=" + std::string(kCfCells) +
+                          " --hex put " + Hex(key) + " " + Hex(EncodeMeasures(Measures{})) +
+                          " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  ExpectOpenFails(Status::Code::kCorruption, "undecodable cell");
 }
 
 }  // namespace
