@@ -94,6 +94,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReleasePeerSlot();
   void HandleQuery(const wire::Message& message, uint64_t frame_bytes);
   void HandleAdmin(const wire::Message& message, uint64_t frame_bytes);
+  // HandleAdmin's requests, once the admin role is checked (session_admin.cc).
+  void AdminVerify(uint64_t id, uint64_t frame_bytes);
+  void AdminCheckpoint(const wire::Message& message, uint64_t frame_bytes);
+  void AdminCompact(uint64_t id, uint64_t frame_bytes);
+  void AdminBackup(const wire::Message& message, uint64_t frame_bytes);
+  void AdminStats(uint64_t id, uint64_t frame_bytes);
   void HandleRules(const wire::Message& message, uint64_t frame_bytes);
   // Runs `run` (returning the reply frame) on the query pool, times it,
   // and completes the request on the strand.

@@ -53,86 +53,105 @@ void Session::HandleAdmin(const wire::Message& message, uint64_t frame_bytes) {
         id, frame_bytes, Status::Code::kPermissionDenied,
         "only an admin token may ask for " + std::string(wire::BodyName(message.body_type())));
   }
+  switch (message.body_type()) {
+    case wire::Body::VerifyRequest:
+      return AdminVerify(id, frame_bytes);
+    case wire::Body::CheckpointRequest:
+      return AdminCheckpoint(message, frame_bytes);
+    case wire::Body::CompactRequest:
+      return AdminCompact(id, frame_bytes);
+    case wire::Body::BackupRequest:
+      return AdminBackup(message, frame_bytes);
+    case wire::Body::RulesShowRequest:
+    case wire::Body::RulesApplyRequest:
+      return HandleRules(message, frame_bytes);
+    default:
+      LL_CHECK(message.body_type() == wire::Body::StatsRequest);
+      return AdminStats(id, frame_bytes);
+  }
+}
+
+void Session::AdminVerify(uint64_t id, uint64_t frame_bytes) {
   storage::Ledger* ledger = env_.ledger;
-  if (message.body_type() == wire::Body::VerifyRequest) {
-    spdlog::info("session {} {}: verify requested by {}", id_, peer_, principal_->name);
-    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id] {
-      Result<storage::VerifyReport> r = ledger->Verify();
-      if (!r.ok()) return ErrorFrame(id, r.status());
-      wire::VerifySummary s{
-          r->batches_replayed, r->events_replayed, r->loans_checked, r->cells_checked, {}};
-      for (const storage::VerifyDifference& d : r->differences) {
-        s.differences.push_back(wire::VerifyDiff{d.what, d.expected, d.actual});
-      }
-      return wire::EncodeVerifyReply(id, s);
-    });
-    return;
-  }
-  if (message.body_type() == wire::Body::CheckpointRequest) {
-    const std::string dir(wire::View(message.body_as_CheckpointRequest()->dir()));
-    spdlog::info("session {} {}: checkpoint to {} requested by {}", id_, peer_, dir,
-                 principal_->name);
-    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, dir] {
-      if (dir.empty() || dir.front() != '/') {
-        return ErrorFrame(id, Status::InvalidArgument(
-                                  "checkpoint directory must be an absolute path on the server"));
-      }
-      Result<storage::Ledger::CheckpointInfo> r = ledger->Checkpoint(dir);
-      if (!r.ok()) return ErrorFrame(id, r.status());
-      spdlog::info("checkpoint written to {}: stream seq {}, {} batches", dir, r->log_position,
-                   r->batches);
-      return wire::EncodeCheckpointReply(id,
-                                         wire::CheckpointSummary{dir, r->log_position, r->batches});
-    });
-    return;
-  }
-  if (message.body_type() == wire::Body::BackupRequest) {
-    const wire::BackupRequest* req = message.body_as_BackupRequest();
-    storage::BackupOptions options{std::string(wire::View(req->dir())), req->keep()};
-    spdlog::info("session {} {}: backup to {} requested by {}", id_, peer_, options.dir,
-                 principal_->name);
-    // On the query pool like Verify: the first backup copies the whole store.
-    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, options = std::move(options)] {
-      Result<storage::BackupInfo> r = ledger->Backup(options);
-      if (!r.ok()) {
-        spdlog::warn("backup to {} failed: {}", options.dir, r.status().ToString());
-        return ErrorFrame(id, r.status());
-      }
-      spdlog::info("backup {} written to {}: {} batches, {} bytes ({} new), {} backups kept", r->id,
-                   options.dir, r->batches, r->size_bytes, r->new_bytes, r->backups_kept);
-      return wire::EncodeBackupReply(
-          id, wire::BackupSummary{options.dir, r->id, r->batches, r->log_position, r->size_bytes,
-                                  r->new_bytes, r->files, r->backups_kept});
-    });
-    return;
-  }
-  if (message.body_type() == wire::Body::CompactRequest) {
-    // On the query pool like Verify: it may take minutes, and the session
-    // goes on answering meanwhile.
-    spdlog::info("session {} {}: compaction requested by {}", id_, peer_, principal_->name);
-    RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id] {
-      Result<storage::CompactionReport> r = ledger->Compact();
-      if (!r.ok()) return ErrorFrame(id, r.status());
-      spdlog::info("compaction done in {} ms: live SST bytes {} -> {}", r->duration_ms,
-                   r->live_sst_bytes_before, r->live_sst_bytes_after);
-      return wire::EncodeCompactReply(
-          id,
-          wire::CompactSummary{r->duration_ms, r->live_sst_bytes_before, r->live_sst_bytes_after});
-    });
-    return;
-  }
-  if (message.body_type() == wire::Body::RulesShowRequest ||
-      message.body_type() == wire::Body::RulesApplyRequest) {
-    return HandleRules(message, frame_bytes);
-  }
-  LL_CHECK(message.body_type() == wire::Body::StatsRequest);
+  spdlog::info("session {} {}: verify requested by {}", id_, peer_, principal_->name);
+  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id] {
+    Result<storage::VerifyReport> r = ledger->Verify();
+    if (!r.ok()) return ErrorFrame(id, r.status());
+    wire::VerifySummary s{
+        r->batches_replayed, r->events_replayed, r->loans_checked, r->cells_checked, {}};
+    for (const storage::VerifyDifference& d : r->differences) {
+      s.differences.push_back(wire::VerifyDiff{d.what, d.expected, d.actual});
+    }
+    return wire::EncodeVerifyReply(id, s);
+  });
+}
+
+void Session::AdminCheckpoint(const wire::Message& message, uint64_t frame_bytes) {
+  const uint64_t id = message.request_id();
+  storage::Ledger* ledger = env_.ledger;
+  const std::string dir(wire::View(message.body_as_CheckpointRequest()->dir()));
+  spdlog::info("session {} {}: checkpoint to {} requested by {}", id_, peer_, dir,
+               principal_->name);
+  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, dir] {
+    if (dir.empty() || dir.front() != '/') {
+      return ErrorFrame(id, Status::InvalidArgument(
+                                "checkpoint directory must be an absolute path on the server"));
+    }
+    Result<storage::Ledger::CheckpointInfo> r = ledger->Checkpoint(dir);
+    if (!r.ok()) return ErrorFrame(id, r.status());
+    spdlog::info("checkpoint written to {}: stream seq {}, {} batches", dir, r->log_position,
+                 r->batches);
+    return wire::EncodeCheckpointReply(id,
+                                       wire::CheckpointSummary{dir, r->log_position, r->batches});
+  });
+}
+
+void Session::AdminBackup(const wire::Message& message, uint64_t frame_bytes) {
+  const uint64_t id = message.request_id();
+  storage::Ledger* ledger = env_.ledger;
+  const wire::BackupRequest* req = message.body_as_BackupRequest();
+  storage::BackupOptions options{std::string(wire::View(req->dir())), req->keep()};
+  spdlog::info("session {} {}: backup to {} requested by {}", id_, peer_, options.dir,
+               principal_->name);
+  // On the query pool like Verify: the first backup copies the whole store.
+  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id, options = std::move(options)] {
+    Result<storage::BackupInfo> r = ledger->Backup(options);
+    if (!r.ok()) {
+      spdlog::warn("backup to {} failed: {}", options.dir, r.status().ToString());
+      return ErrorFrame(id, r.status());
+    }
+    spdlog::info("backup {} written to {}: {} batches, {} bytes ({} new), {} backups kept", r->id,
+                 options.dir, r->batches, r->size_bytes, r->new_bytes, r->backups_kept);
+    return wire::EncodeBackupReply(
+        id, wire::BackupSummary{options.dir, r->id, r->batches, r->log_position, r->size_bytes,
+                                r->new_bytes, r->files, r->backups_kept});
+  });
+}
+
+// On the query pool like Verify: it may take minutes, and the session goes
+// on answering meanwhile.
+void Session::AdminCompact(uint64_t id, uint64_t frame_bytes) {
+  storage::Ledger* ledger = env_.ledger;
+  spdlog::info("session {} {}: compaction requested by {}", id_, peer_, principal_->name);
+  RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, id] {
+    Result<storage::CompactionReport> r = ledger->Compact();
+    if (!r.ok()) return ErrorFrame(id, r.status());
+    spdlog::info("compaction done in {} ms: live SST bytes {} -> {}", r->duration_ms,
+                 r->live_sst_bytes_before, r->live_sst_bytes_after);
+    return wire::EncodeCompactReply(
+        id,
+        wire::CompactSummary{r->duration_ms, r->live_sst_bytes_before, r->live_sst_bytes_after});
+  });
+}
+
+void Session::AdminStats(uint64_t id, uint64_t frame_bytes) {
+  storage::Ledger* ledger = env_.ledger;
   BatchWriter* writer = env_.writer;
   Metrics* metrics = env_.metrics;
   const cluster::Node* node = env_.cluster != nullptr ? env_.cluster->get() : nullptr;
   RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, writer, metrics, node, id] {
     std::string text =
         StatsText(ledger->Stats(), writer->depth(), metrics->connections_active.Value());
-    text += RulesStatsText(*ledger);
     if (node != nullptr) {
       // The digest pauses the writer for one pass over the loans: an admin
       // request, not a metric.
