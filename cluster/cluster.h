@@ -34,6 +34,11 @@ struct ClusterOptions {
   int replicas = 3;                    // JetStream replicas of the stream and the buckets
   uint32_t lease_ms = 3000;            // the leader's lease TTL; failover takes about this long
   uint32_t start_timeout_ms = 60000;   // to reach NATS and set up the stream at start
+  // An explicit institution -> partition map, as the text of a map file
+  // (ParsePartitionMap); "" = the one the cluster was created with, if any.
+  // The first node records it in the cluster's KV bucket; a node given a
+  // different one refuses to start.
+  std::string partition_map;
 };
 
 // What a node knows of its partition, for metrics and `admin stats`.
@@ -72,6 +77,9 @@ class Node {
   // --- partitions (P > 1) ----------------------------------------------------
   uint32_t partition() const { return partition_; }
   uint32_t partitions() const { return partitions_; }
+  // The partition of an institution: the cluster's explicit map, else
+  // FNV-1a-64 of its id mod partitions (docs/cluster.md).
+  virtual uint32_t PartitionOf(std::string_view institution_id) const = 0;
 
   // The client address of `partition`'s leader, read from the lease bucket
   // ("" while none is known).
@@ -99,8 +107,13 @@ class Node {
   const uint32_t partitions_;
 };
 
-// The partition of an institution: FNV-1a-64 of its id, mod partitions
-// (docs/cluster.md).
+// FNV-1a-64 of an institution's id, mod partitions (docs/cluster.md).
 uint32_t PartitionOf(std::string_view institution_id, uint32_t partitions);
+
+// A partition map file: one "INSTITUTION_ID PARTITION" per line (blank lines
+// and lines starting with '#' skipped). Returns it in canonical form (sorted,
+// one space, '\n' after each line) or INVALID_ARGUMENT naming the line: a bad
+// institution id, a partition not below `partitions`, an institution twice.
+Result<std::string> ParsePartitionMap(std::string_view text, uint32_t partitions);
 
 }  // namespace loanledger::cluster

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -20,6 +21,7 @@
 
 #include "cluster/cluster.h"
 #include "schema/check.h"
+#include "schema/event.h"
 
 namespace loanledger::cluster {
 namespace {
@@ -219,6 +221,11 @@ class NodeImpl final : public Node {
                        static_cast<size_t>(natsMsg_GetDataLength(reply.get())));
   }
 
+  uint32_t PartitionOf(std::string_view institution_id) const override {
+    if (auto it = map_.find(institution_id); it != map_.end()) return it->second;
+    return cluster::PartitionOf(institution_id, options_.partitions);
+  }
+
   ClusterState State() const override {
     std::lock_guard lock(mu_);
     ClusterState st = state_;
@@ -319,6 +326,7 @@ class NodeImpl final : public Node {
                                        mine);
       }
     }
+    if (Status st = AgreeOnPartitionMap(); !st.ok()) return st;
     if (options_.partition >= options_.partitions) {
       return Status::InvalidArgument("--partition " + std::to_string(options_.partition) +
                                      " is not below --partitions " + mine);
@@ -358,6 +366,46 @@ class NodeImpl final : public Node {
     }
     std::lock_guard lock(mu_);
     state_.stream_last_seq = last;
+    return Status::Ok();
+  }
+
+  // The explicit partition map: the first node records its own (or "-" for
+  // none); the others adopt the recorded one, and refuse a different one.
+  Status AgreeOnPartitionMap() {
+    const std::string mine = options_.partition_map.empty() ? "-" : options_.partition_map;
+    uint64_t rev = 0;
+    std::string recorded = mine;
+    natsStatus s = kvStore_Create(&rev, config_.get(), "partition_map", mine.data(),
+                                  static_cast<int>(mine.size()));
+    if (s != NATS_OK) {
+      kvEntry* e = nullptr;
+      s = kvStore_Get(&e, config_.get(), "partition_map");
+      if (s != NATS_OK) return Status::Unavailable("read the partition map: " + NatsError(s));
+      recorded.assign(static_cast<const char*>(kvEntry_Value(e)), kvEntry_ValueLen(e));
+      kvEntry_Destroy(e);
+      if (!options_.partition_map.empty() && recorded != mine) {
+        return Status::InvalidArgument(
+            recorded == "-" ? "the cluster was created without a partition map; this node was "
+                              "given --partition-map"
+                            : "this node's --partition-map differs from the one the cluster was "
+                              "created with (the partition of an institution never changes)");
+      }
+    }
+    map_.clear();
+    if (recorded == "-") return Status::Ok();
+    Result<std::string> parsed = ParsePartitionMap(recorded, options_.partitions);
+    if (!parsed.ok())
+      return Status::InvalidArgument("the cluster's partition map: " + parsed.status().message());
+    size_t start = 0;
+    while (start < parsed->size()) {
+      const size_t end = parsed->find('\n', start);
+      const std::string_view line(parsed->data() + start, end - start);
+      const size_t space = line.find(' ');
+      map_.emplace(std::string(line.substr(0, space)),
+                   static_cast<uint32_t>(std::stoul(std::string(line.substr(space + 1)))));
+      start = end + 1;
+    }
+    spdlog::info("cluster: partition map of {} institutions", map_.size());
     return Status::Ok();
   }
 
@@ -805,6 +853,8 @@ class NodeImpl final : public Node {
   std::unique_ptr<jsCtx, JsDeleter> pub_js_;  // PublishGroup's, with OnPubAck
   std::unique_ptr<kvStore, KvDeleter> config_;
   std::unique_ptr<kvStore, KvDeleter> leases_;
+  // The explicit partition map, set by SetUp before any thread starts.
+  std::map<std::string, uint32_t, std::less<>> map_;
   Answerer answerer_;  // set once by Answer, before query_sub_
   std::unique_ptr<natsSubscription, SubDeleter> query_sub_;
 
@@ -849,6 +899,54 @@ Result<std::unique_ptr<Node>> Node::Start(const ClusterOptions& options, storage
   if (Status s = node->Connect(); !s.ok()) return s;
   node->StartThreads();
   return std::unique_ptr<Node>(std::move(node));
+}
+
+Result<std::string> ParsePartitionMap(std::string_view text, uint32_t partitions) {
+  std::map<std::string, uint32_t> map;
+  size_t line_no = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    const size_t first = line.find_first_not_of(" \t");
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    line = line.substr(first);
+    const size_t space = line.find_first_of(" \t");
+    const std::string where = "partition map line " + std::to_string(line_no) + ": ";
+    if (space == std::string_view::npos) {
+      return Status::InvalidArgument(where + "expected 'INSTITUTION_ID PARTITION'");
+    }
+    const std::string id(line.substr(0, space));
+    std::string_view number = line.substr(space);
+    number.remove_prefix(std::min(number.find_first_not_of(" \t"), number.size()));
+    while (!number.empty() && (number.back() == ' ' || number.back() == '\t'))
+      number.remove_suffix(1);
+    if (!IsValidInstitutionId(id)) {
+      return Status::InvalidArgument(where + "bad institution_id \"" + id + "\"");
+    }
+    uint32_t p = 0;
+    bool digits = !number.empty() && number.size() <= 4;
+    for (char c : number) {
+      if (c < '0' || c > '9')
+        digits = false;
+      else
+        p = p * 10 + static_cast<uint32_t>(c - '0');
+    }
+    if (!digits || p >= partitions) {
+      return Status::InvalidArgument(where + "partition \"" + std::string(number) +
+                                     "\" is not a number below " + std::to_string(partitions));
+    }
+    if (!map.emplace(id, p).second) {
+      return Status::InvalidArgument(where + id + " is placed twice");
+    }
+  }
+  std::string out;
+  for (const auto& [id, p] : map) out += id + " " + std::to_string(p) + "\n";
+  return out;
 }
 
 uint32_t PartitionOf(std::string_view institution_id, uint32_t partitions) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A local loanledger cluster on 127.0.0.1 for tests and demos (deploy/README.md,
 # "Cluster: three machines"):
-#   scripts/cluster.sh up DIR [--tokens FILE] [--partitions P] [--replicas R]
+#   scripts/cluster.sh up DIR [--tokens FILE] [--partitions P] [--replicas R] [--partition-map FILE]
 #   scripts/cluster.sh down DIR
 # `up` starts 3 nats-server (one JetStream cluster) and P x R loanledgerd
 # (R = loanledgerd replicas per partition, default 3; P default 1, fixed when

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,17 @@ Result<std::unique_ptr<cluster::Node>> StartClusterNode(const ServerConfig& conf
   o.partitions = config.partitions;
   o.replicas = static_cast<int>(config.replicas);
   o.lease_ms = config.lease_ms;
+  if (!config.partition_map_file.empty()) {
+    std::ifstream in(config.partition_map_file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return Status::InvalidArgument("cannot read " + config.partition_map_file);
+    Result<std::string> map = cluster::ParsePartitionMap(text.str(), config.partitions);
+    if (!map.ok()) {
+      return Status::InvalidArgument(config.partition_map_file + ": " + map.status().message());
+    }
+    o.partition_map = std::move(*map);
+  }
   return cluster::Node::Start(o, ledger);
 }
 

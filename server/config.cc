@@ -86,6 +86,11 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
         1u, 1024u);
   bound("--replicas", c.replicas, "Cluster mode: JetStream replicas of the journal stream", 1u, 5u);
   bound("--lease-ms", c.lease_ms, "Cluster mode: leader lease TTL (ms)", 300u, 600'000u);
+  app.add_option("--partition-map", c.partition_map_file,
+                 "Cluster mode: file of 'INSTITUTION_ID PARTITION' lines placing institutions "
+                 "explicitly (the others by FNV-1a-64 mod --partitions); fixed at cluster "
+                 "creation (docs/cluster.md)")
+      ->check(CLI::ExistingFile);
   bound("--io-threads", c.io_threads, "Asio threads", 1u, 256u);
   bound("--query-threads", c.query_threads, "Query threads", 1u, 256u);
   bound("--snapshot-events", c.snapshot_events,

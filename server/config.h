@@ -51,6 +51,10 @@ struct ServerConfig {
   uint32_t partitions = 1;   // partition count, fixed when the cluster is created
   uint32_t replicas = 3;     // JetStream replicas of the stream and the KV buckets
   uint32_t lease_ms = 3000;  // leader lease TTL (failover takes about this long)
+  // An explicit institution -> partition map (lines "INSTITUTION_ID PARTITION");
+  // institutions not in it go by FNV-1a-64 mod partitions. Kept in the KV
+  // bucket by the node that creates the cluster; "" = the bucket's, if any.
+  std::string partition_map_file;
 
   // Threads. Two cores is the smallest deployment: io and queries share them.
   uint32_t io_threads = 2;     // Asio threads running sessions (framing, decoding, replies)

@@ -149,7 +149,7 @@ std::string AnswerFromLedger(const storage::Ledger& ledger, std::string_view que
 
 // The partitions a query needs: an institution's own, or every one.
 std::vector<uint32_t> Targets(const cluster::Node& node, const std::optional<std::string>& scope) {
-  if (scope) return {cluster::PartitionOf(*scope, node.partitions())};
+  if (scope) return {node.PartitionOf(*scope)};
   std::vector<uint32_t> all(node.partitions());
   for (uint32_t p = 0; p < node.partitions(); ++p) all[p] = p;
   return all;
@@ -395,7 +395,7 @@ Result<LoanView> Figures::QueryLoan(std::string_view institution_id,
                                     std::string_view loan_id) const {
   cluster::Node* node = partitioned();
   if (node == nullptr) return ledger_.QueryLoan(institution_id, loan_id);
-  const uint32_t p = cluster::PartitionOf(institution_id, node->partitions());
+  const uint32_t p = node->PartitionOf(institution_id);
   if (p == node->partition()) return ledger_.QueryLoan(institution_id, loan_id);
   std::vector<uint64_t> positions;
   Result<std::vector<LoanView>> parts = AskAll<LoanView>(

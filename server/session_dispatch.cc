@@ -191,7 +191,7 @@ Status Session::CheckPartition() const {
   if (env_.cluster == nullptr || *env_.cluster == nullptr) return Status::Ok();
   const cluster::Node& node = **env_.cluster;
   if (node.partitions() < 2) return Status::Ok();
-  const uint32_t p = cluster::PartitionOf(principal_->institution_id, node.partitions());
+  const uint32_t p = node.PartitionOf(principal_->institution_id);
   if (p == node.partition()) return Status::Ok();
   return Status::NotLeader(node.LeaderAddress(p));
 }

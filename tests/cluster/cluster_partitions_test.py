@@ -2,11 +2,12 @@
 """A partitioned cluster (issue 13) against a single node, to the fen; real nats-server and
 loanledgerd processes (tests/support/local_cluster.py), every one stopped by its PID.
 
-    cluster_partitions_test.py BUILD_DIR PARTITIONS REPLICAS [--keep]
+    cluster_partitions_test.py BUILD_DIR PARTITIONS REPLICAS [--map] [--keep]
 
 The 151 institution files of `gen --scale 0.00002 --seed 5` go to a plain loanledgerd and, with
 `loanledger submit --server <every node>`, to a cluster of PARTITIONS x REPLICAS nodes: each
-institution's batches belong to partition FNV-1a-64(institution) mod P, and a node of another
+institution's batches belong to partition FNV-1a-64(institution) mod P (with --map, an explicit
+`--partition-map` places the five largest institutions one partition further), and a node of another
 partition answers NOT_LEADER naming that partition's leader, which the CLI follows. Then, asked of
 EVERY node:
   - reports (every category; national, by province, by institution, by region group), series
@@ -29,7 +30,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from cluster_workload import Failure, Submitter, Workload, check, log, wait_until  # noqa: E402
 from ll_server import start_loanledgerd  # noqa: E402
-from local_cluster import LocalCluster  # noqa: E402
+from local_cluster import LoanledgerNode, LocalCluster  # noqa: E402
 
 DATE = "2024-09-30"
 REPORTS = {"national": [], "province": ["--by", "province"], "institution": ["--by", "institution"],
@@ -46,6 +47,52 @@ def fnv1a64(text):
         h ^= b
         h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
     return h
+
+
+def write_map(w, partitions, path):
+    """Places the five largest institutions one partition after their hashed one; returns the
+    institution -> partition function the cluster must follow."""
+    biggest = sorted(w.counts, key=lambda inst: -w.counts[inst])[:5]
+    placed = {inst: (fnv1a64(inst) + 1) % partitions for inst in biggest}
+    with open(path, "w") as f:
+        f.write("# placed by hand: the largest banks\n")
+        f.write("".join(f"{inst} {p}\n" for inst, p in sorted(placed.items())))
+    return lambda inst: placed.get(inst, fnv1a64(inst) % partitions)
+
+
+def check_placement(w, cluster, partition_of):
+    """Every node holds exactly the loans of its partition's institutions (admin stats `loans`)."""
+    want = {}
+    for inst, path, _ in w.files:
+        with open(path) as f:
+            f.readline()
+            loans = {line.split(",")[1] for line in f}
+        p = partition_of(inst)
+        want[p] = want.get(p, 0) + len(loans)
+    for (p, r), n in cluster.nodes.items():
+        got = int(w.stats(n.client())["loans"])
+        check(got == want.get(p, 0), f"{n.name} (partition {p}) holds {got} loans, its institutions "
+                                     f"have {want.get(p, 0)}")
+    log(f"every node holds its partition's loans: {dict(sorted(want.items()))}")
+
+
+def refuse_other_map(w, cluster, build, map_file):
+    """A node started with another partition map than the cluster's refuses to start."""
+    other = map_file + ".other"
+    with open(map_file) as f, open(other, "w") as g:
+        lines = [l for l in f if not l.startswith("#")]
+        inst, p = lines[0].split()
+        g.write(f"{inst} {(int(p) + 1) % cluster.partitions}\n" + "".join(lines[1:]))
+    node = LoanledgerNode(cluster.root, 0, cluster.replicas + 1)
+    node.spawn(os.path.join(build, "server", "loanledgerd"), cluster.nats.urls(), cluster.partitions,
+               cluster.tokens, other)
+    state = wait_until(node.poll_ready, 60, "the node with another map to start or exit", poll_s=0.2)
+    check(state != "ready", f"{node.name} started with a different partition map")
+    with open(node.log) as f:
+        text = f.read()
+    check("partition-map differs" in text, f"{node.name} exited ({state}) without naming the map: "
+                                           f"{text[-400:]}")
+    log(f"a node given another partition map refuses to start ({state})")
 
 
 def answers(w, server, token, loans, positions=None):
@@ -109,7 +156,7 @@ def institution_sees_itself(w, cluster):
     log(f"{inst}'s token sees only {inst} on every partition's nodes")
 
 
-def dead_partition(w, cluster, reference, loans):
+def dead_partition(w, cluster, reference, loans, partition_of):
     """Stops every node of the last partition: queries that need it fail clearly, then recover."""
     dead = cluster.partitions - 1
     alive = cluster.node(0, 1)
@@ -122,7 +169,7 @@ def dead_partition(w, cluster, reference, loans):
           f"a report with partition {dead} down: rc {p.returncode}, out {p.stdout[:200]!r}, "
           f"err {p.stderr.strip()!r}")
     log(f"report without partition {dead}: {p.stderr.strip()}")
-    mine = next(f for f in w.files if fnv1a64(f[0]) % cluster.partitions == 0)
+    mine = next(f for f in w.files if partition_of(f[0]) == 0)
     p = w.run_cli(["report", "--date", DATE, "--format", "json", "--server", alive.client(),
                    "--token", mine[2]], check_rc=False)
     check(p.returncode == 0, f"{mine[0]} (partition 0) could not read its figures: {p.stderr}")
@@ -142,9 +189,10 @@ def dead_partition(w, cluster, reference, loans):
 
 def main(argv):
     if len(argv) < 3:
-        print(f"usage: {sys.argv[0]} BUILD_DIR PARTITIONS REPLICAS [--keep]", file=sys.stderr)
+        print(f"usage: {sys.argv[0]} BUILD_DIR PARTITIONS REPLICAS [--map] [--keep]", file=sys.stderr)
         return 2
     build, partitions, replicas, keep = argv[0], int(argv[1]), int(argv[2]), "--keep" in argv
+    use_map = "--map" in argv
     work = tempfile.mkdtemp(prefix=f"ll-partitions-{partitions}x{replicas}-")
     cluster = None
     ok = False
@@ -164,8 +212,13 @@ def main(argv):
         finally:
             single.stop()
         log(f"single-node reference: {len(reference)} answers")
+        partition_of = lambda inst: fnv1a64(inst) % partitions  # noqa: E731
+        map_file = None
+        if use_map:
+            map_file = os.path.join(work, "partition.map")
+            partition_of = write_map(w, partitions, map_file)
         cluster = LocalCluster(os.path.join(work, "cluster"), partitions=partitions, replicas=replicas,
-                               tokens=w.tokens, bin_dir=build)
+                               tokens=w.tokens, bin_dir=build, partition_map=map_file)
         cluster.up()
         everyone = ",".join(n.client() for n in cluster.nodes.values())
         log(f"cluster of {partitions} partitions x {replicas} replicas up: {everyone}")
@@ -176,7 +229,7 @@ def main(argv):
         check(sub.applied == w.events, f"the cluster applied {sub.applied} of {w.events} events")
         by_partition = {}
         for inst, _, _ in w.files:
-            by_partition.setdefault(fnv1a64(inst) % partitions, []).append(inst)
+            by_partition.setdefault(partition_of(inst), []).append(inst)
         check(len(by_partition) == partitions, f"every partition holds institutions: {by_partition.keys()}")
         log("institutions per partition: " + ", ".join(f"{p}: {len(v)}" for p, v in sorted(by_partition.items())))
         for n in cluster.nodes.values():
@@ -199,8 +252,11 @@ def main(argv):
                       f"{key}: stream_positions {p} (one positive position per partition expected)")
         log(f"every report and series states the {partitions} stream positions it reflects, e.g. "
             f"{positions['report/national']}")
+        check_placement(w, cluster, partition_of)
+        if use_map:
+            refuse_other_map(w, cluster, build, map_file)
         institution_sees_itself(w, cluster)
-        dead_partition(w, cluster, reference, loans)
+        dead_partition(w, cluster, reference, loans, partition_of)
         ok = True
     except Failure as e:
         print(f"FAIL: {e}", file=sys.stderr)

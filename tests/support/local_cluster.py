@@ -164,7 +164,7 @@ class LoanledgerNode:
         pid = self.pid()
         self.addresses = (self.read_ready(pid) if pid else None) or {}
 
-    def spawn(self, binary, nats_urls, partitions, tokens):
+    def spawn(self, binary, nats_urls, partitions, tokens, partition_map=None):
         assert not self.running(), f"{self.name} already runs"
         os.makedirs(self.data, exist_ok=True)
         os.makedirs(os.path.dirname(self.pid_file), exist_ok=True)
@@ -176,6 +176,8 @@ class LoanledgerNode:
                "--listen", f"{HOST}:{self.ports['listen']}",
                "--metrics-listen", f"{HOST}:{self.ports['metrics']}",
                "--data", self.data, "--tokens", tokens, "--ready-file", self.ready]
+        if partition_map:
+            cmd += ["--partition-map", partition_map]
         with open(self.log, "a") as log:
             self._log_offset = log.tell()
             log.write(f"--- start {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(cmd)}\n")
@@ -223,7 +225,7 @@ class LoanledgerNode:
 
 
 class LocalCluster:
-    def __init__(self, root, partitions=None, replicas=None, tokens=None, bin_dir=None):
+    def __init__(self, root, partitions=None, replicas=None, tokens=None, bin_dir=None, partition_map=None):
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
         self.state_file = os.path.join(self.root, "cluster.json")
@@ -239,6 +241,7 @@ class LocalCluster:
         if self.partitions < 1 or self.replicas < 1:
             raise ClusterError("--partitions and --replicas must be at least 1")
         self.tokens = os.path.abspath(tokens) if tokens else state.get("tokens")
+        self.partition_map = os.path.abspath(partition_map) if partition_map else state.get("partition_map")
         bin_dir = bin_dir or os.environ.get("LOANLEDGER_BIN_DIR") or os.path.join(ROOT, "build")
         self.bin_dir = os.path.abspath(bin_dir)
         self.nats = NatsCluster(self.root, warn=warn)
@@ -274,7 +277,8 @@ class LocalCluster:
         if not os.path.isfile(self.tokens):
             raise ClusterError(f"tokens file {self.tokens} does not exist")
         write_file_atomic(self.state_file, json.dumps(
-            {"partitions": self.partitions, "replicas": self.replicas, "tokens": self.tokens}, indent=1) + "\n")
+            {"partitions": self.partitions, "replicas": self.replicas, "tokens": self.tokens,
+             "partition_map": self.partition_map}, indent=1) + "\n")
         nats_was_running = {k for k, n in self.nats.nodes.items() if n.running()}
         started = []
         try:
@@ -296,7 +300,7 @@ class LocalCluster:
 
     def _start_nodes(self, binary, todo, deadline):
         for n in todo:
-            n.spawn(binary, self.nats.urls(), self.partitions, self.tokens)
+            n.spawn(binary, self.nats.urls(), self.partitions, self.tokens, self.partition_map)
         attempts = {n.name: 1 for n in todo}
         pending = list(todo)
         while pending:
@@ -310,7 +314,7 @@ class LocalCluster:
                     warn(f"{n.name}: a port it used before is taken; starting it on new ports")
                     attempts[n.name] += 1
                     n.forget_ports()
-                    n.spawn(binary, self.nats.urls(), self.partitions, self.tokens)
+                    n.spawn(binary, self.nats.urls(), self.partitions, self.tokens, self.partition_map)
                 else:
                     raise ClusterError(f"{n.name} did not start ({state}); {n.log}:\n{log_tail(n.log)}")
             if time.monotonic() > deadline:
@@ -410,12 +414,16 @@ def main(argv):
     up.add_argument("--tokens", metavar="FILE", help="tokens file for every node (default: fresh, DIR/tokens)")
     up.add_argument("--partitions", type=int, metavar="P", help="partition count, fixed at creation (default 1)")
     up.add_argument("--replicas", type=int, metavar="R", help="loanledgerd per partition (default 3)")
+    up.add_argument("--partition-map", metavar="FILE",
+                    help="'INSTITUTION_ID PARTITION' lines placing institutions explicitly, fixed at creation "
+                         "(docs/cluster.md)")
     down = sub.add_parser("down", help="stop every process of the cluster in DIR")
     down.add_argument("dir", metavar="DIR")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            cluster = LocalCluster(args.dir, args.partitions, args.replicas, args.tokens)
+            cluster = LocalCluster(args.dir, args.partitions, args.replicas, args.tokens,
+                                   partition_map=args.partition_map)
             env = cluster.up()
             print(f"cluster up: {len(cluster.nodes)} loanledgerd ({cluster.partitions} partition(s) x "
                   f"{cluster.replicas}), 3 nats-server; . {cluster.root}/cluster.env")
