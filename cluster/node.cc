@@ -9,17 +9,16 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cluster/cluster.h"
+#include "cluster/group_publisher.h"
+#include "cluster/nats_util.h"
 #include "schema/check.h"
 #include "schema/event.h"
 
@@ -31,52 +30,6 @@ using std::chrono::milliseconds;
 
 constexpr const char* kConfigBucket = "loanledger_cluster";
 constexpr const char* kLeaseBucket = "loanledger_leases";
-
-std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
-  std::string m = natsStatus_GetText(s);
-  if (const char* last = nats_GetLastError(nullptr); last != nullptr && *last != '\0') {
-    m += " (";
-    m += last;
-    m += ")";
-  }
-  if (jerr != 0) m += " [JetStream error " + std::to_string(static_cast<int>(jerr)) + "]";
-  return m;
-}
-
-struct ConnectionDeleter {
-  void operator()(natsConnection* c) const {
-    natsConnection_Close(c);
-    natsConnection_Destroy(c);
-  }
-};
-struct JsDeleter {
-  void operator()(jsCtx* js) const { jsCtx_Destroy(js); }
-};
-struct KvDeleter {
-  void operator()(kvStore* kv) const { kvStore_Destroy(kv); }
-};
-struct SubDeleter {
-  void operator()(natsSubscription* s) const {
-    natsSubscription_Unsubscribe(s);
-    natsSubscription_Destroy(s);
-  }
-};
-struct MsgDeleter {
-  void operator()(natsMsg* m) const { natsMsg_Destroy(m); }
-};
-using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
-
-// 128 random bits in hex.
-std::string RandomHex() {
-  std::random_device rd;
-  std::string out;
-  for (int i = 0; i < 4; ++i) {
-    char buf[9];
-    std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
-    out += buf;
-  }
-  return out;
-}
 
 // The lease value: "node\naddress".
 std::string LeaseValue(const ClusterOptions& o) { return o.node + "\n" + o.advertise; }
@@ -103,7 +56,7 @@ class NodeImpl final : public Node {
     ReleaseLease();
     leases_.reset();
     config_.reset();
-    pub_js_.reset();
+    publisher_.reset();
     js_.reset();
     nc_.reset();
   }
@@ -142,15 +95,9 @@ class NodeImpl final : public Node {
     s = natsConnection_JetStream(&js, nc_.get(), &jo);
     if (s != NATS_OK) return Status::Unavailable("JetStream context: " + NatsError(s));
     js_.reset(js);
-    // A second context for a group's records, published without waiting for
-    // each ack (PublishGroup); its acks come to OnPubAck.
-    jo.PublishAsync.AckHandler = &NodeImpl::OnPubAck;
-    jo.PublishAsync.AckHandlerClosure = this;
-    jo.PublishAsync.MaxPending = 4096;
-    js = nullptr;
-    s = natsConnection_JetStream(&js, nc_.get(), &jo);
-    if (s != NATS_OK) return Status::Unavailable("JetStream context: " + NatsError(s));
-    pub_js_.reset(js);
+    Result<std::unique_ptr<GroupPublisher>> publisher = GroupPublisher::Create(nc_.get(), subject_);
+    if (!publisher.ok()) return publisher.status();
+    publisher_ = std::move(*publisher);
     return Retry("set up the cluster's JetStream stream and buckets", [&] { return SetUp(); });
   }
 
@@ -488,141 +435,29 @@ class NodeImpl final : public Node {
     return expected;
   }
 
-  // A group's records in one quorum round trip: each is sent without waiting
-  // for the previous one's ack. Record i expects the stream's last sequence
-  // to be expected + i, and (i > 0) its last message id to be record i-1's,
-  // a unique id: JetStream checks both in the stream's order, so a record
-  // is stored only right after the group's previous one. When one fails,
-  // every later one fails too and the stream holds a prefix of the group
-  // at most, as when records are published one by one.
+  // A group's records in one quorum round trip (group_publisher.h).
   Result<uint64_t> PublishGroup(std::span<const std::string> records) {
     const uint64_t expected = ledger_.LogPosition();
     {
       std::lock_guard lock(mu_);
       if (!LeaseValid()) return Status::NotLeader(state_.leader_address);
     }
-    uint64_t group;
-    {
-      std::lock_guard lock(pub_mu_);
-      group = ++pub_group_;
-      pub_results_.assign(records.size(), PubResult{});
-      pub_done_ = 0;
-    }
-    const std::string prefix = pub_nonce_ + "." + std::to_string(group) + ".";
-    size_t sent = 0;
-    natsStatus send_error = NATS_OK;
-    for (; sent < records.size(); ++sent) {
-      natsMsg* m = nullptr;
-      const std::string& record = records[sent];
-      const std::string id = prefix + std::to_string(sent);
-      natsStatus s = natsMsg_Create(&m, subject_.c_str(), nullptr, record.data(),
-                                    static_cast<int>(record.size()));
-      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
-      if (s == NATS_OK) {
-        s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence",
-                              std::to_string(expected + sent).c_str());
-      }
-      if (s == NATS_OK && sent > 0) {
-        const std::string previous = prefix + std::to_string(sent - 1);
-        s = natsMsgHeader_Set(m, "Nats-Expected-Last-Msg-Id", previous.c_str());
-      }
-      if (s == NATS_OK) s = js_PublishMsgAsync(pub_js_.get(), &m, nullptr);
-      if (m != nullptr) natsMsg_Destroy(m);  // not taken by the library
-      if (s != NATS_OK) {
-        send_error = s;
-        break;
-      }
-    }
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = 5000;
-    natsStatus waited = sent > 0 ? js_PublishAsyncComplete(pub_js_.get(), &po) : NATS_OK;
-    std::vector<PubResult> results;
-    {
-      std::unique_lock lock(pub_mu_);
-      if (waited == NATS_OK) {
-        // The library may count an ack as done just before its handler ran.
-        pub_cv_.wait_for(lock, milliseconds(2000), [&] { return pub_done_ >= sent; });
-      }
-      results = pub_results_;
-      ++pub_group_;  // acks still to come belong to no group
-    }
-    if (waited != NATS_OK) {
-      natsMsgList pending;
-      if (js_PublishAsyncGetPendingList(&pending, pub_js_.get()) == NATS_OK)
-        natsMsgList_Destroy(&pending);
-    }
-    uint64_t last = expected;
-    for (size_t i = 0; i < sent; ++i) {
-      const PubResult& r = results[i];
-      if (r.done && r.status == NATS_OK && r.seq == expected + i + 1) {
-        last = r.seq;
-        continue;
-      }
-      std::lock_guard lock(mu_);
-      need_catch_up_ = true;
-      if (r.done &&
-          (r.error == JSStreamWrongLastSequenceErr || r.error == JSStreamWrongLastMsgIDErr)) {
-        if (last > state_.stream_last_seq) state_.stream_last_seq = last;
-        if (LeaseValid()) {
-          spdlog::warn("cluster: publish fenced (stream moved past {}): catching up", expected + i);
-          return Status::Unavailable("the journal stream moved on; resend");
-        }
-        spdlog::warn("cluster: publish fenced (stream moved past {}): stepping down", expected + i);
-        StepDownLocked("fenced by the stream's last sequence");
-        return Status::NotLeader("");
-      }
-      const std::string why = !r.done ? "no ack within 5 s (" + NatsError(waited) + ")"
-                              : r.status != NATS_OK
-                                  ? r.text + " " + NatsError(r.status, r.error)
-                                  : "stored at " + std::to_string(r.seq) + " instead of " +
-                                        std::to_string(expected + i + 1);
-      return Status::Unavailable("journal publish to " + stream_ + " failed: " + why);
-    }
-    if (send_error != NATS_OK) {
-      std::lock_guard lock(mu_);
-      need_catch_up_ = true;
-      return Status::Unavailable("journal publish to " + stream_ +
-                                 " failed: " + NatsError(send_error));
-    }
+    const GroupPublisher::Outcome out = publisher_->Publish(records, expected);
     std::lock_guard lock(mu_);
-    if (last > state_.stream_last_seq) state_.stream_last_seq = last;
-    return last;
-  }
-
-  // libnats's thread: one ack (or error) of PublishGroup's records.
-  static void OnPubAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
-    auto* self = static_cast<NodeImpl*>(closure);
-    const char* id = nullptr;
-    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) {
-      self->NotePubAck(id, pa, pae);
+    if (out.last > state_.stream_last_seq) state_.stream_last_seq = out.last;
+    if (out.why.empty()) return out.last;
+    need_catch_up_ = true;  // a prefix of the group may be in the stream
+    if (out.fenced) {
+      // As in Publish: with the lease still ours, catch up and go on leading.
+      if (LeaseValid()) {
+        spdlog::warn("cluster: publish fenced (stream moved past {}): catching up", out.last);
+        return Status::Unavailable("the journal stream moved on; resend");
+      }
+      spdlog::warn("cluster: publish fenced (stream moved past {}): stepping down", out.last);
+      StepDownLocked("fenced by the stream's last sequence");
+      return Status::NotLeader("");
     }
-    natsMsg_Destroy(msg);
-  }
-
-  void NotePubAck(std::string_view id, const jsPubAck* pa, const jsPubAckErr* pae) {
-    // id = nonce.group.index
-    const size_t dot2 = id.rfind('.');
-    const size_t dot1 = dot2 == std::string_view::npos ? dot2 : id.rfind('.', dot2 - 1);
-    if (dot1 == std::string_view::npos || id.substr(0, dot1) != pub_nonce_) return;
-    const uint64_t group =
-        std::strtoull(std::string(id.substr(dot1 + 1, dot2 - dot1 - 1)).c_str(), nullptr, 10);
-    const size_t index = std::strtoull(std::string(id.substr(dot2 + 1)).c_str(), nullptr, 10);
-    std::lock_guard lock(pub_mu_);
-    if (group != pub_group_ || index >= pub_results_.size() || pub_results_[index].done) return;
-    PubResult& r = pub_results_[index];
-    r.done = true;
-    if (pa != nullptr) {
-      r.seq = pa->Sequence;
-    } else if (pae != nullptr) {
-      r.status = pae->Err != NATS_OK ? pae->Err : NATS_ERR;
-      r.error = pae->ErrCode;
-      r.text = pae->ErrText != nullptr ? pae->ErrText : "";
-    } else {
-      r.status = NATS_ERR;
-    }
-    ++pub_done_;
-    pub_cv_.notify_all();
+    return Status::Unavailable("journal publish to " + stream_ + " failed: " + out.why);
   }
 
   void StepDownLocked(const std::string& why) {
@@ -850,28 +685,13 @@ class NodeImpl final : public Node {
   const std::string lease_key_;
   std::unique_ptr<natsConnection, ConnectionDeleter> nc_;
   std::unique_ptr<jsCtx, JsDeleter> js_;
-  std::unique_ptr<jsCtx, JsDeleter> pub_js_;  // PublishGroup's, with OnPubAck
+  std::unique_ptr<GroupPublisher> publisher_;  // PublishGroup's
   std::unique_ptr<kvStore, KvDeleter> config_;
   std::unique_ptr<kvStore, KvDeleter> leases_;
   // The explicit partition map, set by SetUp before any thread starts.
   std::map<std::string, uint32_t, std::less<>> map_;
   Answerer answerer_;  // set once by Answer, before query_sub_
   std::unique_ptr<natsSubscription, SubDeleter> query_sub_;
-
-  // PublishGroup's acks (the writer thread waits; libnats's thread notes).
-  struct PubResult {
-    bool done = false;
-    uint64_t seq = 0;  // stored at, on success
-    natsStatus status = NATS_OK;
-    jsErrCode error = static_cast<jsErrCode>(0);
-    std::string text;
-  };
-  const std::string pub_nonce_ = RandomHex();  // makes message ids unique to this process
-  std::mutex pub_mu_;
-  std::condition_variable pub_cv_;
-  uint64_t pub_group_ = 0;
-  std::vector<PubResult> pub_results_;
-  size_t pub_done_ = 0;
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
@@ -899,64 +719,6 @@ Result<std::unique_ptr<Node>> Node::Start(const ClusterOptions& options, storage
   if (Status s = node->Connect(); !s.ok()) return s;
   node->StartThreads();
   return std::unique_ptr<Node>(std::move(node));
-}
-
-Result<std::string> ParsePartitionMap(std::string_view text, uint32_t partitions) {
-  std::map<std::string, uint32_t> map;
-  size_t line_no = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    start = end + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    const size_t first = line.find_first_not_of(" \t");
-    if (first == std::string_view::npos || line[first] == '#') continue;
-    line = line.substr(first);
-    const size_t space = line.find_first_of(" \t");
-    const std::string where = "partition map line " + std::to_string(line_no) + ": ";
-    if (space == std::string_view::npos) {
-      return Status::InvalidArgument(where + "expected 'INSTITUTION_ID PARTITION'");
-    }
-    const std::string id(line.substr(0, space));
-    std::string_view number = line.substr(space);
-    number.remove_prefix(std::min(number.find_first_not_of(" \t"), number.size()));
-    while (!number.empty() && (number.back() == ' ' || number.back() == '\t'))
-      number.remove_suffix(1);
-    if (!IsValidInstitutionId(id)) {
-      return Status::InvalidArgument(where + "bad institution_id \"" + id + "\"");
-    }
-    uint32_t p = 0;
-    bool digits = !number.empty() && number.size() <= 4;
-    for (char c : number) {
-      if (c < '0' || c > '9')
-        digits = false;
-      else
-        p = p * 10 + static_cast<uint32_t>(c - '0');
-    }
-    if (!digits || p >= partitions) {
-      return Status::InvalidArgument(where + "partition \"" + std::string(number) +
-                                     "\" is not a number below " + std::to_string(partitions));
-    }
-    if (!map.emplace(id, p).second) {
-      return Status::InvalidArgument(where + id + " is placed twice");
-    }
-  }
-  std::string out;
-  for (const auto& [id, p] : map) out += id + " " + std::to_string(p) + "\n";
-  return out;
-}
-
-uint32_t PartitionOf(std::string_view institution_id, uint32_t partitions) {
-  LL_CHECK(partitions >= 1);
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : institution_id) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return static_cast<uint32_t>(h % partitions);
 }
 
 }  // namespace loanledger::cluster

@@ -1,0 +1,37 @@
+// cluster/'s private helpers over the NATS C client (libnats 3.4).
+#pragma once
+
+#include <nats/nats.h>
+
+#include <memory>
+#include <string>
+
+namespace loanledger::cluster {
+
+// natsStatus text, the library's last error and the JetStream error code.
+std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));
+
+struct ConnectionDeleter {
+  void operator()(natsConnection* c) const {
+    natsConnection_Close(c);
+    natsConnection_Destroy(c);
+  }
+};
+struct JsDeleter {
+  void operator()(jsCtx* js) const { jsCtx_Destroy(js); }
+};
+struct KvDeleter {
+  void operator()(kvStore* kv) const { kvStore_Destroy(kv); }
+};
+struct SubDeleter {
+  void operator()(natsSubscription* s) const {
+    natsSubscription_Unsubscribe(s);
+    natsSubscription_Destroy(s);
+  }
+};
+struct MsgDeleter {
+  void operator()(natsMsg* m) const { natsMsg_Destroy(m); }
+};
+using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
+
+}  // namespace loanledger::cluster
