@@ -9,6 +9,7 @@
 #include "server/batch_writer.h"
 #include "server/cluster_glue.h"
 #include "server/metrics.h"
+#include "server/rules_metrics.h"
 #include "server/session.h"
 #include "server/session_internal.h"
 #include "storage/ledger.h"
@@ -152,6 +153,7 @@ void Session::AdminStats(uint64_t id, uint64_t frame_bytes) {
   RunOnQueryPool(id, frame_bytes, std::nullopt, [ledger, writer, metrics, node, id] {
     std::string text =
         StatsText(ledger->Stats(), writer->depth(), metrics->connections_active.Value());
+    text += RulesStatsText(*ledger);
     if (node != nullptr) {
       // The digest pauses the writer for one pass over the loans: an admin
       // request, not a metric.

@@ -226,6 +226,9 @@ def batches_applied(env, server):
     return int(next(l.split()[1] for l in stats.splitlines() if l.startswith("batches_applied ")))
 
 
+FEED_CHUNKS = 40
+
+
 def apply_under_load(env, server, parts):
     """B submitted and reports asked while the policy file is applied."""
     stop = threading.Event()
@@ -240,17 +243,32 @@ def apply_under_load(env, server, parts):
             else:
                 seen.append(json.loads(r.stdout)["rules_version"])
 
+    # Each institution's part B goes in FEED_CHUNKS files, one CLI run after another, so that
+    # submissions span the apply however fast the machine is: the apply starts once every
+    # feeder has its first chunk acknowledged, and a recompute lasts longer than one CLI run.
+    started_feeding = threading.Barrier(len(parts) + 1)
+
     def feed(inst):
-        r = env.cli(server, inst, "submit", parts[inst][1], "--batch-size", "20")
-        if r.returncode != 0 or "rejected=0" not in r.stdout:
-            errors.append(f"submit {inst}: {r.stdout} {r.stderr}")
+        with open(parts[inst][1]) as f:
+            header, lines = f.readline(), f.readlines()
+        step = max(1, -(-len(lines) // FEED_CHUNKS))
+        for k, first in enumerate(range(0, len(lines), step)):
+            path = f"{parts[inst][1]}.{k}"
+            with open(path, "w") as out:
+                out.write(header)
+                out.writelines(lines[first:first + step])
+            r = env.cli(server, inst, "submit", path, "--batch-size", "20")
+            if r.returncode != 0 or "rejected=0" not in r.stdout:
+                errors.append(f"submit {path}: {r.stdout} {r.stderr}")
+            if k == 0:
+                started_feeding.wait()
 
     asker = threading.Thread(target=ask)
     feeders = [threading.Thread(target=feed, args=(inst,)) for inst in parts]
     asker.start()
     for t in feeders:
         t.start()
-    time.sleep(0.3)  # submissions under way
+    started_feeding.wait(timeout=120)  # submissions under way
     before = batches_applied(env, server)
     started = time.monotonic()
     r = env.cli(server, "admin", "admin", "rules", "apply", POLICY)
