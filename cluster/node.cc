@@ -73,6 +73,10 @@ class NodeImpl final : public Node {
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts.get(), 200);
     if (s == NATS_OK) s = natsOptions_SetTimeout(opts.get(), 2000);
     if (s == NATS_OK) s = natsOptions_SetName(opts.get(), options_.node.c_str());
+    // Answers to other nodes and a group's journal records go out at once
+    // instead of waiting for the library's flusher (about 1 ms per answer
+    // otherwise: bench/RESULTS.md, "Partitions").
+    if (s == NATS_OK) s = natsOptions_SetSendAsap(opts.get(), true);
     if (s != NATS_OK) return Status::InvalidArgument("NATS servers: " + NatsError(s));
     const auto deadline = Clock::now() + milliseconds(options_.start_timeout_ms);
     while (true) {

@@ -163,15 +163,22 @@ Result<std::vector<T>> AskAll(const cluster::Node& node, const std::vector<uint3
                               const std::string& question, Local local, Decode decode,
                               std::vector<uint64_t>* positions) {
   positions->assign(node.partitions(), 0);
+  // Every other partition is asked on a thread of its own but the last one,
+  // which is asked on this thread (deferred: when its answer is wanted), so
+  // that P = 2 starts no thread.
+  size_t last_remote = targets.size();
+  for (size_t i = 0; i < targets.size(); ++i)
+    if (targets[i] != node.partition()) last_remote = i;
   std::vector<std::future<Result<std::string>>> asked;
-  for (uint32_t p : targets) {
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const uint32_t p = targets[i];
     if (p == node.partition()) {
       asked.emplace_back();
       continue;
     }
-    asked.push_back(std::async(std::launch::async, [&node, p, &question] {
-      return node.Ask(p, question, kAskTimeoutMs);
-    }));
+    asked.push_back(
+        std::async(i == last_remote ? std::launch::deferred : std::launch::async,
+                   [&node, p, &question] { return node.Ask(p, question, kAskTimeoutMs); }));
   }
   const uint64_t local_position = node.State().applied_seq;
   std::vector<T> parts;

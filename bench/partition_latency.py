@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Report latency of a partitioned cluster against a single node (issue 13: "within the
+single-node goals plus one loopback round trip"). Not a test: nothing is asserted.
+
+    bench/partition_latency.py [BUILD_DIR] [--scale S] [--seconds N] [--partitions P]
+
+The generator's national portfolio (`gen --scale S --seed 3`, one file per bank) goes through
+`loanledger submit` to a single loanledgerd and to a cluster of P partitions x 1 replica on
+3 nats-server (tests/support/local_cluster.py); then `loanledger-load --reports-only
+--both-reports` asks each, for N seconds, for the national report and the report by province
+(every category) every 2 ms, and prints p50/p99. Every process binds 127.0.0.1 on ports chosen
+at run time and is stopped by its PID.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
+import cluster_workload  # noqa: E402
+from cluster_workload import Submitter, Workload  # noqa: E402
+from ll_server import start_loanledgerd  # noqa: E402
+from local_cluster import LocalCluster  # noqa: E402
+
+
+def reports(build, server, token, seconds):
+    """loanledger-load --reports-only for `seconds`; {'national': (p50, p99, n), 'province': ...}."""
+    p = subprocess.Popen([os.path.join(build, "bench", "loanledger-load"), "--server", server,
+                          "--regulator-token", token, "--reports-only", "--both-reports",
+                          "--report-interval-ms", "2", "--report-date", "2024-09-30"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(seconds)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    got = {}
+    for line in out.splitlines():
+        m = re.match(r"report_latency_ms(\([^)]*\))? p50=([\d.]+) p99=([\d.]+) queries=(\d+)", line)
+        if m:
+            got["province" if "province" in (m.group(1) or "") else "national"] = (
+                float(m.group(2)), float(m.group(3)), int(m.group(4)))
+    if not got:
+        raise RuntimeError(f"no latencies from loanledger-load: {out} {err}")
+    return got
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("build", nargs="?", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--scale", default="0.001")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--partitions", type=int, default=2)
+    args = ap.parse_args(argv)
+    build = os.path.abspath(args.build)
+    cluster_workload.SCALE, cluster_workload.SEED = args.scale, "3"
+    work = tempfile.mkdtemp(prefix="ll-partition-latency-")
+    cluster = single = None
+    try:
+        w = Workload(build, work)
+        w.prepare()
+        data = os.path.join(work, "single", "data")
+        os.makedirs(data)
+        single = start_loanledgerd(build, data, w.tokens, os.path.join(work, "single", "ll.log"))
+        Submitter(w, single.address(), batch_size=1000).run()
+        cluster = LocalCluster(os.path.join(work, "cluster"), partitions=args.partitions, replicas=1,
+                               tokens=w.tokens, bin_dir=build)
+        cluster.up()
+        everyone = ",".join(n.client() for n in cluster.nodes.values())
+        sub = Submitter(w, everyone, batch_size=1000)
+        sub.run()
+        if sub.error:
+            raise sub.error
+        rows = []
+        for rnd in (1, 2):  # alternate, one sitting
+            rows.append(("single node", rnd, reports(build, single.address(), w.regulator, args.seconds)))
+            rows.append((f"{args.partitions} partitions (asked of partition 0's node)", rnd,
+                         reports(build, cluster.node(0, 1).client(), w.regulator, args.seconds)))
+        print(f"{w.events} events, {len(w.files)} banks; reports every 2 ms for {args.seconds:.0f} s each")
+        print("| setup | round | national p50 / p99 ms | by province p50 / p99 ms | queries |")
+        print("| --- | --- | --- | --- | --- |")
+        for name, rnd, got in rows:
+            n, p = got.get("national", (0, 0, 0)), got.get("province", (0, 0, 0))
+            print(f"| {name} | {rnd} | {n[0]:.2f} / {n[1]:.2f} | {p[0]:.2f} / {p[1]:.2f} | {n[2] + p[2]} |")
+    finally:
+        if single is not None:
+            single.stop()
+        if cluster is not None:
+            cluster.down()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
