@@ -27,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -135,6 +136,24 @@ def tail_of(path, offset):
         return f.read()
 
 
+LOAD_CHUNKS = 40
+
+
+def split_file(path, n):
+    """PATH's events in n files (each with the header), in order."""
+    with open(path) as f:
+        header, lines = f.readline(), f.readlines()
+    step = max(1, -(-len(lines) // n))
+    out = []
+    for k, first in enumerate(range(0, len(lines), step)):
+        chunk = f"{path}.{k}"
+        with open(chunk, "w") as f:
+            f.write(header)
+            f.writelines(lines[first:first + step])
+        out.append(chunk)
+    return out
+
+
 def submit(env, server, token, path):
     r = env.cli(server, token, "submit", path, "--batch-size", "50")
     check(r.returncode == 0, f"submit {path}: rc {r.returncode} {r.stderr}")
@@ -164,15 +183,31 @@ def main():
         try:
             submit(env, server, inst, parts[0])
 
-            # 1. A backup under load.
-            load = env.cli_bg(server, inst, "submit", parts[1], "--batch-size", "2")
-            time.sleep(0.2)
-            check(load.poll() is None, "the load finished before the backup began: make it larger")
+            # 1. A backup under load: part 1 goes in LOAD_CHUNKS files, one CLI run after another,
+            # so that the load spans the backup however fast the machine is; the backup starts
+            # once the first chunk is acknowledged.
+            chunks = split_file(parts[1], LOAD_CHUNKS)
+            first_done = threading.Event()
+            load_errors = []
+
+            def feed():
+                for k, path in enumerate(chunks):
+                    r = env.cli(server, inst, "submit", path, "--batch-size", "2")
+                    if r.returncode != 0:
+                        load_errors.append(f"{path}: rc {r.returncode} {r.stderr}")
+                    if k == 0:
+                        first_done.set()
+                first_done.set()
+            loader = threading.Thread(target=feed)
+            loader.start()
+            check(first_done.wait(CLI_TIMEOUT_S), "the load's first chunk was not acknowledged")
+            check(loader.is_alive(), "the load finished before the backup began")
             applied_before = stat(env, server, admin, "batches_applied")
             b1 = backup(env, server, admin, backups)
-            still_loading = load.poll() is None
-            out, err = load.communicate(timeout=CLI_TIMEOUT_S)
-            check(load.returncode == 0, f"submit under backup: {err}")
+            still_loading = loader.is_alive()
+            loader.join(CLI_TIMEOUT_S * len(chunks))
+            check(not loader.is_alive(), "the load did not finish")
+            check(not load_errors, f"submit under backup: {load_errors[:2]}")
             check(b1["id"] == 1 and b1["batches"] >= applied_before,
                   f"backup 1 holds {b1['batches']} batches, {applied_before} were applied before it")
             print(f"backup 1 under load: {b1['batches']} batches (>= {applied_before} before it; "
