@@ -193,9 +193,10 @@ struct ModelLedger {
 
   static int64_t Balance(Day d, const std::string& group) {
     if (d < kDayMin) return 0;
-    if (group == "44") return d < D("2023-07-01") ? 0 : (d - D("2023-07-01")) * 7'919 + 11;
-    // Large and irregular: above 2^53, with dips.
-    return kTwo53 + 20'000'000'001 + (d - kDayMin) * 1'000'003 - (d % 17) * 999'999'937;
+    if (group == "44") return d < D("2023-07-01") ? 0 : int64_t{d - D("2023-07-01")} * 7'919 + 11;
+    // Large and irregular: above 2^53, with dips (int64: a Day times a million overflows int).
+    return kTwo53 + 20'000'000'001 + int64_t{d - kDayMin} * 1'000'003 -
+           int64_t{d % 17} * 999'999'937;
   }
 
   Result<Series> Answer(const SeriesQuery& q) {
