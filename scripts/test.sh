@@ -4,7 +4,7 @@
 # errors) and runs every test suite with CTest; then the whole suite again
 # under ASan + UBSan, and the server/client tests under ThreadSanitizer
 # (scripts/sanitize.sh), and each libFuzzer target for 15 s (scripts/fuzz.sh,
-# clang; tests/RELIABILITY.md). About 35 minutes on a fresh 2-core machine.
+# clang; tests/RELIABILITY.md). About 40 minutes on a fresh 2-core machine.
 # SKIP_SANITIZERS=1 runs only the first pass (a quick loop); SKIP_FUZZ=1
 # skips the fuzzers.
 set -euo pipefail
