@@ -36,6 +36,16 @@ constexpr std::string_view kFlags[] = {"srdi", "tech_enterprise", "green", "elde
 
 std::string TypeName(const Json& j) { return j.type_name(); }
 
+// A key of the file as it appears in an error's FIELD: bare when it looks like
+// a field name, else JSON-quoted, so that "" or a key holding ": " still reads
+// as one field (fuzz_rules found {"": []} giving ": unknown field").
+std::string KeyName(const std::string& key) {
+  const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+  return bare ? key : Json(key).dump(-1, ' ', true, Json::error_handler_t::replace);
+}
+
 // JSON levels of a rule nested kRuleDepthMax deep (an all/any level is an
 // object and an array), with room to spare.
 constexpr size_t kRuleJsonDepthMax = 2 * kRuleDepthMax + 4;
@@ -83,7 +93,8 @@ class RulesCompiler {
     if (!root.is_object()) return Error("(file)", "must be a JSON object, got " + TypeName(root));
     for (auto it = root.begin(); it != root.end(); ++it) {
       if (it.key() != "version" && it.key() != "categories" && it.key() != "region_groups")
-        return Error(it.key(), "unknown field (expected version, categories, region_groups)");
+        return Error(KeyName(it.key()),
+                     "unknown field (expected version, categories, region_groups)");
     }
     if (Status s = Version(root); !s.ok()) return s;
     if (Status s = Categories(root); !s.ok()) return s;
@@ -123,7 +134,7 @@ class RulesCompiler {
       if (!c.is_object()) return Error(field, "must be an object, got " + TypeName(c));
       for (auto k = c.begin(); k != c.end(); ++k) {
         if (k.key() != "name" && k.key() != "rule")
-          return Error(field + "." + k.key(), "unknown field (expected name, rule)");
+          return Error(field + "." + KeyName(k.key()), "unknown field (expected name, rule)");
       }
       auto name = c.find("name");
       if (name == c.end()) return Error(field + ".name", "missing");
@@ -164,7 +175,8 @@ class RulesCompiler {
       if (!g.is_object()) return Error(field, "must be an object, got " + TypeName(g));
       for (auto k = g.begin(); k != g.end(); ++k) {
         if (k.key() != "name" && k.key() != "region_prefix")
-          return Error(field + "." + k.key(), "unknown field (expected name, region_prefix)");
+          return Error(field + "." + KeyName(k.key()),
+                       "unknown field (expected name, region_prefix)");
       }
       auto name = g.find("name");
       if (name == g.end()) return Error(field + ".name", "missing");
@@ -242,13 +254,14 @@ class RulesCompiler {
     if (!j.is_object()) return Error(field, "a rule must be an object, got " + TypeName(j));
     if (j.size() != 1) {
       std::string keys;
-      for (auto it = j.begin(); it != j.end(); ++it) keys += (keys.empty() ? "" : ", ") + it.key();
+      for (auto it = j.begin(); it != j.end(); ++it)
+        keys += (keys.empty() ? "" : ", ") + KeyName(it.key());
       return Error(field, "a rule object holds exactly one predicate or combinator, found " +
                               std::to_string(j.size()) + (keys.empty() ? "" : " (" + keys + ")"));
     }
     const std::string key = j.begin().key();
     const Json& v = j.begin().value();
-    const std::string f = field + "." + key;
+    const std::string f = field + "." + KeyName(key);
     const size_t start = r_->nodes_.size();
     using Op = Rules::Op;
     if (key == "all" || key == "any") {

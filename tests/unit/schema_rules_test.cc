@@ -189,6 +189,9 @@ TEST(SchemaRules, BadFilesNameTheFieldAndReason) {
       {R"({"version":"v","categories":{}})", "categories: must be an array, got object"},
       {R"({"version":"v","categories":[],"extra":1})",
        "extra: unknown field (expected version, categories, region_groups)"},
+      // Found by fuzz_rules: an empty key, or one holding ": ", is quoted.
+      {R"({"": []})", "\"\": unknown field (expected version, categories, region_groups)"},
+      {R"({"a: b": 1})", "\"a: b\": unknown field (expected version, categories, region_groups)"},
       {R"({"version":"v","categories":[3]})", "categories[0]: must be an object, got number"},
       {R"({"version":"v","categories":[{"rule":{"flag":"green"}}]})",
        "categories[0].name: missing"},
@@ -283,6 +286,9 @@ TEST(SchemaRules, BadFilesNameTheFieldAndReason) {
   EXPECT_EQ(ErrorOf(OneRule(R"({"colour":"green"})"))
                 .rfind("categories[0].rule.colour: unknown predicate \"colour\"", 0),
             0u);
+  EXPECT_EQ(ErrorOf(OneRule(R"({"":1})")).rfind("categories[0].rule.\"\": unknown predicate", 0),
+            0u)
+      << ErrorOf(OneRule(R"({"":1})"));
   EXPECT_EQ(ErrorOf(OneRule(R"({"all":[{"flag":"green"},{"nope":1}]})"))
                 .rfind("categories[0].rule.all[1].nope: unknown predicate \"nope\"", 0),
             0u);
