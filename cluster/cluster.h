@@ -39,7 +39,34 @@ struct ClusterOptions {
   // The first node records it in the cluster's KV bucket; a node given a
   // different one refuses to start.
   std::string partition_map;
+  // Stream storage (StreamStorage): read at most this often, by
+  // RefreshStorage; each JetStream API request waits at most
+  // storage_timeout_ms.
+  uint32_t storage_poll_ms = 5000;
+  uint32_t storage_timeout_ms = 1000;
 };
+
+// What JetStream reports of the partition's journal stream and of the
+// JetStream account's file storage (every stream and bucket of the account,
+// all replicas counted), for metrics and `admin stats`. A limit that is not
+// set (JetStream's -1 or 0) is -1 here.
+struct StreamStorage {
+  bool known = false;  // one read has succeeded since start
+  uint64_t stream_bytes = 0;
+  uint64_t stream_messages = 0;
+  int64_t stream_max_bytes = -1;
+  int64_t stream_max_messages = -1;
+  int64_t stream_max_age_seconds = -1;
+  uint64_t account_storage_bytes = 0;
+  int64_t account_storage_limit_bytes = -1;
+  uint64_t read_failures = 0;  // reads that failed since start (the last values are kept)
+  double age_seconds = 0;      // since the last successful read (since start before one)
+};
+
+// The highest used fraction of the storage limits that are set: stream
+// bytes of its max_bytes, messages of its max_msgs, the account's storage of
+// its limit; -1 when none is set (or nothing was read yet).
+double StorageUsedRatio(const StreamStorage& s);
 
 // What a node knows of its partition, for metrics and `admin stats`.
 struct ClusterState {
@@ -53,6 +80,7 @@ struct ClusterState {
   uint64_t elections_won = 0;  // times this node became leader
   uint64_t step_downs = 0;     // times it stopped leading (lost lease, fenced publish)
   std::string last_error;      // of the follower or the lease loop, "" = none
+  StreamStorage storage;       // as of the last RefreshStorage
 };
 
 class Node {
@@ -73,6 +101,13 @@ class Node {
       std::span<const storage::Batch* const> batches) = 0;
 
   virtual ClusterState State() const = 0;
+
+  // Reads the stream's and the account's storage from JetStream again when
+  // the last read is older than storage_poll_ms (two API requests, each
+  // bounded by storage_timeout_ms; a failure is counted and logged, never
+  // fatal). For the server's metrics refresh: never on the write or apply
+  // path. Thread-safe.
+  virtual void RefreshStorage() = 0;
 
   // --- partitions (P > 1) ----------------------------------------------------
   uint32_t partition() const { return partition_; }

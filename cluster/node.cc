@@ -2,7 +2,7 @@
 // docs/cluster.md. Three threads of its own: the follower (an ordered
 // consumer of the partition's stream feeding Ledger::ApplyPublished), the
 // campaigner (takes and renews the lease key) and NATS's own; the server's
-// writer thread calls ApplyGroup.
+// writer thread calls ApplyGroup, its metrics refresh RefreshStorage.
 #include <nats/nats.h>
 #include <spdlog/spdlog.h>
 
@@ -19,6 +19,7 @@
 #include "cluster/cluster.h"
 #include "cluster/group_publisher.h"
 #include "cluster/nats_util.h"
+#include "cluster/stream_storage.h"
 #include "schema/check.h"
 #include "schema/event.h"
 
@@ -42,7 +43,9 @@ class NodeImpl final : public Node {
         ledger_(ledger),
         stream_("LOANLEDGER_P" + std::to_string(options_.partition)),
         subject_("loanledger.p" + std::to_string(options_.partition) + ".journal"),
-        lease_key_("p" + std::to_string(options_.partition)) {}
+        lease_key_("p" + std::to_string(options_.partition)),
+        storage_(stream_, options_.replicas, options_.storage_poll_ms,
+                 options_.storage_timeout_ms) {}
 
   ~NodeImpl() override {
     {
@@ -184,8 +187,11 @@ class NodeImpl final : public Node {
     st.applied_seq = ledger_.LogPosition();
     st.lag_events = st.stream_last_seq > st.applied_seq ? st.stream_last_seq - st.applied_seq : 0;
     if (st.lag_events == 0) st.lag_seconds = 0;
+    st.storage = storage_.Last();
     return st;
   }
+
+  void RefreshStorage() override { storage_.Refresh(js_.get()); }
 
  private:
   static std::string QuerySubject(uint32_t partition) {
@@ -687,6 +693,7 @@ class NodeImpl final : public Node {
   const std::string stream_;
   const std::string subject_;
   const std::string lease_key_;
+  StorageReader storage_;  // RefreshStorage's, on the caller's thread
   std::unique_ptr<natsConnection, ConnectionDeleter> nc_;
   std::unique_ptr<jsCtx, JsDeleter> js_;
   std::unique_ptr<GroupPublisher> publisher_;  // PublishGroup's

@@ -76,7 +76,32 @@ ClusterMetrics::ClusterMetrics(prometheus::Registry& r, uint32_t p)
       elections_(OneGauge(r, "loanledger_cluster_elections_won",
                           "Times this node became its partition's leader since start", p)),
       step_downs_(OneGauge(r, "loanledger_cluster_step_downs",
-                           "Times this node stopped leading (lease lost, publish fenced)", p)) {}
+                           "Times this node stopped leading (lease lost, publish fenced)", p)),
+      stream_bytes_(OneGauge(r, "loanledger_cluster_stream_bytes",
+                             "Bytes the partition's journal stream holds (JetStream stream info)",
+                             p)),
+      stream_messages_(OneGauge(r, "loanledger_cluster_stream_messages",
+                                "Messages (journal records) the partition's stream holds", p)),
+      stream_max_bytes_(OneGauge(r, "loanledger_cluster_stream_max_bytes",
+                                 "The stream's max_bytes limit; -1 = none (the default)", p)),
+      stream_max_messages_(OneGauge(r, "loanledger_cluster_stream_max_messages",
+                                    "The stream's max_msgs limit; -1 = none (the default)", p)),
+      stream_max_age_(OneGauge(r, "loanledger_cluster_stream_max_age_seconds",
+                               "The stream's max_age limit; -1 = none (the default)", p)),
+      js_storage_(OneGauge(r, "loanledger_cluster_jetstream_storage_bytes",
+                           "File storage the JetStream account uses (all streams, replicas "
+                           "counted)",
+                           p)),
+      js_storage_limit_(OneGauge(r, "loanledger_cluster_jetstream_storage_limit_bytes",
+                                 "The JetStream account's file storage limit; -1 = none", p)),
+      storage_used_ratio_(OneGauge(r, "loanledger_cluster_stream_storage_used_ratio",
+                                   "Highest used fraction of the stream's and the account's "
+                                   "storage limits that are set; -1 = no limit set",
+                                   p)),
+      storage_age_(OneGauge(r, "loanledger_cluster_stream_storage_age_seconds",
+                            "Seconds since the stream storage was last read from JetStream", p)),
+      storage_failures_(OneGauge(r, "loanledger_cluster_stream_storage_read_failures",
+                                 "Failed reads of the stream storage since start", p)) {}
 
 void ClusterMetrics::Set(const cluster::ClusterState& s) {
   is_leader_.Set(s.leader ? 1 : 0);
@@ -86,6 +111,17 @@ void ClusterMetrics::Set(const cluster::ClusterState& s) {
   lag_seconds_.Set(s.lag_seconds);
   elections_.Set(static_cast<double>(s.elections_won));
   step_downs_.Set(static_cast<double>(s.step_downs));
+  const cluster::StreamStorage& st = s.storage;
+  stream_bytes_.Set(static_cast<double>(st.stream_bytes));
+  stream_messages_.Set(static_cast<double>(st.stream_messages));
+  stream_max_bytes_.Set(static_cast<double>(st.stream_max_bytes));
+  stream_max_messages_.Set(static_cast<double>(st.stream_max_messages));
+  stream_max_age_.Set(static_cast<double>(st.stream_max_age_seconds));
+  js_storage_.Set(static_cast<double>(st.account_storage_bytes));
+  js_storage_limit_.Set(static_cast<double>(st.account_storage_limit_bytes));
+  storage_used_ratio_.Set(cluster::StorageUsedRatio(st));
+  storage_age_.Set(st.age_seconds);
+  storage_failures_.Set(static_cast<double>(st.read_failures));
 }
 
 std::string ClusterStatsText(const cluster::ClusterState& s) {
@@ -99,6 +135,14 @@ std::string ClusterStatsText(const cluster::ClusterState& s) {
   text += "cluster_replication_lag_seconds " + std::to_string(s.lag_seconds) + '\n';
   text += "cluster_elections_won " + std::to_string(s.elections_won) + '\n';
   text += "cluster_step_downs " + std::to_string(s.step_downs) + '\n';
+  const cluster::StreamStorage& st = s.storage;
+  text += "cluster_stream_bytes " + std::to_string(st.stream_bytes) + '\n';
+  text += "cluster_stream_messages " + std::to_string(st.stream_messages) + '\n';
+  text += "cluster_stream_max_bytes " + std::to_string(st.stream_max_bytes) + '\n';
+  text += "cluster_jetstream_storage_bytes " + std::to_string(st.account_storage_bytes) + '\n';
+  text += "cluster_jetstream_storage_limit_bytes " +
+          std::to_string(st.account_storage_limit_bytes) + '\n';
+  text += "cluster_stream_storage_age_seconds " + std::to_string(st.age_seconds) + '\n';
   if (!s.last_error.empty()) text += "cluster_last_error " + s.last_error + '\n';
   return text;
 }

@@ -34,6 +34,17 @@ class ClusterMetrics {
   prometheus::Gauge& lag_seconds_;
   prometheus::Gauge& elections_;
   prometheus::Gauge& step_downs_;
+  // Stream storage (cluster::StreamStorage; -1 = no limit).
+  prometheus::Gauge& stream_bytes_;
+  prometheus::Gauge& stream_messages_;
+  prometheus::Gauge& stream_max_bytes_;
+  prometheus::Gauge& stream_max_messages_;
+  prometheus::Gauge& stream_max_age_;
+  prometheus::Gauge& js_storage_;
+  prometheus::Gauge& js_storage_limit_;
+  prometheus::Gauge& storage_used_ratio_;
+  prometheus::Gauge& storage_age_;
+  prometheus::Gauge& storage_failures_;
 };
 
 // `admin stats` lines: cluster_leader 0|1, cluster_leader_node, ...

@@ -465,7 +465,10 @@ int Serve(const ServerConfig& config, std::string_view version) {
       writer.UseApply([n = node.get()](std::span<const storage::Batch* const> batches) {
         return n->ApplyGroup(batches);
       });
-      server.OnRefresh([n = node.get(), m = cluster_metrics.get()] { m->Set(n->State()); });
+      server.OnRefresh([n = node.get(), m = cluster_metrics.get()] {
+        n->RefreshStorage();  // every few seconds (ClusterOptions::storage_poll_ms), bounded
+        m->Set(n->State());
+      });
       if (node->partitions() > 1) figures.AnswerPeers(*node);
     }
     if (http) bound.Add("http", http->bound());
