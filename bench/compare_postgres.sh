@@ -1,26 +1,46 @@
 #!/usr/bin/env bash
 # loanledgerd and PostgreSQL 15 side by side, in one run, on the same input:
 #
-#  1. generates the synthetic portfolio once (`loanledger gen --scale S --seed N`)
-#     and splits it per institution (each bank submits its own loans, in its
-#     file's order, in 10,000-event batches); the institutions are dealt to
-#     JOBS workers, largest first to the least loaded worker (the same
-#     schedule on both sides);
-#  2. loanledgerd (fresh data dir and tokens, 127.0.0.1): each worker submits
-#     its institutions one after the other through the CLI (`loanledger
-#     submit`, one process and token per institution, as quickstart.sh);
+#  1. the input: per-bank CSV files, one BANK.csv per institution with the
+#     CSV header, as `loanledger gen --out-dir` writes them. Either --files
+#     DIR (e.g. bench/workload.sh's cache: /tmp/loanledger-workloads/
+#     history-0.002-3-200 is workload (b)), or generated here with exactly
+#     bench/workload.sh's gen flags (`loanledger gen --scale S --seed N
+#     [--banks B] [--before D | --day D] --out-dir`: the same options give
+#     byte-identical files). Each bank submits its own file, in file order,
+#     in 10,000-event batches (loanledger submit's default). The
+#     institutions are dealt to JOBS workers (--jobs, or --parallel as
+#     workload.sh calls it), largest file (events) first to the worker with
+#     the fewest events so far: the same fixed schedule on both sides;
+#  2. loanledgerd (fresh data dir, one token per institution, 127.0.0.1):
+#     each worker runs one `loanledger submit FILE` process per bank file,
+#     one after the other, so JOBS CLI processes run at a time. This is
+#     bench/workload.sh's "one CLI process per bank file, PARALLEL at a time"
+#     (the time includes every process's start, connect and authentication),
+#     except that workload.sh hands the next file (largest first, by bytes)
+#     to whichever process slot frees first (xargs -P) where this script
+#     fixes the same assignment in advance for both sides;
 #     ingest = wall time from the first submit started to the last ack;
 #  3. PostgreSQL 15 (a cluster initdb'd in a temp dir, started on 127.0.0.1,
 #     fsync and synchronous_commit on, bench/postgres/postgresql.conf): each
-#     worker is one psql session (a pooled connection: a PostgreSQL backend
-#     costs a fork and cold caches per connection) applying the same batches
-#     in the same order; each batch = one transaction: COPY into a TEMP
-#     staging table, then ll_apply_batch() (bench/postgres/apply_batch.sql)
-#     validates set-based, appends the journal, upserts loan states and the
-#     category x province x institution x date deltas; ingest = wall time,
-#     first session started to the last COMMIT returned;
-#  4. the report for DATE (all categories; then --by province) on both:
-#     latency p50/p99 over RUNS calls through one open connection each
+#     worker is ONE psql session for all its banks (a pooled connection: a
+#     PostgreSQL backend costs a fork and cold caches per connection, so
+#     PostgreSQL does not pay the per-bank start that loanledgerd's side
+#     does) applying the same batches in the same order; each batch = one
+#     transaction: COPY into a TEMP staging table, then ll_apply_batch()
+#     (bench/postgres/apply_batch.sql) validates set-based, appends the
+#     journal, upserts loan states and the category x province x institution
+#     x date deltas; ingest = wall time, first session started to the last
+#     COMMIT returned;
+#     with --history HDIR (or --day D when generating: the history is then
+#     `gen ... --before D`), both sides first load HDIR the same way, NOT
+#     timed (workload (c)'s store): loanledgerd is then restarted on that
+#     store, as workload.sh starts (c) on a copy of its built store;
+#     PostgreSQL gets VACUUM (ANALYZE) and CHECKPOINT; then the --files (the
+#     day) are timed as above;
+#  4. the report for DATE (all categories; then --by province) on both,
+#     after the ingest (not during it, unlike workload.sh c): latency
+#     p50/p99 over RUNS calls through one open connection each
 #     (bench/postgres/report_timer.cc: Client::QueryReport vs libpq PQexec);
 #     PostgreSQL from the maintained daily aggregate table (ll_report) and
 #     from the journal's raw events (ll_report_events, RAW_RUNS calls);
@@ -29,8 +49,17 @@
 #     both sides and in both PostgreSQL variants, to the fen;
 #  6. prints the summary (also kept in OUT_DIR when given).
 #
-# Usage: bench/compare_postgres.sh [--scale 1e-3] [--seed 1] [--jobs 2]
-#          [--runs 50] [--raw-runs 5] [--date 2024-09-30] [--keep]
+# Usage: bench/compare_postgres.sh [--files DIR [--history HDIR]]
+#          [--scale 1e-3] [--seed 1] [--banks N] [--before D | --day D]
+#          [--jobs 2 | --parallel 2] [--runs 50] [--raw-runs 5]
+#          [--date 2024-09-30] [--keep]
+#   --files DIR: the bank files to time (DIR/*.csv; other files ignored)
+#     instead of generating; --history HDIR: bank files loaded first, not
+#     timed. Without --files: generates with --scale, --seed, --banks
+#     (default: the model's 160 banks), --before D (only the history before
+#     D) or --day D (D's events, timed, onto the history before D, loaded
+#     first). --date defaults to D with --day, else 2024-09-30.
+#   Workload (b): --scale 0.002 --seed 3 --banks 200 --parallel 4.
 # Environment: BUILD_DIR (default build) holds a Release build of loanledgerd,
 #   loanledger and the client library; PG_BIN (default
 #   /usr/lib/postgresql/15/bin); WORK_DIR (default a new dir under /tmp);
@@ -44,23 +73,34 @@ ROOT=$PWD
 
 SCALE=1e-3
 SEED=1
+BANKS=
+BEFORE=
+DAY=
+FILES=
+HISTORY=
 JOBS=2
 RUNS=50
 RAW_RUNS=5
 WARMUP=3
-DATE=2024-09-30
+DATE=
 KEEP=0
 BATCH=10000
 usage() { sed -n '/^# Usage:/,/^#   a C++20/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
 die() { echo "compare_postgres.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case $1 in
-    --scale|--seed|--jobs|--runs|--raw-runs|--date) [ $# -ge 2 ] || die "$1 needs a value" ;;
+    --scale|--seed|--banks|--before|--day|--files|--history|--jobs|--parallel|--runs|--raw-runs|--date)
+      [ $# -ge 2 ] || die "$1 needs a value" ;;
   esac
   case $1 in
     --scale) SCALE=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
-    --jobs) JOBS=$2; shift 2 ;;
+    --banks) BANKS=$2; shift 2 ;;
+    --before) BEFORE=$2; shift 2 ;;
+    --day) DAY=$2; shift 2 ;;
+    --files) FILES=$2; shift 2 ;;
+    --history) HISTORY=$2; shift 2 ;;
+    --jobs|--parallel) JOBS=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --raw-runs) RAW_RUNS=$2; shift 2 ;;
     --date) DATE=$2; shift 2 ;;
@@ -70,12 +110,31 @@ while [ $# -gt 0 ]; do
   esac
 done
 for v in JOBS RUNS RAW_RUNS SEED; do
-  [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 -o "$v" = SEED ] || die "--$(tr 'A-Z_' 'a-z-' <<< "$v") must be a positive integer"
+  if ! [[ ${!v} =~ ^[0-9]+$ ]] || { [ "${!v}" -lt 1 ] && [ "$v" != SEED ]; }; then
+    name=$(tr 'A-Z_' 'a-z-' <<< "$v"); [ "$v" != JOBS ] || name="jobs/--parallel"
+    die "--$name must be a positive integer"
+  fi
 done
+[ -z "$BANKS" ] || [[ $BANKS =~ ^[1-9][0-9]*$ ]] || die "--banks must be a positive integer"
+for v in BEFORE DAY; do
+  [ -z "${!v}" ] || [[ ${!v} =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] || die "--${v,,} must be YYYY-MM-DD"
+done
+[ -z "$BEFORE" ] || [ -z "$DAY" ] || die "give --before or --day, not both"
+if [ -n "$FILES" ]; then
+  [ -z "$BANKS$BEFORE$DAY" ] || die "--banks, --before and --day generate: not with --files (its files are given)"
+  [ -d "$FILES" ] || die "--files: no directory '$FILES'"
+  FILES=$(cd "$FILES" && pwd)
+  if [ -n "$HISTORY" ]; then
+    [ -d "$HISTORY" ] || die "--history: no directory '$HISTORY'"
+    HISTORY=$(cd "$HISTORY" && pwd)
+  fi
+elif [ -n "$HISTORY" ]; then
+  die "--history goes with --files (when generating, --day D loads the history before D)"
+fi
+[ -n "$DATE" ] || DATE=${DAY:-2024-09-30}
 [[ $DATE =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] || die "--date must be YYYY-MM-DD"
 step() { printf '\n== %s\n' "$*" >&2; }
 now() { date +%s.%N; }
-
 BUILD_DIR=${BUILD_DIR:-build}
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
 LL=$BUILD_DIR/client/loanledger
@@ -140,32 +199,81 @@ cpu_of() { awk -v t="$TICKS" '{ printf "%.2f", ($14 + $15 + $16 + $17) / t }' "/
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # ---------------------------------------------------------------------------
-step "1/6 generating the portfolio (scale $SCALE, seed $SEED) and splitting it"
-"$LL" gen --scale "$SCALE" --seed "$SEED" --out "$WORK/portfolio.csv" 2> "$WORK/gen.log" \
-  || { cat "$WORK/gen.log" >&2; die "loanledger gen failed"; }
-cat "$WORK/gen.log" >&2
-HEADER=$(head -n 1 "$WORK/portfolio.csv")
-mkdir -p "$WORK/csv" "$WORK/batches"
-awk -F, -v dir="$WORK/csv" 'NR == 1 { header = $0; next }
-  { f = dir "/" $1 ".csv"; if (!(f in seen)) { print header > f; seen[f] = 1 } print > f }' "$WORK/portfolio.csv"
-# Largest institution first (both sides): JOBS workers stay busy to the end.
-INSTITUTIONS=$(cd "$WORK/csv" && wc -l -- *.csv | grep -v ' total$' | sort -k1,1nr -k2 | awk '{ sub(/\.csv$/, "", $2); print $2 }')
-EVENTS=$(($(wc -l < "$WORK/portfolio.csv") - 1))
-N_INST=$(wc -w <<< "$INSTITUTIONS")
-# The schedule: each institution (largest first) to the worker with the
-# fewest events so far; workers/K lists worker K's institutions in order.
-mkdir -p "$WORK/workers"
-(cd "$WORK/csv" && wc -l -- *.csv | grep -v ' total$' | sort -k1,1nr -k2) | awk -v jobs="$JOBS" -v dir="$WORK/workers" '
-  { best = 0; for (k = 1; k < jobs; k++) if (load[k] < load[best]) best = k
-    load[best] += $1; sub(/\.csv$/, "", $2); print $2 > (dir "/" best) }'
-WORKERS=$(ls "$WORK/workers")
-for inst in $INSTITUTIONS; do
-  mkdir -p "$WORK/batches/$inst"
-  tail -n +2 "$WORK/csv/$inst.csv" | split -l "$BATCH" -d -a 5 - "$WORK/batches/$inst/"
-done
-N_BATCHES=$(find "$WORK/batches" -type f | wc -l)
-echo "$EVENTS events, $N_INST institutions, $N_BATCHES batches of up to $BATCH events" >&2
-cat "$WORK"/csv/*.csv > /dev/null  # both sides read warm files
+# The input: DIR/*.csv, one file per institution (INSTITUTION.csv, header first).
+if [ -z "$FILES" ]; then
+  GEN=(--scale "$SCALE" --seed "$SEED")  # bench/workload.sh's gen_dir flags
+  [ -z "$BANKS" ] || GEN+=(--banks "$BANKS")
+  gen() {  # OUT_DIR EXTRA_FLAGS...
+    local out=$1; shift
+    echo "loanledger gen ${GEN[*]}${*:+ $*} --out-dir $out" >&2
+    "$LL" gen "${GEN[@]}" "$@" --out-dir "$out" 2> "$WORK/gen.log" \
+      || { cat "$WORK/gen.log" >&2; die "loanledger gen failed"; }
+    cat "$WORK/gen.log" >&2
+  }
+  step "1/6 generating the bank files"
+  if [ -n "$DAY" ]; then
+    gen "$WORK/gen/history" --before "$DAY"
+    HISTORY=$WORK/gen/history
+    gen "$WORK/gen/files" --day "$DAY"
+  elif [ -n "$BEFORE" ]; then
+    gen "$WORK/gen/files" --before "$BEFORE"
+  else
+    gen "$WORK/gen/files"
+  fi
+  FILES=$WORK/gen/files
+  INPUT="gen ${GEN[*]}${BEFORE:+ --before $BEFORE}${DAY:+ --day $DAY}"
+else
+  step "1/6 the bank files of $FILES${HISTORY:+ (history first: $HISTORY)}"
+  INPUT="files $FILES"
+fi
+FIRST_CSV=
+for f in "$FILES"/*.csv; do FIRST_CSV=$f; break; done
+[ -f "$FIRST_CSV" ] || die "no *.csv in $FILES"
+IFS= read -r HEADER < "$FIRST_CSV" || HEADER=
+[[ $HEADER == institution_id,* ]] || die "$FIRST_CSV: the first line is not the CSV header (institution_id,...)"
+
+# prepare PHASE DIR: the phase's schedule, each institution (largest first,
+# by events) to the worker with the fewest events so far
+# ($WORK/PHASE/workers/K: worker K's institutions in order), and its
+# batches ($WORK/PHASE/batches/INST/NNNNN: the file's lines after the header,
+# BATCH at a time); $WORK/PHASE/counts: "EVENTS INSTITUTIONS BATCHES".
+prepare() {
+  local phase=$1 dir=$2 f inst header
+  for f in "$dir"/*.csv; do
+    [ -f "$f" ] || die "no *.csv in $dir"
+    inst=$(basename "$f" .csv)
+    [[ $inst =~ ^[A-Za-z0-9_-]+$ ]] || die "$f: expected INSTITUTION.csv (letters, digits, _ and -)"
+    IFS= read -r header < "$f" || header=
+    [ "$header" = "$HEADER" ] || die "$f: its first line is not the header of $FIRST_CSV"
+  done
+  mkdir -p "$WORK/$phase/workers" "$WORK/$phase/batches"
+  (cd "$dir" && wc -l -- *.csv) | grep -v ' total$' | sort -k1,1nr -k2 > "$WORK/$phase/sizes"
+  awk -v jobs="$JOBS" -v dir="$WORK/$phase/workers" '
+    { best = 0; for (k = 1; k < jobs; k++) if (load[k] < load[best]) best = k
+      load[best] += $1 - 1; sub(/\.csv$/, "", $2); print $2 > (dir "/" best) }' "$WORK/$phase/sizes"
+  while read -r _ f; do
+    inst=${f%.csv}
+    mkdir -p "$WORK/$phase/batches/$inst"
+    tail -n +2 "$dir/$f" | split -l "$BATCH" -d -a 5 - "$WORK/$phase/batches/$inst/"
+  done < "$WORK/$phase/sizes"
+  cat "$dir"/*.csv > /dev/null  # both sides read warm files
+  echo "$(awk '{ s += $1 - 1 } END { print s + 0 }' "$WORK/$phase/sizes") $(wc -l < "$WORK/$phase/sizes")" \
+    "$(find "$WORK/$phase/batches" -type f | wc -l)" > "$WORK/$phase/counts"
+}
+PHASES=timed
+HIST_EVENTS=0; HIST_INST=0; HIST_BATCHES=0
+if [ -n "$HISTORY" ]; then
+  PHASES="history timed"
+  prepare history "$HISTORY"
+  read -r HIST_EVENTS HIST_INST HIST_BATCHES < "$WORK/history/counts"
+  echo "history (loaded first on both sides, not timed): $HIST_EVENTS events, $HIST_INST institutions," \
+    "$HIST_BATCHES batches" >&2
+fi
+prepare timed "$FILES"
+read -r EVENTS N_INST N_BATCHES < "$WORK/timed/counts"
+[ "$EVENTS" -ge 1 ] || die "no events in $FILES"
+echo "timed: $EVENTS events, $N_INST institutions, $N_BATCHES batches of up to $BATCH events, $JOBS workers" >&2
+dir_of() { if [ "$1" = history ]; then echo "$HISTORY"; else echo "$FILES"; fi; }
 
 step "building the report timer (bench/postgres/report_timer.cc)"
 c++ -std=c++20 -O2 -I"$ROOT" -I/usr/include/postgresql "$ROOT/bench/postgres/report_timer.cc" -o "$WORK/report_timer" \
@@ -174,51 +282,80 @@ c++ -std=c++20 -O2 -I"$ROOT" -I/usr/include/postgresql "$ROOT/bench/postgres/rep
   || die "could not build the report timer"
 TIMER=$WORK/report_timer
 
-# ---------------------------------------------------------------------------
-step "2/6 loanledgerd: fresh server, $N_INST institutions through the CLI, $JOBS workers"
-mkdir -p "$WORK/ll/tokens.d" "$WORK/ll/out"
-: > "$WORK/ll/tokens"
-chmod 600 "$WORK/ll/tokens"
-for inst in $INSTITUTIONS; do
-  out=$("$LL" token new --role institution --institution "$inst" 2>/dev/null)
-  sed -n 1p <<< "$out" > "$WORK/ll/tokens.d/$inst"
-  sed -n 2p <<< "$out" >> "$WORK/ll/tokens"
-done
-out=$("$LL" token new --role regulator 2>/dev/null)
-REGULATOR=$(sed -n 1p <<< "$out")
-sed -n 2p <<< "$out" >> "$WORK/ll/tokens"
-
-"$LLD" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$WORK/ll/data" --tokens "$WORK/ll/tokens" \
-  2> "$WORK/ll/server.log" &
-LLD_PID=$!
-for _ in $(seq 1 200); do
-  grep -q "listening on" "$WORK/ll/server.log" && break
-  kill -0 "$LLD_PID" 2>/dev/null || { cat "$WORK/ll/server.log" >&2; die "loanledgerd did not start"; }
-  sleep 0.05
-done
-LL_PORT=$(grep -o "listening on [0-9.]*:[0-9]*" "$WORK/ll/server.log" | head -1 | sed 's/.*://')
-[ -n "$LL_PORT" ] || die "loanledgerd did not report its port"
-export LOANLEDGER_SERVER=127.0.0.1:$LL_PORT
-
-# Runs "$1 K" for every worker K in parallel; fails if any worker failed.
+# Runs "$1 K" for every worker K of phase $PHASE in parallel; fails if any
+# worker failed.
 run_workers() {
-  local k rc=0
+  local f k rc=0
   WORKER_PIDS=()
-  for k in $WORKERS; do "$1" "$k" & WORKER_PIDS+=($!); done
+  for f in "$WORK/$PHASE/workers"/*; do k=${f##*/}; "$1" "$k" & WORKER_PIDS+=($!); done
   for k in "${WORKER_PIDS[@]}"; do wait "$k" || rc=1; done
   WORKER_PIDS=()
   return $rc
 }
-# A loanledgerd worker: one CLI process per institution, one after the
-# other; each writes its summary line to out/INST.out, progress to .err.
-ll_worker() {
-  local inst
-  while read -r inst; do
-    LOANLEDGER_TOKEN=$(cat "$WORK/ll/tokens.d/$inst") "$LL" submit --batch-size "$BATCH" "$WORK/csv/$inst.csv" \
-      > "$WORK/ll/out/$inst.out" 2> "$WORK/ll/out/$inst.err" \
-      || { echo "submit $inst failed:" >&2; tail -n 5 "$WORK/ll/out/$inst.err" >&2; return 1; }
-  done < "$WORK/workers/$1"
+
+# ---------------------------------------------------------------------------
+step "2/6 loanledgerd: fresh server, $N_INST institutions through the CLI, $JOBS at a time"
+mkdir -p "$WORK/ll/tokens.d"
+: > "$WORK/ll/tokens"
+chmod 600 "$WORK/ll/tokens"
+while read -r inst; do
+  out=$("$LL" token new --role institution --institution "$inst" 2>/dev/null)
+  sed -n 1p <<< "$out" > "$WORK/ll/tokens.d/$inst"
+  sed -n 2p <<< "$out" >> "$WORK/ll/tokens"
+done < <(cat "$WORK"/*/sizes | awk '{ sub(/\.csv$/, "", $2); print $2 }' | sort -u)
+out=$("$LL" token new --role regulator 2>/dev/null)
+REGULATOR=$(sed -n 1p <<< "$out")
+sed -n 2p <<< "$out" >> "$WORK/ll/tokens"
+
+start_lld() {
+  rm -f "$WORK/ll/ready"
+  "$LLD" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data "$WORK/ll/data" --tokens "$WORK/ll/tokens" \
+    --ready-file "$WORK/ll/ready" 2>> "$WORK/ll/server.log" &
+  LLD_PID=$!
+  for _ in $(seq 1 6000); do  # up to 5 minutes: a restart on a big store
+    [ -s "$WORK/ll/ready" ] && break
+    kill -0 "$LLD_PID" 2>/dev/null || { tail -n 20 "$WORK/ll/server.log" >&2; die "loanledgerd did not start"; }
+    sleep 0.05
+  done
+  LL_SERVER=$(sed -n 's/^listen=//p' "$WORK/ll/ready" 2>/dev/null)
+  [ -n "$LL_SERVER" ] || die "loanledgerd did not report its address"
+  export LOANLEDGER_SERVER=$LL_SERVER
 }
+stop_lld() {
+  kill -TERM "$LLD_PID"
+  wait "$LLD_PID" 2>/dev/null || true
+  LLD_PID=
+}
+# A loanledgerd worker: one CLI process per institution, one after the
+# other; each writes its summary line to out/PHASE/INST.out, progress to .err.
+ll_worker() {
+  local inst dir
+  dir=$(dir_of "$PHASE")
+  while read -r inst; do
+    LOANLEDGER_TOKEN=$(cat "$WORK/ll/tokens.d/$inst") "$LL" submit --batch-size "$BATCH" "$dir/$inst.csv" \
+      > "$WORK/ll/out/$PHASE/$inst.out" 2> "$WORK/ll/out/$PHASE/$inst.err" \
+      || { echo "submit $inst failed:" >&2; tail -n 5 "$WORK/ll/out/$PHASE/$inst.err" >&2; return 1; }
+  done < "$WORK/$PHASE/workers/$1"
+}
+ll_sum() {  # PHASE FIELD: the sum of FIELD=N over the phase's summary lines
+  cat "$WORK/ll/out/$1"/*.out | grep -hoE "(^| )$2=[0-9]+" | awk -F= '{ s += $2 } END { print s + 0 }'
+}
+start_lld
+if [ -n "$HISTORY" ]; then
+  PHASE=history
+  mkdir -p "$WORK/ll/out/history"
+  t0=$(now)
+  run_workers ll_worker || die "loanledgerd history load failed"
+  t1=$(now)
+  [ "$(ll_sum history applied)" = "$HIST_EVENTS" ] \
+    || die "loanledgerd applied $(ll_sum history applied) history events of $HIST_EVENTS"
+  echo "loanledgerd: history of $HIST_EVENTS events loaded in $(python3 -c "print(f'{$t1 - $t0:.1f}')")s" \
+    "(not timed); restarting on that store" >&2
+  stop_lld
+  start_lld
+fi
+PHASE=timed
+mkdir -p "$WORK/ll/out/timed"
 LL_LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 cpu_server0=$(cpu_of "$LLD_PID"); cpu_client0=$(cpu_of $$)
 t0=$(now)
@@ -228,8 +365,8 @@ LL_CPU_SERVER=$(python3 -c "print(f'{$(cpu_of "$LLD_PID") - $cpu_server0:.1f}')"
 LL_CPU_CLIENT=$(python3 -c "print(f'{$(cpu_of $$) - $cpu_client0:.1f}')")
 LL_LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 LL_SECONDS=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
-LL_APPLIED=$(cat "$WORK"/ll/out/*.out | grep -ho 'applied=[0-9]*' | awk -F= '{ s += $2 } END { print s + 0 }')
-LL_BATCHES=$(cat "$WORK"/ll/out/*.out | grep -ho ' batches=[0-9]*' | awk -F= '{ s += $2 } END { print s + 0 }')
+LL_APPLIED=$(ll_sum timed applied)
+LL_BATCHES=$(ll_sum timed batches)
 [ "$LL_APPLIED" = "$EVENTS" ] || die "loanledgerd applied $LL_APPLIED events of $EVENTS"
 echo "loanledgerd: $LL_APPLIED events in $LL_BATCHES batches, ${LL_SECONDS}s" >&2
 
@@ -238,10 +375,7 @@ LOANLEDGER_TOKEN=$REGULATOR "$LL" report --date "$DATE" --by province --format j
 "$TIMER" loanledger "$LOANLEDGER_SERVER" "$REGULATOR" "$DATE" none "$RUNS" "$WARMUP" > "$WORK/ll/timer_none"
 "$TIMER" loanledger "$LOANLEDGER_SERVER" "$REGULATOR" "$DATE" province "$RUNS" "$WARMUP" > "$WORK/ll/timer_province"
 LL_DATA_BYTES=$(du -sb "$WORK/ll/data" | cut -f1)
-kill -TERM "$LLD_PID"
-wait "$LLD_PID" 2>/dev/null || true
-LLD_PID=
-
+stop_lld
 # ---------------------------------------------------------------------------
 step "3/6 PostgreSQL 15: initdb, start on 127.0.0.1, schema"
 PG_DIR=$WORK/pg
@@ -280,30 +414,53 @@ echo "$("$PG_BIN/postgres" --version); $(cat "$PG_DIR/settings")" >&2
 grep -q 'fsync=on' "$PG_DIR/settings" && grep -q 'synchronous_commit=on' "$PG_DIR/settings" \
   || die "PostgreSQL is not running with fsync and synchronous_commit on"
 
-# One psql script per worker: the session's TEMP tables, then per batch of
-# its institutions BEGIN; \copy (client side, over the TCP connection);
-# ll_apply_batch; COMMIT.
-COLS=$(sed 's/,/, /g' <<< "$HEADER")
-mkdir -p "$PG_DIR/scripts" "$PG_DIR/out"
-for k in $WORKERS; do
-  {
-    echo "\\i $ROOT/bench/postgres/session.sql"
-    while read -r inst; do
-      for f in "$WORK/batches/$inst"/*; do
-        echo "BEGIN;"
-        echo "\\copy stage ($COLS) FROM '$f' WITH (FORMAT csv, FORCE_NOT_NULL (industry_code))"
-        echo "SELECT * FROM ll_apply_batch('$inst');"
-        echo "COMMIT;"
-      done
-    done < "$WORK/workers/$k"
-  } > "$PG_DIR/scripts/$k.sql"
+
+# One psql script per worker and phase: the session's TEMP tables, then per
+# batch of its institutions BEGIN; \copy (client side, over the TCP
+# connection); ll_apply_batch; COMMIT.
+COLS=${HEADER//,/, }
+for phase in $PHASES; do
+  mkdir -p "$PG_DIR/scripts/$phase" "$PG_DIR/out/$phase"
+  for w in "$WORK/$phase/workers"/*; do
+    k=${w##*/}
+    {
+      echo "\\i $ROOT/bench/postgres/session.sql"
+      while read -r inst; do
+        for f in "$WORK/$phase/batches/$inst"/*; do
+          [ -f "$f" ] || continue  # a file with no events: no batch
+          echo "BEGIN;"
+          echo "\\copy stage ($COLS) FROM '$f' WITH (FORMAT csv, FORCE_NOT_NULL (industry_code))"
+          echo "SELECT * FROM ll_apply_batch('$inst');"
+          echo "COMMIT;"
+        done
+      done < "$WORK/$phase/workers/$k"
+    } > "$PG_DIR/scripts/$phase/$k.sql"
+  done
 done
+pg_worker() {
+  "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -f "$PG_DIR/scripts/$PHASE/$1.sql" > "$PG_DIR/out/$PHASE/$1.out" \
+    2> "$PG_DIR/out/$PHASE/$1.err" \
+    || { echo "psql worker $1 failed:" >&2; tail -n 5 "$PG_DIR/out/$PHASE/$1.err" >&2; return 1; }
+}
+# Each batch prints batch_no|applied|duplicates.
+pg_applied() { cat "$PG_DIR/out/$1"/*.out | awk -F'|' 'NF == 3 { s += $2 } END { print s + 0 }'; }
+pg_batches() { cat "$PG_DIR/out/$1"/*.out | awk -F'|' 'NF == 3 { n++ } END { print n + 0 }'; }
+
+if [ -n "$HISTORY" ]; then
+  step "PostgreSQL: the history's batches first, $JOBS sessions (not timed)"
+  PHASE=history
+  t0=$(now)
+  run_workers pg_worker || die "PostgreSQL history load failed"
+  "${PSQL[@]}" -c "VACUUM (ANALYZE) cell_daily, journal_event, loan, batch" -c "CHECKPOINT"
+  t1=$(now)
+  [ "$(pg_applied history)" = "$HIST_EVENTS" ] \
+    || die "PostgreSQL applied $(pg_applied history) history events of $HIST_EVENTS"
+  echo "PostgreSQL: history of $HIST_EVENTS events loaded, VACUUM (ANALYZE) and CHECKPOINT in" \
+    "$(python3 -c "print(f'{$t1 - $t0:.1f}')")s (not timed)" >&2
+fi
 
 step "4/6 PostgreSQL: the same batches, $JOBS sessions"
-pg_worker() {
-  "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -f "$PG_DIR/scripts/$1.sql" > "$PG_DIR/out/$1.out" 2> "$PG_DIR/out/$1.err" \
-    || { echo "psql worker $1 failed:" >&2; tail -n 5 "$PG_DIR/out/$1.err" >&2; return 1; }
-}
+PHASE=timed
 PG_LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 # Server CPU: the postmaster with its exited children (the sessions' backends
 # once psql has quit, autovacuum workers); the long-lived auxiliary processes
@@ -317,9 +474,8 @@ PG_CPU_SERVER=$(python3 -c "print(f'{$(cpu_of "$PG_PID") - $cpu_server0:.1f}')")
 PG_CPU_CLIENT=$(python3 -c "print(f'{$(cpu_of $$) - $cpu_client0:.1f}')")
 PG_LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 PG_SECONDS=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
-# Each batch prints batch_no|applied|duplicates.
-PG_APPLIED=$(cat "$PG_DIR"/out/*.out | awk -F'|' 'NF == 3 { s += $2 } END { print s + 0 }')
-PG_BATCHES=$(cat "$PG_DIR"/out/*.out | awk -F'|' 'NF == 3 { n++ } END { print n + 0 }')
+PG_APPLIED=$(pg_applied timed)
+PG_BATCHES=$(pg_batches timed)
 [ "$PG_APPLIED" = "$EVENTS" ] || die "PostgreSQL applied $PG_APPLIED events of $EVENTS"
 echo "PostgreSQL: $PG_APPLIED events in $PG_BATCHES batches, ${PG_SECONDS}s" >&2
 
@@ -403,8 +559,8 @@ print("AGREE" if ok else "DISAGREE")
 PY
 cat "$WORK/check.txt" >&2
 
-python3 - "$WORK" "$PG_DIR" <<PY | tee "$WORK/summary.txt"
-import sys
+INPUT=$INPUT HISTORY=$HISTORY python3 - "$WORK" "$PG_DIR" <<PY | tee "$WORK/summary.txt"
+import os, sys
 work, pg = sys.argv[1], sys.argv[2]
 def timer(path):
     return dict(kv.split("=") for kv in open(path).read().split())
@@ -415,7 +571,12 @@ events, ll_s, pg_s = $EVENTS, $LL_SECONDS, $PG_SECONDS
 ll_rate, pg_rate = events / ll_s, events / pg_s
 print("$(date -u '+%Y-%m-%d %H:%M UTC'), source at commit $COMMIT, loanledgerd built $(date -u -r "$LLD" '+%Y-%m-%d %H:%M UTC'),"
       " $(uname -m) $(nproc) cores, $("$PG_BIN/postgres" --version)")
-print(f"scale=$SCALE seed=$SEED events={events} institutions=$N_INST batches=$N_BATCHES (<= $BATCH events) jobs=$JOBS date=$DATE")
+print(f"input: {os.environ['INPUT']}")
+if $HIST_EVENTS:
+    print(f"history loaded first on both sides, not timed: $HIST_EVENTS events, $HIST_INST institutions"
+          f" ({os.environ['HISTORY']})")
+print(f"timed: events={events} institutions=$N_INST batches=$N_BATCHES (<= $BATCH events) jobs=$JOBS"
+      f" (loanledgerd: one CLI process per bank file, $JOBS at a time; PostgreSQL: $JOBS psql sessions) date=$DATE")
 print(f"{'':34}{'loanledgerd':>14}{'PostgreSQL 15':>16}{'ll better by':>13}")
 print(f"{'ingest wall time (s)':34}{ll_s:>14.2f}{pg_s:>16.2f}{pg_s / ll_s:>12.1f}x")
 print(f"{'ingest events/s':34}{ll_rate:>14,.0f}{pg_rate:>16,.0f}{ll_rate / pg_rate:>12.1f}x")
