@@ -23,7 +23,11 @@ then checks: each file's last CLI run accounts for all its events (applied + dup
 be applied again); every node reaches the same stream seq with the same state digest;
 every node's reports (national, --by province, --by institution, JSON) equal a single plain
 loanledgerd's fed the same files, to the fen; every node exports every metric family of
-deploy/metrics.txt, the cluster-mode-only ones included (check_metrics_exported.py --cluster).
+deploy/metrics.txt, the cluster-mode-only ones included (check_metrics_exported.py --cluster), and
+its stream storage gauges equal what JetStream itself reports of the stream (bytes; messages =
+last seq = applied seq; no limits: -1) and of the account (limit; storage >= the stream's).
+replica_stop then caps the stream (max_bytes 4x, max_msgs 10x what it holds) and checks every
+node shows the new limits and a used ratio of 0.25 (the fullest of them).
 """
 import os
 import re
@@ -41,8 +45,11 @@ import check_metrics_exported  # noqa: E402
 from cluster_workload import (SUMMARY, Failure, Submitter, Workload, check, compare_reports, converge,  # noqa: E402
                               leader_of, log, measure_failover, wait_until)
 from local_cluster import LoanledgerNode, LocalCluster, scrape  # noqa: E402
+from nats_client import NatsClient  # noqa: E402
 
 FAILOVER_BOUND_S = 20.0
+STREAM = "LOANLEDGER_P0"
+STORAGE_BOUND_S = 15.0  # loanledgerd reads the stream storage every 5 s (ClusterOptions)
 
 
 def servers(cluster):
@@ -69,6 +76,7 @@ def final_checks(w, cluster, sub, reference):
         compare_reports(w.reports(n.client()), reference, n.name)
     log(f"reports of {[n.name for n in nodes]} equal the single node's")
     check_cluster_metrics(nodes)
+    check_storage_metrics(cluster, nodes)
 
 
 def check_cluster_metrics(nodes):
@@ -86,6 +94,80 @@ def check_cluster_metrics(nodes):
     wait_until(one_leader, 20, "loanledger_cluster_is_leader summing to 1 over the partition")
     log(f"metrics of {[n.name for n in nodes]}: every family of deploy/metrics.txt (cluster ones "
         f"included); one leader")
+
+
+def storage_gauges(node):
+    s = scrape(node.metrics())
+    return {k.split("{")[0][len("loanledger_cluster_"):]: v for k, v in s.items()
+            if k.startswith("loanledger_cluster_")}
+
+
+def wait_storage(nodes, want, what):
+    """Waits until every node's loanledger_cluster_* gauges include `want` (name without the prefix ->
+    value); fails naming the first node and gauges that differ."""
+    last = {}
+
+    def agree():
+        for n in nodes:
+            g = storage_gauges(n)
+            diff = {k: (g.get(k), v) for k, v in want.items() if g.get(k) != v}
+            if diff:
+                last["diff"] = (n.name, diff)
+                return None
+        return True
+    try:
+        wait_until(agree, STORAGE_BOUND_S, what, poll_s=0.25)
+    except Failure as e:
+        raise Failure(f"{e}; {last.get('diff')} (node, {{gauge: (exported, expected)}})")
+
+
+def check_storage_metrics(cluster, nodes):
+    """The stream storage gauges (LoanledgerClusterStreamStorage* alerts) against JetStream's own
+    stream and account info, once the submission is over and every node has applied the stream."""
+    with NatsClient(cluster.nats.urls()) as nc:
+        info = nc.js_api(f"STREAM.INFO.{STREAM}")
+        account = nc.js_api("INFO")
+    state, config = info["state"], info["config"]
+    check(state["messages"] > 0 and state["bytes"] > 0, f"{STREAM} is empty: {state}")
+    check(state["messages"] == state["last_seq"],
+          f"{STREAM}: {state['messages']} messages, last seq {state['last_seq']}: one journal record per "
+          f"stream message expected")
+    check(config.get("max_bytes", -1) == -1 and config.get("max_msgs", -1) == -1,
+          f"loanledgerd created {STREAM} with limits: {config}")
+    limit = account["limits"]["max_storage"]
+    wait_storage(nodes, {"applied_stream_seq": state["last_seq"],
+                         "stream_bytes": state["bytes"], "stream_messages": state["messages"],
+                         "stream_max_bytes": -1, "stream_max_messages": -1, "stream_max_age_seconds": -1,
+                         "jetstream_storage_limit_bytes": limit if limit > 0 else -1,
+                         "stream_storage_used_ratio": -1},
+                 "stream storage gauges equal to JetStream's stream info")
+    for n in nodes:
+        g = storage_gauges(n)
+        # The account holds the stream on every replica, and the KV buckets.
+        check(g["jetstream_storage_bytes"] >= state["bytes"],
+              f"{n.name}: jetstream_storage_bytes {g['jetstream_storage_bytes']} < stream bytes {state['bytes']}")
+        check(g["stream_storage_age_seconds"] < 10 and g["stream_storage_read_failures"] >= 0,
+              f"{n.name}: storage figures {g['stream_storage_age_seconds']} s old")
+    log(f"stream storage gauges of {[n.name for n in nodes]}: {state['bytes']} bytes, {state['messages']} "
+        f"messages (= last seq = applied), no stream limit, account limit {limit}, as JetStream says")
+
+
+def cap_stream(cluster, nodes):
+    """Caps the stream (far above what it holds, so nothing is discarded): every node shows the new
+    limits, and the used ratio of the fuller one (bytes: 1/4; messages: 1/10)."""
+    with NatsClient(cluster.nats.urls()) as nc:
+        info = nc.js_api(f"STREAM.INFO.{STREAM}")
+        state, config = info["state"], dict(info["config"])
+        config["max_bytes"] = 4 * state["bytes"]
+        config["max_msgs"] = 10 * state["messages"]
+        nc.js_api(f"STREAM.UPDATE.{STREAM}", config)
+        after = nc.js_api(f"STREAM.INFO.{STREAM}")["state"]
+    check(after["messages"] == state["messages"], f"capping {STREAM} discarded records: {state} -> {after}")
+    wait_storage(nodes, {"stream_max_bytes": config["max_bytes"], "stream_max_messages": config["max_msgs"],
+                         "stream_storage_used_ratio": 0.25},
+                 "stream limit gauges equal to the limits just set")
+    log(f"{STREAM} capped at {config['max_bytes']} bytes / {config['max_msgs']} messages: every node "
+        f"shows them and a used ratio of 0.25")
 
 
 def leader_kill(w, cluster, reference):
@@ -148,6 +230,7 @@ def replica_stop(w, cluster, reference):
     final = int(w.stats(follower.client())["cluster_applied_stream_seq"])
     check(final > seq_at_stop, f"{follower.name} did not miss anything ({seq_at_stop} -> {final})")
     log(f"{follower.name} caught up from seq {seq_at_stop} to {final}")
+    cap_stream(cluster, list(cluster.nodes.values()))
 
 
 def deposed_leader(w, cluster, reference):
