@@ -34,10 +34,15 @@
 #     COMMIT returned;
 #     with --history HDIR (or --day D when generating: the history is then
 #     `gen ... --before D`), both sides first load HDIR the same way, NOT
-#     timed (workload (c)'s store): loanledgerd is then restarted on that
+#     timed (workload (c)'s store; workload.sh builds it with loanledger-load
+#     --files, here loanledgerd's side uses the CLI as above, same result):
+#     loanledgerd is then restarted on that
 #     store, as workload.sh starts (c) on a copy of its built store;
-#     PostgreSQL gets VACUUM (ANALYZE) and CHECKPOINT; then the --files (the
-#     day) are timed as above;
+#     PostgreSQL (its history batches split as each bank's turn comes and
+#     removed after, a CHECKPOINT every 500 batches of a session: bounded
+#     disk at scale 0.21) gets VACUUM (ANALYZE) and CHECKPOINT; then the
+#     --files (the day) are timed as above. loanledgerd's data dir is
+#     removed before PostgreSQL's turn unless --keep;
 #  4. the report for DATE (all categories; then --by province) on both,
 #     after the ingest (not during it, unlike workload.sh c): latency
 #     p50/p99 over RUNS calls through one open connection each
@@ -161,6 +166,7 @@ command -v c++ >/dev/null || die "no C++ compiler (c++)"
 command -v python3 >/dev/null || die "python3 missing"
 "$PG_BIN/postgres" --version | grep -q ' 15\.' || die "$PG_BIN/postgres is not PostgreSQL 15"
 
+[[ ${WORK_DIR:-}$FILES$HISTORY != *"'"* ]] || die "a path with a single quote (psql scripts quote paths in '...')"
 WORK=${WORK_DIR:-$(mktemp -d /tmp/ll-vs-pg.XXXXXX)}
 mkdir -p "$WORK"
 LLD_PID=
@@ -234,9 +240,11 @@ IFS= read -r HEADER < "$FIRST_CSV" || HEADER=
 
 # prepare PHASE DIR: the phase's schedule, each institution (largest first,
 # by events) to the worker with the fewest events so far
-# ($WORK/PHASE/workers/K: worker K's institutions in order), and its
-# batches ($WORK/PHASE/batches/INST/NNNNN: the file's lines after the header,
-# BATCH at a time); $WORK/PHASE/counts: "EVENTS INSTITUTIONS BATCHES".
+# ($WORK/PHASE/workers/K: worker K's institutions in order), and for the
+# timed phase its batches ($WORK/timed/batches/INST/NNNNN: the file's lines
+# after the header, BATCH at a time; the history's are split the same way
+# by its psql sessions as they go, and removed after use, to bound the disk
+# used at scale 0.21); $WORK/PHASE/counts: "EVENTS INSTITUTIONS BATCHES".
 prepare() {
   local phase=$1 dir=$2 f inst header
   for f in "$dir"/*.csv; do
@@ -251,14 +259,18 @@ prepare() {
   awk -v jobs="$JOBS" -v dir="$WORK/$phase/workers" '
     { best = 0; for (k = 1; k < jobs; k++) if (load[k] < load[best]) best = k
       load[best] += $1 - 1; sub(/\.csv$/, "", $2); print $2 > (dir "/" best) }' "$WORK/$phase/sizes"
-  while read -r _ f; do
-    inst=${f%.csv}
-    mkdir -p "$WORK/$phase/batches/$inst"
-    tail -n +2 "$dir/$f" | split -l "$BATCH" -d -a 5 - "$WORK/$phase/batches/$inst/"
-  done < "$WORK/$phase/sizes"
-  cat "$dir"/*.csv > /dev/null  # both sides read warm files
-  echo "$(awk '{ s += $1 - 1 } END { print s + 0 }' "$WORK/$phase/sizes") $(wc -l < "$WORK/$phase/sizes")" \
-    "$(find "$WORK/$phase/batches" -type f | wc -l)" > "$WORK/$phase/counts"
+  awk -v b="$BATCH" '{ e += $1 - 1; n += int(($1 - 1 + b - 1) / b) } END { print e + 0, NR, n + 0 }' \
+    "$WORK/$phase/sizes" > "$WORK/$phase/counts"
+  if [ "$phase" = timed ]; then
+    while read -r _ f; do
+      inst=${f%.csv}
+      mkdir -p "$WORK/$phase/batches/$inst"
+      tail -n +2 "$dir/$f" | split -l "$BATCH" -d -a 5 - "$WORK/$phase/batches/$inst/"
+    done < "$WORK/$phase/sizes"
+    [ "$(find "$WORK/$phase/batches" -type f | wc -l)" = "$(cut -d' ' -f3 "$WORK/$phase/counts")" ] \
+      || die "splitting $dir into batches went wrong"
+    cat "$dir"/*.csv > /dev/null  # both sides read warm files
+  fi
 }
 PHASES=timed
 HIST_EVENTS=0; HIST_INST=0; HIST_BATCHES=0
@@ -376,6 +388,7 @@ LOANLEDGER_TOKEN=$REGULATOR "$LL" report --date "$DATE" --by province --format j
 "$TIMER" loanledger "$LOANLEDGER_SERVER" "$REGULATOR" "$DATE" province "$RUNS" "$WARMUP" > "$WORK/ll/timer_province"
 LL_DATA_BYTES=$(du -sb "$WORK/ll/data" | cut -f1)
 stop_lld
+[ "$KEEP" = 1 ] || rm -rf "$WORK/ll/data"  # disk for PostgreSQL's turn (scale 0.21)
 # ---------------------------------------------------------------------------
 step "3/6 PostgreSQL 15: initdb, start on 127.0.0.1, schema"
 PG_DIR=$WORK/pg
@@ -419,20 +432,42 @@ grep -q 'fsync=on' "$PG_DIR/settings" && grep -q 'synchronous_commit=on' "$PG_DI
 # batch of its institutions BEGIN; \copy (client side, over the TCP
 # connection); ll_apply_batch; COMMIT.
 COLS=${HEADER//,/, }
+# The history (not timed): each institution's batches are split just before
+# its first (psql's \!) and removed after its last, and a CHECKPOINT every
+# 500 batches of a session keeps the WAL from growing to max_wal_size.
+batch_sql() {  # FILE INSTITUTION
+  echo "BEGIN;"
+  echo "\\copy stage ($COLS) FROM '$1' WITH (FORMAT csv, FORCE_NOT_NULL (industry_code))"
+  echo "SELECT * FROM ll_apply_batch('$2');"
+  echo "COMMIT;"
+}
+declare -A HIST_LINES=()
+if [ -n "$HISTORY" ]; then
+  while read -r n f; do HIST_LINES[${f%.csv}]=$n; done < "$WORK/history/sizes"
+fi
 for phase in $PHASES; do
   mkdir -p "$PG_DIR/scripts/$phase" "$PG_DIR/out/$phase"
   for w in "$WORK/$phase/workers"/*; do
     k=${w##*/}
     {
       echo "\\i $ROOT/bench/postgres/session.sql"
+      done_batches=0
       while read -r inst; do
-        for f in "$WORK/$phase/batches/$inst"/*; do
-          [ -f "$f" ] || continue  # a file with no events: no batch
-          echo "BEGIN;"
-          echo "\\copy stage ($COLS) FROM '$f' WITH (FORMAT csv, FORCE_NOT_NULL (industry_code))"
-          echo "SELECT * FROM ll_apply_batch('$inst');"
-          echo "COMMIT;"
+        if [ "$phase" = timed ]; then
+          for f in "$WORK/timed/batches/$inst"/*; do
+            [ -f "$f" ] || continue  # a file with no events: no batch
+            batch_sql "$f" "$inst"
+          done
+          continue
+        fi
+        b=$WORK/history/batches/$inst
+        echo "\\! mkdir -p '$b' && tail -n +2 '$HISTORY/$inst.csv' | split -l $BATCH -d -a 5 - '$b/'"
+        for ((i = 0; i < (HIST_LINES[$inst] - 1 + BATCH - 1) / BATCH; i++)); do
+          batch_sql "$(printf '%s/%05d' "$b" "$i")" "$inst"
+          done_batches=$((done_batches + 1))
+          [ $((done_batches % 500)) != 0 ] || echo "CHECKPOINT;"
         done
+        echo "\\! rm -rf '$b'"
       done < "$WORK/$phase/workers/$k"
     } > "$PG_DIR/scripts/$phase/$k.sql"
   done
