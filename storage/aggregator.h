@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -18,12 +19,23 @@
 
 namespace loanledger::storage {
 
+// One cell's change: its PackCell key (series in the high 40 bits, day in
+// the low 24) and the change.
+struct CellChange {
+  uint64_t packed = 0;
+  Measures delta;
+};
+
 // Per-day changes of one series, bucketed by year and month so that an
 // as-of sum costs O(years + 12 + 31) however late an event was dated, and a
 // late-dated event costs O(log) to add (no prefix array to shift).
 class DaySeries {
  public:
   void Add(Day day, const Measures& delta);
+  // The same as Add for each change in turn. REQUIRES: days (the low 24
+  // bits of packed) strictly ascending. One year and month lookup per run
+  // of the same month, and the search for a day starts after the last one.
+  void AddSorted(std::span<const CellChange> changes);
   // Sum of every change dated <= day.
   Measures AsOf(Day day) const;
   // The change recorded on exactly `day`.
@@ -53,6 +65,14 @@ class DaySeries {
   size_t day_entries_ = 0;  // day entries held (all non-zero)
 };
 
+// A group's cell changes at each of the four levels, each sorted by
+// series then day with equal keys merged and zero changes dropped: built
+// before the group's write (Aggregator::Prepare), applied after it under
+// the aggregates' lock (Aggregator::Apply), which then holds it briefly.
+struct PreparedCells {
+  std::array<std::vector<CellChange>, 4> levels;  // (c,p,i), (c,p,0), (c,0,i), (c,0,0)
+};
+
 // Series at four levels, addressed by (category, province, institution)
 // with 0 meaning "all": (c,p,i) cells, (c,0,i), (c,p,0) and (c,0,0).
 class Aggregator {
@@ -60,6 +80,11 @@ class Aggregator {
   // Adds one cell's day change to the cell's series and its three rollups.
   // REQUIRES: key.province and key.institution are real (non-zero).
   void AddCell(const CellKey& key, const Measures& delta);
+  // The rollups of `cells` (distinct real cells, sorted by packed key):
+  // applying them equals AddCell for each cell, with one series lookup per
+  // run and one Add per (series, day) at each level instead of one per cell.
+  static PreparedCells Prepare(std::vector<CellChange> cells);
+  void Apply(const PreparedCells& prepared);
   const DaySeries* Find(Category c, uint8_t province, uint32_t institution) const;
   // The cell's change on its day (zero if none).
   Measures CellOnDay(const CellKey& key) const;

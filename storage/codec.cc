@@ -115,26 +115,6 @@ bool GetAttributes(Reader& r, LoanAttributes* a) {
 
 }  // namespace
 
-Measures& Measures::operator+=(const Measures& o) {
-  balance_fen += o.balance_fen;
-  loan_count += o.loan_count;
-  disbursed_fen += o.disbursed_fen;
-  repaid_fen += o.repaid_fen;
-  written_off_fen += o.written_off_fen;
-  return *this;
-}
-Measures& Measures::operator-=(const Measures& o) {
-  balance_fen -= o.balance_fen;
-  loan_count -= o.loan_count;
-  disbursed_fen -= o.disbursed_fen;
-  repaid_fen -= o.repaid_fen;
-  written_off_fen -= o.written_off_fen;
-  return *this;
-}
-bool Measures::IsZero() const { return *this == Measures{}; }
-Measures operator+(Measures a, const Measures& b) { return a += b; }
-Measures operator-(Measures a, const Measures& b) { return a -= b; }
-
 uint64_t PackCell(const CellKey& k) {
   LL_CHECK(k.institution <= kInstitutionsMax);
   LL_CHECK(k.day >= 0 && k.day < (1 << 24));
