@@ -6,6 +6,8 @@
 #   of the node that acknowledged), and for the cluster the largest follower
 #   lag seen (admin stats, sampled every 0.2 s) and the state digests.
 #   bench/cluster_bench.sh                     # SCALE=0.0002 SEED=3 PARALLEL=4 ROUNDS=2
+# BATCH=N passes --batch-size N to every submit (default: submit's own), so that
+# the server's groups hold several batches.
 # BUILD_DIR (default build) must hold a Release build. Both setups get the
 # same files; rounds alternate single, cluster, single, cluster...
 set -euo pipefail
@@ -18,6 +20,7 @@ SCALE=${SCALE:-0.0002}
 SEED=${SEED:-3}
 PARALLEL=${PARALLEL:-4}
 ROUNDS=${ROUNDS:-2}
+BATCH=${BATCH:-}
 WORK=$(mktemp -d /tmp/loanledger-cluster-bench.XXXXXX)
 PID=""
 cleanup() {
@@ -72,7 +75,7 @@ submit_all() {  # SERVERS
   local servers=$1 start end
   start=$(date +%s.%N)
   xargs -P "$PARALLEL" -L 1 sh -c \
-    '"$0" submit "$1" --server "'"$servers"'" --token "$2" >/dev/null 2>&1 || echo "FAILED $1" >> "'"$WORK"'/submit.err"' \
+    '"$0" submit "$1" --server "'"$servers"'" --token "$2" '"${BATCH:+--batch-size $BATCH}"' >/dev/null 2>&1 || echo "FAILED $1" >> "'"$WORK"'/submit.err"' \
     "$LL" < "$WORK/jobs"
   end=$(date +%s.%N)
   python3 -c "print(f'{$EVENTS / ($end - $start):.0f} events/s in {$end - $start:.2f} s')"
@@ -135,7 +138,7 @@ cluster() {  # ROUND
   rm -rf "$dir"
 }
 
-echo "machine: $(nproc) cores; PARALLEL=$PARALLEL submits at a time"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD 2>/dev/null || echo ?); PARALLEL=$PARALLEL submits at a time, batch ${BATCH:-default}"
 for round in $(seq 1 "$ROUNDS"); do
   single "$round"
   cluster "$round"

@@ -73,7 +73,7 @@ done
 BANKS_ARGS=()
 [ "$BANKS" != 0 ] && BANKS_ARGS=(--banks "$BANKS")
 SUBMIT_ARGS=()
-[ -n "$BATCH" ] && SUBMIT_ARGS=(--batch "$BATCH")
+[ -n "$BATCH" ] && SUBMIT_ARGS=(--batch-size "$BATCH")
 mkdir -p "$CACHE"
 WORK=$(mktemp -d /tmp/loanledger-workload.XXXXXX)
 PID=""; REPORTER=""
