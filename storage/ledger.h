@@ -235,6 +235,15 @@ class Ledger {
                                 uint64_t first_position) = 0;
   // The log position of the last record applied; 0 = none.
   virtual uint64_t LogPosition() const = 0;
+  // The records at log positions first_position..last_position, byte for
+  // byte as published or applied here, in order; stops after the record
+  // that brings their size to max_bytes (one record at least). Each record
+  // is one journal batch, so position p is batch p + (batches -
+  // LogPosition()). InvalidArgument unless 1 <= first <= last <=
+  // LogPosition(). To put a log's lost tail back (docs/cluster.md).
+  virtual Result<std::vector<std::string>> PublishedRecords(uint64_t first_position,
+                                                            uint64_t last_position,
+                                                            size_t max_bytes) const = 0;
   // A digest of the whole state (every loan and every cell) with the log
   // position it reflects: two ledgers at the same position that applied the
   // same records have the same digest, whatever their history of restarts.

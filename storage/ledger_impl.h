@@ -150,6 +150,8 @@ class LedgerImpl final : public Ledger {
   Status ApplyPublished(std::span<const std::string_view> records,
                         uint64_t first_position) override;
   uint64_t LogPosition() const override;
+  Result<std::vector<std::string>> PublishedRecords(uint64_t first_position, uint64_t last_position,
+                                                    size_t max_bytes) const override;
   Digest StateDigest() const override;
   Result<CheckpointInfo> Checkpoint(const std::string& dir) override;
   Result<BackupInfo> Backup(const BackupOptions& options) override;  // backup.cc

@@ -1,5 +1,6 @@
 // What cluster mode needs of a ledger besides ApplyGroupPublished and
-// ApplyPublished (ledger_apply.cc): the log position, a state digest to compare
+// ApplyPublished (ledger_apply.cc): the log position, the records at given
+// positions (to put a lost log tail back), a state digest to compare
 // replicas, and a checkpoint to start a new replica from.
 #include <rocksdb/utilities/checkpoint.h>
 
@@ -9,6 +10,7 @@
 #include <memory>
 
 #include "schema/check.h"
+#include "storage/codec.h"
 #include "storage/ledger_impl.h"
 #include "storage/rocks_status.h"
 
@@ -38,6 +40,54 @@ class Fnv64 {
 uint64_t LedgerImpl::LogPosition() const {
   std::shared_lock lock(agg_mu_);
   return log_position_;
+}
+
+// Every record applied in cluster mode became exactly one journal batch
+// (ApplyPublished refuses a record that applies nothing; the leader
+// publishes one record per batch it journals), and the journal is never
+// trimmed, so batches - positions is the same for every position: 0 for a
+// store that was in the cluster from its first batch, or one started from
+// such a store's checkpoint.
+Result<std::vector<std::string>> LedgerImpl::PublishedRecords(uint64_t first_position,
+                                                              uint64_t last_position,
+                                                              size_t max_bytes) const {
+  uint64_t position;
+  uint64_t batches;
+  {
+    std::shared_lock lock(agg_mu_);
+    position = log_position_;
+    batches = next_batch_no_ - 1;
+  }
+  if (first_position == 0 || first_position > last_position || last_position > position) {
+    return Status::InvalidArgument("log positions " + std::to_string(first_position) + ".." +
+                                   std::to_string(last_position) + " are not within 1.." +
+                                   std::to_string(position) + " (applied here)");
+  }
+  if (batches < position) {
+    return Status::Corruption("the journal holds " + std::to_string(batches) +
+                              " batches but the log position is " + std::to_string(position));
+  }
+  const uint64_t offset = batches - position;
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_journal_));
+  std::vector<std::string> out;
+  size_t bytes = 0;
+  uint64_t expect = first_position + offset;
+  for (it->Seek(EncodeJournalKey(expect)); expect <= last_position + offset; it->Next(), ++expect) {
+    uint64_t batch_no = 0;
+    if (!it->Valid() ||
+        !DecodeJournalKey(std::string_view(it->key().data(), it->key().size()), &batch_no) ||
+        batch_no != expect) {
+      if (!it->status().ok()) return FromRocks(it->status(), "read the journal");
+      return Status::Corruption("journal batch " + std::to_string(expect) + " (log position " +
+                                std::to_string(expect - offset) + ") missing");
+    }
+    out.emplace_back(it->value().data(), it->value().size());
+    bytes += out.back().size();
+    if (bytes >= max_bytes) break;
+  }
+  return out;
 }
 
 // Loans are summed by their own hashes (the table's order depends on the

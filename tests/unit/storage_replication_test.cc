@@ -2,7 +2,8 @@
 // ApplyGroupPublished hands its records to a log (a vector here) before it
 // writes them; followers ApplyPublished the log and reach the same state,
 // digest included; a failed publish leaves nothing; the log position
-// survives a reopen; a checkpoint opens as an equal replica.
+// survives a reopen; a checkpoint opens as an equal replica; PublishedRecords
+// gives back the log's bytes (to put a lost tail back).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -192,6 +193,62 @@ TEST_F(StorageReplicationTest, ACheckpointOpensAsAnEqualReplica) {
   ExpectSameFigures(*leader_, *replica);
   EXPECT_EQ(leader_->Checkpoint(copy).status().code(), Status::Code::kInvalidArgument)
       << "an existing directory is refused";
+}
+
+TEST_F(StorageReplicationTest, PublishedRecordsAreTheLogsBytesOnLeaderFollowerAndCheckpoint) {
+  LeaderAppliesHistory();
+  ASSERT_TRUE(log_.Feed(*follower_, 0, 4).ok());
+  const std::string copy = root_ + "/checkpoint";
+  ASSERT_TRUE(follower_->Checkpoint(copy).ok());
+  std::unique_ptr<Ledger> replica = OpenAt(copy);
+  ASSERT_TRUE(replica);
+  for (Ledger* l : {leader_.get(), follower_.get(), replica.get()}) {
+    auto all = l->PublishedRecords(1, 4, size_t{1} << 30);
+    ASSERT_TRUE(all.ok()) << all.status().ToString();
+    EXPECT_EQ(*all, log_.records);
+    auto tail = l->PublishedRecords(3, 4, size_t{1} << 30);
+    ASSERT_TRUE(tail.ok());
+    EXPECT_EQ(*tail, std::vector<std::string>(log_.records.begin() + 2, log_.records.end()));
+    // max_bytes: stops after the record reaching it, one at least.
+    auto one = l->PublishedRecords(2, 4, 1);
+    ASSERT_TRUE(one.ok());
+    EXPECT_EQ(*one, std::vector<std::string>{log_.records[1]});
+    auto two = l->PublishedRecords(1, 4, log_.records[0].size() + 1);
+    ASSERT_TRUE(two.ok());
+    EXPECT_EQ(two->size(), 2u);
+    for (auto [a, b] : {std::pair{0, 1}, {3, 2}, {4, 5}, {5, 5}}) {
+      EXPECT_EQ(l->PublishedRecords(a, b, 100).status().code(), Status::Code::kInvalidArgument)
+          << a << ".." << b;
+    }
+  }
+}
+
+TEST_F(StorageReplicationTest, AStoreWithBatchesBeforeTheLogMapsPositionsPastThem) {
+  // Two batches applied without a log, then the log's records: positions
+  // 1..4 are batches 3..6.
+  ASSERT_TRUE(
+      follower_->Apply(MakeBatch({Disburse("Z1", 1, "2023-01-01", 5, Attrs(), "B0003")})).ok());
+  ASSERT_TRUE(
+      follower_->Apply(MakeBatch({Disburse("Z2", 1, "2023-01-01", 6, Attrs(), "B0003")})).ok());
+  LeaderAppliesHistory();
+  ASSERT_TRUE(log_.Feed(*follower_, 0, 4).ok());
+  EXPECT_EQ(follower_->StateDigest().batches, 6u);
+  auto all = follower_->PublishedRecords(1, 4, size_t{1} << 30);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, log_.records);
+}
+
+TEST_F(StorageReplicationTest, ALostLogTailPutBackFromAStoreBringsAFollowerToItsState) {
+  LeaderAppliesHistory();
+  ASSERT_TRUE(log_.Feed(*follower_, 0, 2).ok());
+  // The log lost positions 3 and 4; the leader's store still holds them.
+  Log repaired;
+  repaired.records.assign(log_.records.begin(), log_.records.begin() + 2);
+  auto tail = leader_->PublishedRecords(3, leader_->LogPosition(), size_t{1} << 30);
+  ASSERT_TRUE(tail.ok());
+  for (std::string& r : *tail) repaired.records.push_back(std::move(r));
+  ASSERT_TRUE(repaired.Feed(*follower_, 0, 4).ok());
+  ExpectSameFigures(*leader_, *follower_);
 }
 
 }  // namespace
