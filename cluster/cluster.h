@@ -39,6 +39,15 @@ struct ClusterOptions {
   // The first node records it in the cluster's KV bucket; a node given a
   // different one refuses to start.
   std::string partition_map;
+  // The repair after a power loss of a quorum of NATS servers lost the
+  // stream's last records (docs/cluster.md, "What an acknowledgement
+  // promises"): when this store has applied past the stream's end, publish
+  // its records for the missing positions (in order, fenced by the
+  // stream's last sequence, as the leader does) before starting. Refused
+  // unless the store is ahead, the stream's last record equals this
+  // store's record at that position, and no other node leads the
+  // partition; a fenced publish (another publisher) stops it.
+  bool republish_tail = false;
   // Stream storage (StreamStorage): read at most this often, by
   // RefreshStorage; each JetStream API request waits at most
   // storage_timeout_ms.

@@ -47,6 +47,7 @@ Result<std::unique_ptr<cluster::Node>> StartClusterNode(const ServerConfig& conf
   o.partitions = config.partitions;
   o.replicas = static_cast<int>(config.replicas);
   o.lease_ms = config.lease_ms;
+  o.republish_tail = config.republish_tail;
   if (!config.partition_map_file.empty()) {
     std::ifstream in(config.partition_map_file, std::ios::binary);
     std::stringstream text;

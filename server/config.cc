@@ -71,8 +71,9 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
                  "Once every listener is up, write the addresses bound (port 0 = any) to FILE, "
                  "atomically: 'pid=N' then 'NAME=HOST:PORT' per listener (listen, metrics, ...)");
 
-  app.add_option("--nats", c.nats,
-                 "Cluster mode: NATS JetStream servers, nats://HOST:PORT[,...] (docs/cluster.md)");
+  auto* nats = app.add_option(
+      "--nats", c.nats,
+      "Cluster mode: NATS JetStream servers, nats://HOST:PORT[,...] (docs/cluster.md)");
   app.add_option("--node", c.node, "Cluster mode: this node's unique name (default HOST:PORT)");
   app.add_option("--advertise", c.advertise,
                  "Cluster mode: client address told to other nodes' clients (default: the bound "
@@ -91,6 +92,13 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerConfig& c) {
                  "explicitly (the others by FNV-1a-64 mod --partitions); fixed at cluster "
                  "creation (docs/cluster.md)")
       ->check(CLI::ExistingFile);
+  app.add_flag("--republish-tail", c.republish_tail,
+               "Cluster mode, after a power loss of a quorum of NATS servers lost the journal "
+               "stream's last records: this node (the one with the highest applied position) "
+               "first puts its records past the stream's end back into it, then starts as usual; "
+               "refused unless the stream is a prefix of its log and no other node leads "
+               "(docs/cluster.md)")
+      ->needs(nats);
   bound("--io-threads", c.io_threads, "Asio threads", 1u, 256u);
   bound("--query-threads", c.query_threads, "Query threads", 1u, 256u);
   bound("--snapshot-events", c.snapshot_events,

@@ -55,6 +55,9 @@ struct ServerConfig {
   // institutions not in it go by FNV-1a-64 mod partitions. Kept in the KV
   // bucket by the node that creates the cluster; "" = the bucket's, if any.
   std::string partition_map_file;
+  // Put the journal stream's lost tail back from this store before
+  // starting (cluster::ClusterOptions::republish_tail, docs/cluster.md).
+  bool republish_tail = false;
 
   // Threads. Two cores is the smallest deployment: io and queries share them.
   uint32_t io_threads = 2;     // Asio threads running sessions (framing, decoding, replies)

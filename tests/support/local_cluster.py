@@ -164,7 +164,7 @@ class LoanledgerNode:
         pid = self.pid()
         self.addresses = (self.read_ready(pid) if pid else None) or {}
 
-    def spawn(self, binary, nats_urls, partitions, tokens, partition_map=None):
+    def spawn(self, binary, nats_urls, partitions, tokens, partition_map=None, extra=()):
         assert not self.running(), f"{self.name} already runs"
         os.makedirs(self.data, exist_ok=True)
         os.makedirs(os.path.dirname(self.pid_file), exist_ok=True)
@@ -178,6 +178,7 @@ class LoanledgerNode:
                "--data", self.data, "--tokens", tokens, "--ready-file", self.ready]
         if partition_map:
             cmd += ["--partition-map", partition_map]
+        cmd += list(extra)  # e.g. --republish-tail
         with open(self.log, "a") as log:
             self._log_offset = log.tell()
             log.write(f"--- start {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(cmd)}\n")
@@ -298,9 +299,9 @@ class LocalCluster:
                 n.load_addresses()
         return self.write_env()
 
-    def _start_nodes(self, binary, todo, deadline):
+    def _start_nodes(self, binary, todo, deadline, extra=()):
         for n in todo:
-            n.spawn(binary, self.nats.urls(), self.partitions, self.tokens, self.partition_map)
+            n.spawn(binary, self.nats.urls(), self.partitions, self.tokens, self.partition_map, extra)
         attempts = {n.name: 1 for n in todo}
         pending = list(todo)
         while pending:
@@ -314,7 +315,7 @@ class LocalCluster:
                     warn(f"{n.name}: a port it used before is taken; starting it on new ports")
                     attempts[n.name] += 1
                     n.forget_ports()
-                    n.spawn(binary, self.nats.urls(), self.partitions, self.tokens, self.partition_map)
+                    n.spawn(binary, self.nats.urls(), self.partitions, self.tokens, self.partition_map, extra)
                 else:
                     raise ClusterError(f"{n.name} did not start ({state}); {n.log}:\n{log_tail(n.log)}")
             if time.monotonic() > deadline:
@@ -377,10 +378,11 @@ class LocalCluster:
         if n.running():
             stop_all([(n.name, n.pid(), n.proc)], STOP_WAIT_S)
 
-    def start_node(self, partition, replica):
+    def start_node(self, partition, replica, extra=()):
+        """Starts one loanledgerd (with `extra` flags) and waits for its ready file."""
         n = self.node(partition, replica)
         self._start_nodes(find_binary(self.bin_dir, "server", "loanledgerd"), [n],
-                          time.monotonic() + WAIT_S)
+                          time.monotonic() + WAIT_S, extra)
 
     # --- down
     def down(self):

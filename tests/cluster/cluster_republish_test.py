@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""The quorum power-loss tail put back (issue 12; docs/cluster.md, "What an acknowledgement
+promises"): `loanledgerd --republish-tail`, against real nats-server and loanledgerd processes
+(tests/support/local_cluster.py), every one stopped by its PID.
+
+    cluster_republish_test.py BUILD_DIR [--keep]
+
+The workload of cluster_faults_test.py (151 institution files) goes to a 1x3 cluster in three
+parts. After part A the whole cluster is stopped and the three NATS JetStream store directories
+are copied aside; part B is submitted after a restart, then everything is stopped again and the
+old NATS stores are put back: JetStream now ends at part A's last record, while every loanledgerd
+store holds part B's records (what a power loss of every NATS machine before their fsync leaves).
+Then:
+  - a node started as usual refuses ("... but the stream ends at ...", naming --republish-tail);
+  - with a foreign record appended to the stream, --republish-tail refuses (the stream is not a
+    prefix of the node's log); the old NATS stores are put back again;
+  - node 1 with --republish-tail puts positions A+1..A+B back and serves; JetStream's stream
+    then ends at the node's position with one message per record;
+  - node 2 with --republish-tail refuses (not ahead); nodes 2 and 3 start as usual;
+  - every node reaches the digest the cluster had before the loss, at the same stream seq;
+  - part C (the last file) is submitted; every node's reports equal a single loanledgerd's fed
+    every file, and the digests are equal.
+"""
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+from cluster_workload import Failure, Submitter, Workload, check, compare_reports, converge, log  # noqa: E402
+from local_cluster import LocalCluster  # noqa: E402
+from nats_cluster import ClusterError  # noqa: E402
+from nats_client import NatsClient, NatsError  # noqa: E402
+
+STREAM = "LOANLEDGER_P0"
+SUBJECT = "loanledger.p0.journal"
+
+
+def servers(cluster):
+    return ",".join(cluster.node(0, r).client() for r in range(1, cluster.replicas + 1))
+
+
+def submit(w, cluster, files, what):
+    sub = Submitter(w, servers(cluster), files=files)
+    sub.run()
+    check(sub.error is None, f"{what}: {sub.error}")
+    check(all(r[1] == 0 for r in sub.runs), f"{what}: a CLI run failed: {sub.runs}")
+    return sub.applied
+
+
+def refused(cluster, replica, extra, want):
+    """Starts node `replica` (with `extra` flags); it must exit, its log naming every string of `want`."""
+    n = cluster.node(0, replica)
+    try:
+        cluster.start_node(0, replica, extra)
+    except ClusterError as e:
+        text = str(e)
+        for s in want:
+            check(s in text, f"{n.name} {' '.join(extra)} exited without {s!r} in its log:\n{text}")
+        line = next((ln for ln in text.splitlines() if want[0] in ln), "")
+        log(f"{n.name} {' '.join(extra)} refused: {line.strip()[-240:]}")
+        return
+    raise Failure(f"{n.name} {' '.join(extra)} started; it should have refused ({want[0]!r})")
+
+
+def nats_stores(cluster, action, suffix):
+    """'save': copies every nats-K/js to js.SUFFIX; 'restore': replaces js by a copy of js.SUFFIX."""
+    for n in cluster.nats.nodes.values():
+        check(not n.running(), f"{n.name} runs while its store is copied")
+        saved = n.store_dir + "." + suffix
+        if action == "save":
+            shutil.copytree(n.store_dir, saved, symlinks=True)
+        else:
+            shutil.rmtree(n.store_dir)
+            shutil.copytree(saved, n.store_dir, symlinks=True)
+
+
+def stream_state(cluster, timeout_s=30.0):
+    """The journal stream's state, once JetStream answers for it (a stream leader after a start)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with NatsClient(cluster.nats.urls()) as nc:
+                return nc.js_api(f"STREAM.INFO.{STREAM}")["state"]
+        except (NatsError, OSError) as e:
+            if time.monotonic() > deadline:
+                raise Failure(f"stream info of {STREAM}: {e}")
+            time.sleep(0.2)
+
+
+def run(w, cluster, reference):
+    files = w.files
+    half = len(files) // 2
+    part_a, part_b, part_c = files[:half], files[half:-1], files[-1:]
+    applied = submit(w, cluster, part_a, "part A")
+    seq_a = converge(w, list(cluster.nodes.values()))["ll-0-1"]["digest_seq"]
+    cluster.down()
+    nats_stores(cluster, "save", "a")
+    log(f"part A: {len(part_a)} files, stream seq {seq_a}; NATS stores saved")
+
+    t = time.monotonic()
+    cluster.up()
+    log(f"cluster up again in {time.monotonic() - t:.1f} s")
+    applied += submit(w, cluster, part_b, "part B")
+    st = converge(w, list(cluster.nodes.values()))
+    digest_b, seq_b = st["ll-0-1"]["state_digest"], st["ll-0-1"]["digest_seq"]
+    check(seq_b > seq_a, f"part B moved the stream from {seq_a} to {seq_b}")
+    cluster.down()
+    nats_stores(cluster, "restore", "a")
+    log(f"part B: stream seq {seq_b}, digest {digest_b}; everything stopped, NATS stores of part A "
+        f"put back")
+
+    cluster.nats.start()
+    state = stream_state(cluster)
+    check(state["last_seq"] == seq_a, f"the restored stream ends at {state['last_seq']}, not {seq_a}")
+    refused(cluster, 1, [], ["but the stream ends at " + str(seq_a), "--republish-tail"])
+
+    # A record that is not the node's at seq_a + 1: the stream is no longer a prefix of its log.
+    with NatsClient(cluster.nats.urls()) as nc:
+        ack = nc.request(SUBJECT, b"not a journal record")
+    check(isinstance(ack, dict) and ack.get("seq") == seq_a + 1, f"foreign record: {ack}")
+    refused(cluster, 1, ["--republish-tail"], ["differs from this store's record", "not a prefix"])
+    cluster.nats.stop()
+    nats_stores(cluster, "restore", "a")
+    cluster.nats.start()
+    log("foreign record refused; NATS stores of part A put back again")
+
+    t = time.monotonic()
+    cluster.start_node(0, 1, ["--republish-tail"])
+    with open(cluster.node(0, 1).log, errors="replace") as f:
+        text = f.read()
+    check(f"republishing {seq_a + 1}..{seq_b}" in text and "republished stream" in text,
+          f"ll-0-1 does not log the republish:\n{text[-2000:]}")
+    state = stream_state(cluster)
+    check(state["last_seq"] == seq_b and state["messages"] == seq_b,
+          f"after --republish-tail the stream holds {state['messages']} messages up to {state['last_seq']}, "
+          f"expected {seq_b}")
+    log(f"ll-0-1 --republish-tail put {seq_b - seq_a} records back ({seq_a + 1}..{seq_b}) and serves, "
+        f"in {time.monotonic() - t:.1f} s")
+
+    refused(cluster, 2, ["--republish-tail"], ["is not ahead, nothing to republish"])
+    cluster.up()  # nodes 2 and 3, as usual
+    st = converge(w, list(cluster.nodes.values()))
+    got = {(s["state_digest"], s["digest_seq"]) for s in st.values()}
+    check(got == {(digest_b, seq_b)}, f"after the repair: {got}, before the loss: {(digest_b, seq_b)}")
+    log("every node is back at the digest of before the loss")
+
+    applied += submit(w, cluster, part_c, "part C")
+    check(applied == w.events, f"parts A, B, C applied {applied} of {w.events} events")
+    nodes = list(cluster.nodes.values())
+    st = converge(w, nodes)
+    check(next(iter(st.values()))["digest_seq"] > seq_b, "part C did not move the stream")
+    for n in nodes:
+        compare_reports(w.reports(n.client()), reference, n.name)
+    log(f"reports of {[n.name for n in nodes]} equal the single node's")
+
+
+def main(argv):
+    if len(argv) < 1:
+        print(f"usage: {sys.argv[0]} BUILD_DIR [--keep]", file=sys.stderr)
+        return 2
+    build, keep = argv[0], "--keep" in argv
+    work = tempfile.mkdtemp(prefix="ll-cluster-republish-")
+    cluster = None
+    ok = False
+    t0 = time.monotonic()
+    try:
+        w = Workload(build, work)
+        w.prepare()
+        reference = w.reference()
+        log("single-node reference done")
+        cluster = LocalCluster(os.path.join(work, "cluster"), tokens=w.tokens, bin_dir=build)
+        cluster.up()
+        run(w, cluster, reference)
+        ok = True
+    except (Failure, ClusterError) as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+    finally:
+        if cluster is not None:
+            for n in cluster.nodes.values():
+                if n.running():
+                    try:
+                        os.kill(n.pid(), signal.SIGCONT)
+                    except (ProcessLookupError, TypeError):
+                        pass
+            cluster.down()
+        if ok and not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"work dir kept: {work}", file=sys.stderr)
+    if ok:
+        print(f"PASS in {time.monotonic() - t0:.1f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
