@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The national-stream workloads of issue 14, built on `loanledger gen`, each
 # through `loanledger submit` (durable acks), one CLI process per bank file,
-# PARALLEL at a time. Prints events/s end to end and the server's RSS.
+# PARALLEL at a time. Prints events/s end to end, the server's CPU seconds
+# during the timed part (and events per server CPU second: steadier than
+# events/s on a shared machine) and the server's RSS.
 #
 #   bench/workload.sh a [--scale 0.01] [--banks 0] [--parallel 4]
 #       history backfill: the national portfolio 2022-2024 at SCALE, one file
@@ -149,6 +151,10 @@ stop_server() {
   kill -TERM "$PID"; wait "$PID" || true; PID=""
 }
 
+server_cpu() {  # the server's CPU seconds so far (user + system, all threads)
+  awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$PID/stat"
+}
+
 rss() {  # the server's resident and peak memory
   awk '/^VmRSS|^VmHWM/ { printf "%s %d MiB  ", $1, $2 / 1024 }' "/proc/$PID/status"
 }
@@ -168,7 +174,8 @@ timed_submit() {  # LABEL DIR
   local label=$1 dir=$2 events files start end
   events=$(events_in "$dir"); files=$(ls "$dir"/*.csv | wc -l)
   jobs_for "$dir" > "$WORK/jobs"
-  local processes=$files
+  local processes=$files cpu0 cpu1
+  cpu0=$(server_cpu)
   start=$(date +%s.%N)
   if [ "$VIA" = load ]; then
     processes=1
@@ -178,9 +185,11 @@ timed_submit() {  # LABEL DIR
     submit_jobs "$WORK/jobs"
   fi
   end=$(date +%s.%N)
+  cpu1=$(server_cpu)
   python3 -c "
 s = $end - $start
-print(f'$label: events=$events files=$files via=$VIA processes=$processes parallel=$PARALLEL seconds={s:.2f} events_per_s={$events / s:.0f}')"
+c = $cpu1 - $cpu0
+print(f'$label: events=$events files=$files via=$VIA processes=$processes parallel=$PARALLEL seconds={s:.2f} events_per_s={$events / s:.0f} server_cpu_s={c:.2f} events_per_server_cpu_s={$events / max(c, 0.01):.0f}')"
 }
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
