@@ -3,7 +3,7 @@
 promises"): `loanledgerd --republish-tail`, against real nats-server and loanledgerd processes
 (tests/support/local_cluster.py), every one stopped by its PID.
 
-    cluster_republish_test.py BUILD_DIR [--keep]
+    cluster_republish_test.py BUILD_DIR [rollback|wiped] [--keep]
 
 The workload of cluster_faults_test.py (151 institution files) goes to a 1x3 cluster in three
 parts. After part A the whole cluster is stopped and the three NATS JetStream store directories
@@ -12,14 +12,17 @@ old NATS stores are put back: JetStream now ends at part A's last record, while 
 store holds part B's records (what a power loss of every NATS machine before their fsync leaves).
 Then:
   - a node started as usual refuses ("... but the stream ends at ...", naming --republish-tail);
-  - with a foreign record appended to the stream, --republish-tail refuses (the stream is not a
-    prefix of the node's log); the old NATS stores are put back again;
+  - (mode `wiped`) with a foreign record appended to the stream, --republish-tail refuses (the
+    stream is not a prefix of the node's log); the NATS stores are emptied again;
   - node 1 with --republish-tail puts positions A+1..A+B back and serves; JetStream's stream
     then ends at the node's position with one message per record;
   - node 2 with --republish-tail refuses (not ahead); nodes 2 and 3 start as usual;
   - every node reaches the digest the cluster had before the loss, at the same stream seq;
   - part C (the last file) is submitted; every node's reports equal a single loanledgerd's fed
     every file, and the digests are equal.
+Mode `wiped` empties the NATS stores instead of rolling them back (`rollback`, the default): the
+stream is gone, the first node recreates it empty, and --republish-tail puts back every record
+from 1.
 """
 import os
 import shutil
@@ -68,12 +71,16 @@ def refused(cluster, replica, extra, want):
 
 
 def nats_stores(cluster, action, suffix):
-    """'save': copies every nats-K/js to js.SUFFIX; 'restore': replaces js by a copy of js.SUFFIX."""
+    """'save': copies every nats-K/js to js.SUFFIX; 'restore': replaces js by a copy of js.SUFFIX;
+    'wipe': empties js."""
     for n in cluster.nats.nodes.values():
         check(not n.running(), f"{n.name} runs while its store is copied")
         saved = n.store_dir + "." + suffix
         if action == "save":
             shutil.copytree(n.store_dir, saved, symlinks=True)
+        elif action == "wipe":
+            shutil.rmtree(n.store_dir)
+            os.makedirs(n.store_dir)
         else:
             shutil.rmtree(n.store_dir)
             shutil.copytree(saved, n.store_dir, symlinks=True)
@@ -92,7 +99,7 @@ def stream_state(cluster, timeout_s=30.0):
             time.sleep(0.2)
 
 
-def run(w, cluster, reference):
+def run(w, cluster, reference, mode):
     files = w.files
     half = len(files) // 2
     part_a, part_b, part_c = files[:half], files[half:-1], files[-1:]
@@ -110,24 +117,34 @@ def run(w, cluster, reference):
     digest_b, seq_b = st["ll-0-1"]["state_digest"], st["ll-0-1"]["digest_seq"]
     check(seq_b > seq_a, f"part B moved the stream from {seq_a} to {seq_b}")
     cluster.down()
-    nats_stores(cluster, "restore", "a")
-    log(f"part B: stream seq {seq_b}, digest {digest_b}; everything stopped, NATS stores of part A "
-        f"put back")
+    restore = "wipe" if mode == "wiped" else "restore"
+    if mode == "wiped":
+        seq_a = 0
+    nats_stores(cluster, restore, "a")
+    log(f"part B: stream seq {seq_b}, digest {digest_b}; everything stopped, NATS stores "
+        f"{'emptied' if mode == 'wiped' else 'of part A put back'}")
 
     cluster.nats.start()
-    state = stream_state(cluster)
-    check(state["last_seq"] == seq_a, f"the restored stream ends at {state['last_seq']}, not {seq_a}")
+    if mode != "wiped":
+        state = stream_state(cluster)
+        check(state["last_seq"] == seq_a, f"the restored stream ends at {state['last_seq']}, not {seq_a}")
     refused(cluster, 1, [], ["but the stream ends at " + str(seq_a), "--republish-tail"])
+    if mode == "wiped":
+        state = stream_state(cluster)  # created empty by the refused node
+        check(state["last_seq"] == 0, f"the recreated stream: {state}")
 
-    # A record that is not the node's at seq_a + 1: the stream is no longer a prefix of its log.
-    with NatsClient(cluster.nats.urls()) as nc:
-        ack = nc.request(SUBJECT, b"not a journal record")
-    check(isinstance(ack, dict) and ack.get("seq") == seq_a + 1, f"foreign record: {ack}")
-    refused(cluster, 1, ["--republish-tail"], ["differs from this store's record", "not a prefix"])
-    cluster.nats.stop()
-    nats_stores(cluster, "restore", "a")
-    cluster.nats.start()
-    log("foreign record refused; NATS stores of part A put back again")
+    if mode == "wiped":
+        # A record that is not the node's at seq_a + 1: the stream is no longer a prefix of its log.
+        # (Here only: restarting NATS on the emptied stores is quick; `rollback` takes the other
+        # branch, a stream that is a prefix.)
+        with NatsClient(cluster.nats.urls()) as nc:
+            ack = nc.request(SUBJECT, b"not a journal record")
+        check(isinstance(ack, dict) and ack.get("seq") == seq_a + 1, f"foreign record: {ack}")
+        refused(cluster, 1, ["--republish-tail"], ["differs from this store's record", "not a prefix"])
+        cluster.nats.stop()
+        nats_stores(cluster, restore, "a")
+        cluster.nats.start()
+        log("foreign record refused; NATS stores emptied again")
 
     t = time.monotonic()
     cluster.start_node(0, 1, ["--republish-tail"])
@@ -161,10 +178,11 @@ def run(w, cluster, reference):
 
 def main(argv):
     if len(argv) < 1:
-        print(f"usage: {sys.argv[0]} BUILD_DIR [--keep]", file=sys.stderr)
+        print(f"usage: {sys.argv[0]} BUILD_DIR [rollback|wiped] [--keep]", file=sys.stderr)
         return 2
     build, keep = argv[0], "--keep" in argv
-    work = tempfile.mkdtemp(prefix="ll-cluster-republish-")
+    mode = "wiped" if "wiped" in argv[1:] else "rollback"
+    work = tempfile.mkdtemp(prefix=f"ll-cluster-republish-{mode}-")
     cluster = None
     ok = False
     t0 = time.monotonic()
@@ -175,7 +193,7 @@ def main(argv):
         log("single-node reference done")
         cluster = LocalCluster(os.path.join(work, "cluster"), tokens=w.tokens, bin_dir=build)
         cluster.up()
-        run(w, cluster, reference)
+        run(w, cluster, reference, mode)
         ok = True
     except (Failure, ClusterError) as e:
         print(f"FAIL: {e}", file=sys.stderr)
@@ -193,7 +211,7 @@ def main(argv):
         else:
             print(f"work dir kept: {work}", file=sys.stderr)
     if ok:
-        print(f"PASS in {time.monotonic() - t0:.1f} s")
+        print(f"PASS {mode} in {time.monotonic() - t0:.1f} s")
     return 0 if ok else 1
 
 
