@@ -14,6 +14,8 @@ Then:
   - a node started as usual refuses ("... but the stream ends at ...", naming --republish-tail);
   - (mode `wiped`) with a foreign record appended to the stream, --republish-tail refuses (the
     stream is not a prefix of the node's log); the NATS stores are emptied again;
+  - (mode `rollback`) while a fourth node with an empty store (behind the stream, so it starts)
+    leads, --republish-tail refuses naming it; it is stopped;
   - node 1 with --republish-tail puts positions A+1..A+B back and serves; JetStream's stream
     then ends at the node's position with one message per record;
   - node 2 with --republish-tail refuses (not ahead); nodes 2 and 3 start as usual;
@@ -34,8 +36,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from cluster_workload import Failure, Submitter, Workload, check, compare_reports, converge, log  # noqa: E402
-from local_cluster import LocalCluster  # noqa: E402
+from cluster_workload import (Failure, Submitter, Workload, check, compare_reports, converge, log,  # noqa: E402
+                              wait_until)
+from local_cluster import LoanledgerNode, LocalCluster  # noqa: E402
 from nats_cluster import ClusterError  # noqa: E402
 from nats_client import NatsClient, NatsError  # noqa: E402
 
@@ -145,6 +148,17 @@ def run(w, cluster, reference, mode):
         nats_stores(cluster, restore, "a")
         cluster.nats.start()
         log("foreign record refused; NATS stores emptied again")
+    else:
+        # A node behind the stream's end starts as usual and leads: no republish meanwhile.
+        fresh = LoanledgerNode(cluster.root, 0, cluster.replicas + 1)
+        cluster.nodes[(0, fresh.replica)] = fresh
+        cluster.start_node(0, fresh.replica)
+        wait_until(fresh.is_leader, 20, f"{fresh.name} (empty store) leading")
+        refused(cluster, 1, ["--republish-tail"], [f"node {fresh.name} leads partition 0",
+                                                    "stop every other node"])
+        cluster.stop_node(0, fresh.replica)
+        del cluster.nodes[(0, fresh.replica)]
+        log(f"refused while {fresh.name} led; {fresh.name} stopped")
 
     t = time.monotonic()
     cluster.start_node(0, 1, ["--republish-tail"])
