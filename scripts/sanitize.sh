@@ -91,7 +91,7 @@ if [ "$MODE" = asan ]; then
   # (the fault scenarios keep leader_kill and deposed_leader, the partition
   # tests keep 2x2): under ASan the cluster tests take 11 of the 15 minutes.
   asan_exclude='^(cluster_nats_jetstream_three_nodes|cluster_script_up_down|cluster_deploy_templates'
-  asan_exclude+='|cluster_fault_(nats_kill|replica_stop|new_replica)|cluster_partitions_3x1_map'
+  asan_exclude+='|cluster_fault_(nats_kill|replica_stop|new_replica)|cluster_partitions_3x1_map|cluster_republish_tail_wiped'
   asan_exclude+='|deploy_(prometheus_config|prometheus_config_compose|alert_rules_check|alert_rules_unit'
   asan_exclude+='|dashboards|files|systemd_verify|compose_config|compose_config_cluster|checkers_selftest)'
   asan_exclude+='|docs_.*)$'
