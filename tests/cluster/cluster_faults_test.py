@@ -31,8 +31,6 @@ node shows the new limits and a used ratio of 0.25 (the fullest of them).
 """
 import os
 import re
-import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -43,7 +41,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.path.insert(0, os.path.join(HERE, "..", "deploy"))
 import check_metrics_exported  # noqa: E402
 from cluster_workload import (SUMMARY, Failure, Submitter, Workload, check, compare_reports, converge,  # noqa: E402
-                              leader_of, log, measure_failover, wait_until)
+                              finish, leader_of, log, measure_failover, wait_until)
 from local_cluster import LoanledgerNode, LocalCluster, scrape  # noqa: E402
 from nats_client import NatsClient  # noqa: E402
 
@@ -345,21 +343,8 @@ def main(argv):
     except Failure as e:
         print(f"FAIL {scenario}: {e}", file=sys.stderr)
     finally:
-        if cluster is not None:
-            for n in cluster.nodes.values():
-                if n.running():
-                    try:
-                        os.kill(n.pid(), signal.SIGCONT)
-                    except (ProcessLookupError, TypeError):
-                        pass
-            cluster.down()
-        if ok and not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"work dir kept: {work}", file=sys.stderr)
-    if ok:
-        print(f"PASS {scenario}")
-    return 0 if ok else 1
+        rc = finish(cluster, ok, keep, work, f"PASS {scenario}")
+    return rc
 
 
 if __name__ == "__main__":

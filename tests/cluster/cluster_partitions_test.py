@@ -20,7 +20,6 @@ EVERY node:
 """
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from cluster_workload import Failure, Submitter, Workload, check, log, wait_until  # noqa: E402
+from cluster_workload import Failure, Submitter, Workload, check, finish, log, wait_until  # noqa: E402
 from ll_server import start_loanledgerd  # noqa: E402
 from local_cluster import LoanledgerNode, LocalCluster  # noqa: E402
 
@@ -266,15 +265,8 @@ def main(argv):
     except Failure as e:
         print(f"FAIL: {e}", file=sys.stderr)
     finally:
-        if cluster is not None:
-            cluster.down()
-        if ok and not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"work dir kept: {work}", file=sys.stderr)
-    if ok:
-        print(f"PASS partitions={partitions} replicas={replicas}")
-    return 0 if ok else 1
+        rc = finish(cluster, ok, keep, work, f"PASS partitions={partitions} replicas={replicas}")
+    return rc
 
 
 if __name__ == "__main__":

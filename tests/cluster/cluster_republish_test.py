@@ -28,7 +28,6 @@ from 1.
 """
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -36,8 +35,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from cluster_workload import (Failure, Submitter, Workload, check, compare_reports, converge, log,  # noqa: E402
-                              wait_until)
+from cluster_workload import (Failure, Submitter, Workload, check, compare_reports, converge, finish,  # noqa: E402
+                              log, wait_until)
 from local_cluster import LoanledgerNode, LocalCluster  # noqa: E402
 from nats_cluster import ClusterError  # noqa: E402
 from nats_client import NatsClient, NatsError  # noqa: E402
@@ -212,21 +211,8 @@ def main(argv):
     except (Failure, ClusterError) as e:
         print(f"FAIL: {e}", file=sys.stderr)
     finally:
-        if cluster is not None:
-            for n in cluster.nodes.values():
-                if n.running():
-                    try:
-                        os.kill(n.pid(), signal.SIGCONT)
-                    except (ProcessLookupError, TypeError):
-                        pass
-            cluster.down()
-        if ok and not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"work dir kept: {work}", file=sys.stderr)
-    if ok:
-        print(f"PASS {mode} in {time.monotonic() - t0:.1f} s")
-    return 0 if ok else 1
+        rc = finish(cluster, ok, keep, work, f"PASS {mode} in {time.monotonic() - t0:.1f} s")
+    return rc
 
 
 if __name__ == "__main__":

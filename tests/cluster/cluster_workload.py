@@ -16,6 +16,8 @@ too high), one applied twice would show in the figures.
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -212,6 +214,27 @@ class Submitter(threading.Thread):
                                                      f"{runs[-1][1]}+{runs[-1][2]} != {want} events")
             check(sum(r[1] for r in runs) <= want, f"{inst}: runs applied {sum(r[1] for r in runs)} > "
                                                    f"{want} events: an acknowledged batch was applied again")
+
+
+def finish(cluster, ok, keep, work, passed):
+    """A cluster test's teardown: resume any node left paused (SIGSTOP), stop the
+    cluster, remove the work dir unless the test failed or --keep; print `passed`
+    on success. Returns the exit code."""
+    if cluster is not None:
+        for n in cluster.nodes.values():
+            if n.running():
+                try:
+                    os.kill(n.pid(), signal.SIGCONT)
+                except (ProcessLookupError, TypeError):
+                    pass
+        cluster.down()
+    if ok and not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"work dir kept: {work}", file=sys.stderr)
+    if ok:
+        print(passed)
+    return 0 if ok else 1
 
 
 def wait_until(probe, timeout_s, what, poll_s=0.05):
