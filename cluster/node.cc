@@ -20,6 +20,7 @@
 #include "cluster/cluster.h"
 #include "cluster/group_publisher.h"
 #include "cluster/nats_util.h"
+#include "cluster/republish.h"
 #include "cluster/stream_storage.h"
 #include "schema/check.h"
 #include "schema/event.h"
@@ -313,7 +314,12 @@ class NodeImpl final : public Node {
     const uint64_t applied = ledger_.LogPosition();
     if (options_.republish_tail) {
       if (applied > last) {
-        if (Status st = RepublishTail(last, applied); !st.ok()) return st;
+        TailRepair repair{js_.get(), leases_.get(), stream_,     lease_key_,
+                          options_,  ledger_,       *publisher_, republished_};
+        const Status st = RepublishTail(&repair, last, applied);
+        republishing_ = republishing_ || repair.started;
+        republished_ = repair.republished;
+        if (!st.ok()) return st;
         last = applied;
       } else if (!republishing_) {
         return Status::InvalidArgument(
@@ -337,91 +343,6 @@ class NodeImpl final : public Node {
     }
     std::lock_guard lock(mu_);
     state_.stream_last_seq = last;
-    return Status::Ok();
-  }
-
-  // --republish-tail (ClusterOptions::republish_tail): puts this store's
-  // records for positions last + 1 .. applied back into the stream. Called
-  // by SetUp before any thread starts and before the server takes writes,
-  // so the ledger does not move meanwhile. UNAVAILABLE (SetUp is retried,
-  // and goes on from the stream's new end) when NATS fails; INVALID_ARGUMENT
-  // when it must not go on.
-  Status RepublishTail(uint64_t last, uint64_t applied) {
-    const std::string refuse = "--republish-tail: ";
-    // The stream must be a prefix of this store's log: its last record is
-    // this store's record at that position (another node that published
-    // after the loss would have put different records there).
-    if (last > 0) {
-      natsMsg* raw = nullptr;
-      jsErrCode jerr = static_cast<jsErrCode>(0);
-      const natsStatus s = js_GetMsg(&raw, js_.get(), stream_.c_str(), last, nullptr, &jerr);
-      if (s != NATS_OK) {
-        return Status::Unavailable("read record " + std::to_string(last) + " of " + stream_ + ": " +
-                                   NatsError(s, jerr));
-      }
-      MsgPtr msg(raw);
-      const std::string_view theirs(natsMsg_GetData(msg.get()),
-                                    static_cast<size_t>(natsMsg_GetDataLength(msg.get())));
-      Result<std::vector<std::string>> mine = ledger_.PublishedRecords(last, last, 1);
-      if (!mine.ok()) {
-        return Status::InvalidArgument(refuse + "this store's record at " + std::to_string(last) +
-                                       ": " + mine.status().message());
-      }
-      if (mine->size() != 1 || mine->front() != theirs) {
-        return Status::InvalidArgument(
-            refuse + "the record at stream " + stream_ + " sequence " + std::to_string(last) +
-            " differs from this store's record at that position: the stream is not a prefix of "
-            "this store's log (another node published after the loss, or the store belongs to "
-            "another cluster); nothing republished");
-      }
-    }
-    // No other node may lead (and publish) meanwhile. A lease left from
-    // before the loss expires within the TTL.
-    const auto lease_deadline = Clock::now() + milliseconds(2 * options_.lease_ms);
-    while (true) {
-      kvEntry* e = nullptr;
-      const natsStatus s = kvStore_Get(&e, leases_.get(), lease_key_.c_str());
-      if (s == NATS_NOT_FOUND) break;
-      if (s != NATS_OK) return Status::Unavailable("read the lease: " + NatsError(s));
-      const std::string v(static_cast<const char*>(kvEntry_Value(e)), kvEntry_ValueLen(e));
-      kvEntry_Destroy(e);
-      const std::string holder = v.substr(0, v.find('\n'));
-      if (v.empty() || holder == options_.node) break;
-      if (Clock::now() > lease_deadline) {
-        return Status::InvalidArgument(refuse + "node " + holder + " leads partition " +
-                                       std::to_string(options_.partition) +
-                                       ": stop every other node of the partition first");
-      }
-      std::this_thread::sleep_for(milliseconds(100));
-    }
-    spdlog::warn("cluster: stream {} ends at {} but this store has applied {}: republishing {}..{}",
-                 stream_, last, applied, last + 1, applied);
-    republishing_ = true;
-    uint64_t next = last + 1;
-    while (next <= applied) {
-      Result<std::vector<std::string>> records =
-          ledger_.PublishedRecords(next, std::min(applied, next + 255), size_t{8} << 20);
-      if (!records.ok()) {
-        return Status::InvalidArgument(refuse + "this store's records from " +
-                                       std::to_string(next) + ": " + records.status().message());
-      }
-      const GroupPublisher::Outcome out = publisher_->Publish(*records, next - 1);
-      republished_ += out.stored;
-      if (!out.why.empty()) {
-        if (out.fenced) {
-          return Status::InvalidArgument(
-              refuse + "stream " + stream_ + " moved past " + std::to_string(out.last) +
-              " while republishing (another node published): stop every other node of the "
-              "partition and compare the stream with this store before going on (" +
-              std::to_string(republished_) + " records republished)");
-        }
-        return Status::Unavailable("republish to " + stream_ + " from " +
-                                   std::to_string(out.last + 1) + ": " + out.why);
-      }
-      next = out.last + 1;
-    }
-    spdlog::warn("cluster: republished stream {} up to {} from this store ({} records)", stream_,
-                 applied, republished_);
     return Status::Ok();
   }
 
@@ -802,8 +723,9 @@ class NodeImpl final : public Node {
   std::map<std::string, uint32_t, std::less<>> map_;
   Answerer answerer_;  // set once by Answer, before query_sub_
   std::unique_ptr<natsSubscription, SubDeleter> query_sub_;
-  // --republish-tail: a publish was tried (a retried SetUp may then find
-  // the store no longer ahead) and the records put back. SetUp's only.
+  // --republish-tail (republish.h): a publish was tried (a retried SetUp
+  // may then find the store no longer ahead) and the records put back.
+  // SetUp's only.
   bool republishing_ = false;
   uint64_t republished_ = 0;
 
