@@ -88,7 +88,7 @@ def nats_stores(cluster, action, suffix):
             shutil.copytree(saved, n.store_dir, symlinks=True)
 
 
-def stream_state(cluster, timeout_s=30.0):
+def stream_state(cluster, timeout_s=60.0):
     """The journal stream's state, once JetStream answers for it (a stream leader after a start)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -113,7 +113,11 @@ def run(w, cluster, reference, mode):
 
     t = time.monotonic()
     cluster.up()
-    log(f"cluster up again in {time.monotonic() - t:.1f} s")
+    # The nodes serve once they hold or follow the lease; after a restart of
+    # every NATS server the journal stream's own leader may come later (over
+    # 24 s once under load): part B would then fail every CLI retry.
+    stream_state(cluster, 90.0)
+    log(f"cluster up again, its stream led, in {time.monotonic() - t:.1f} s")
     applied += submit(w, cluster, part_b, "part B")
     st = converge(w, list(cluster.nodes.values()))
     digest_b, seq_b = st["ll-0-1"]["state_digest"], st["ll-0-1"]["digest_seq"]
