@@ -314,9 +314,10 @@ class NodeImpl final : public Node {
     const uint64_t applied = ledger_.LogPosition();
     if (options_.republish_tail) {
       if (applied > last) {
-        TailRepair repair{js_.get(), leases_.get(), stream_,     lease_key_,
-                          options_,  ledger_,       *publisher_, republished_};
-        const Status st = RepublishTail(&repair, last, applied);
+        const std::string lease_value = LeaseValue(options_);
+        TailRepair repair{js_.get(),   leases_.get(), stream_, subject_,    lease_key_,
+                          lease_value, options_,      ledger_, *publisher_, republished_};
+        const Status st = RepublishTail(&repair, first, last, applied);
         republishing_ = republishing_ || repair.started;
         republished_ = repair.republished;
         if (!st.ok()) return st;

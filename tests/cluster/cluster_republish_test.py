@@ -12,12 +12,17 @@ old NATS stores are put back: JetStream now ends at part A's last record, while 
 store holds part B's records (what a power loss of every NATS machine before their fsync leaves).
 Then:
   - a node started as usual refuses ("... but the stream ends at ...", naming --republish-tail);
-  - (mode `wiped`) with a foreign record appended to the stream, --republish-tail refuses (the
-    stream is not a prefix of the node's log); the NATS stores are emptied again;
+  - (mode `wiped`) with the stream holding the node's records 1 and 3 but a foreign record at 2
+    (its last record equal to the node's), --republish-tail refuses naming sequence 2 (the
+    stream is not a prefix of the node's log) and publishes nothing; the NATS stores are emptied
+    again;
   - (mode `rollback`) while a fourth node with an empty store (behind the stream, so it starts)
     leads, --republish-tail refuses naming it; it is stopped;
   - node 1 with --republish-tail puts positions A+1..A+B back and serves; JetStream's stream
-    then ends at the node's position with one message per record;
+    then ends at the node's position with one message per record. In mode `rollback` the repair
+    holds the lease for a while first (LOANLEDGER_TEST_REPUBLISH_PAUSE_MS, more than a lease TTL,
+    so it has to renew it): the fourth node, started meanwhile, runs but never leads until the
+    repair has given the lease back;
   - node 2 with --republish-tail refuses (not ahead); nodes 2 and 3 start as usual;
   - every node reaches the digest the cluster had before the loss, at the same stream seq;
   - part C (the last file) is submitted; every node's reports equal a single loanledgerd's fed
@@ -26,6 +31,7 @@ Mode `wiped` empties the NATS stores instead of rolling them back (`rollback`, t
 stream is gone, the first node recreates it empty, and --republish-tail puts back every record
 from 1.
 """
+import base64
 import os
 import shutil
 import sys
@@ -37,12 +43,14 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from cluster_workload import (Failure, Submitter, Workload, check, compare_reports, converge, finish,  # noqa: E402
                               log, wait_until)
-from local_cluster import LoanledgerNode, LocalCluster  # noqa: E402
+from local_cluster import LoanledgerNode, LocalCluster, find_binary  # noqa: E402
 from nats_cluster import ClusterError  # noqa: E402
 from nats_client import NatsClient, NatsError  # noqa: E402
 
 STREAM = "LOANLEDGER_P0"
 SUBJECT = "loanledger.p0.journal"
+LEASE_MS = 3000  # loanledgerd's default --lease-ms
+PAUSE_MS = 4 * LEASE_MS  # the repair holds the lease that long before its check (rollback)
 
 
 def servers(cluster):
@@ -101,6 +109,62 @@ def stream_state(cluster, timeout_s=60.0):
             time.sleep(0.2)
 
 
+def read(path, offset=0):
+    """A log's text from byte `offset` (a node's latest start: LoanledgerNode._log_offset)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
+
+
+def stream_records(cluster, seqs):
+    """The journal stream's records at `seqs` (bytes)."""
+    with NatsClient(cluster.nats.urls()) as nc:
+        return [base64.b64decode(nc.js_api(f"STREAM.MSG.GET.{STREAM}", {"seq": q})["message"]["data"])
+                for q in seqs]
+
+
+def repair_while_another_starts(cluster):
+    """Node 1 --republish-tail holding the lease PAUSE_MS before its check; a fourth node started
+    meanwhile must not lead while the repair holds the lease (it may once it is given back)."""
+    n1 = cluster.node(0, 1)
+    binary = find_binary(cluster.bin_dir, "server", "loanledgerd")
+    os.environ["LOANLEDGER_TEST_REPUBLISH_PAUSE_MS"] = str(PAUSE_MS)
+    try:
+        n1.spawn(binary, cluster.nats.urls(), cluster.partitions, cluster.tokens, cluster.partition_map,
+                 ["--republish-tail"])
+    finally:
+        del os.environ["LOANLEDGER_TEST_REPUBLISH_PAUSE_MS"]
+    wait_until(lambda: "holds the lease of partition 0" in read(n1.log, n1._log_offset), 60,
+               f"{n1.name} --republish-tail holding the lease")
+    t_held = time.monotonic()
+    other = cluster.nodes[(0, cluster.replicas + 1)]
+    cluster.start_node(0, other.replica)  # behind the stream's end, so it starts (and campaigns)
+    t_other = time.monotonic()
+    checks = 0
+    while True:
+        other_log = read(other.log, other._log_offset)  # first: the lease was held while this was written
+        other_leads = other.is_leader()
+        if "gave the lease of partition 0 back" in read(n1.log, n1._log_offset):
+            break
+        check("leads partition 0" not in other_log and other_leads is not True,
+              f"{other.name} leads while {n1.name}'s repair holds the lease:\n{other_log[-2000:]}")
+        checks += 1
+        state = n1.poll_ready()
+        check(state is None,
+              f"{n1.name} --republish-tail: {state}; {n1.log}:\n{read(n1.log, n1._log_offset)[-2000:]}")
+        time.sleep(0.2)
+    held_s = time.monotonic() - t_other
+    check(held_s > LEASE_MS / 1000 and checks > 5,
+          f"{other.name} ran only {held_s:.1f} s ({checks} checks) during the repair: the pause is too "
+          f"short to show anything")
+    wait_until(lambda: n1.poll_ready() is not None, 60, f"{n1.name} ready after the repair")
+    check(n1.poll_ready() == "ready", f"{n1.name} after the repair: {n1.poll_ready()}")
+    log(f"{other.name}, started {t_other - t_held:.1f} s into the repair's hold of the lease, ran "
+        f"{held_s:.1f} s beside it ({checks} checks) without leading")
+    cluster.stop_node(0, other.replica)
+    del cluster.nodes[(0, other.replica)]
+
+
 def run(w, cluster, reference, mode):
     files = w.files
     half = len(files) // 2
@@ -122,6 +186,8 @@ def run(w, cluster, reference, mode):
     st = converge(w, list(cluster.nodes.values()))
     digest_b, seq_b = st["ll-0-1"]["state_digest"], st["ll-0-1"]["digest_seq"]
     check(seq_b > seq_a, f"part B moved the stream from {seq_a} to {seq_b}")
+    check(seq_b >= 3, f"part B: stream seq {seq_b}")
+    first_records = stream_records(cluster, [1, 2, 3])  # the nodes' records at 1..3
     cluster.down()
     restore = "wipe" if mode == "wiped" else "restore"
     if mode == "wiped":
@@ -140,13 +206,21 @@ def run(w, cluster, reference, mode):
         check(state["last_seq"] == 0, f"the recreated stream: {state}")
 
     if mode == "wiped":
-        # A record that is not the node's at seq_a + 1: the stream is no longer a prefix of its log.
-        # (Here only: restarting NATS on the emptied stores is quick; `rollback` takes the other
-        # branch, a stream that is a prefix.)
+        # The node's records at 1 and 3 but a foreign one at 2: the stream's last record is the
+        # node's, yet the stream is not a prefix of its log. (Here only: restarting NATS on the
+        # emptied stores is quick; `rollback` takes the other branch, a stream that is a prefix.)
         with NatsClient(cluster.nats.urls()) as nc:
-            ack = nc.request(SUBJECT, b"not a journal record")
-        check(isinstance(ack, dict) and ack.get("seq") == seq_a + 1, f"foreign record: {ack}")
-        refused(cluster, 1, ["--republish-tail"], ["differs from this store's record", "not a prefix"])
+            for q, rec in enumerate([first_records[0], b"not a journal record", first_records[2]], 1):
+                ack = nc.request(SUBJECT, rec)
+                check(isinstance(ack, dict) and ack.get("seq") == q, f"crafted record {q}: {ack}")
+        refused(cluster, 1, ["--republish-tail"],
+                [f"{STREAM} sequence 2 differs from this store's record", "not a prefix",
+                 "nothing republished"])
+        state = stream_state(cluster)
+        check(state["last_seq"] == 3 and state["messages"] == 3,
+              f"after the refusal the stream holds {state['messages']} messages up to {state['last_seq']}, "
+              f"not the 3 crafted ones: something was published")
+        check(stream_records(cluster, [1, 2, 3])[1] == b"not a journal record", "record 2 changed")
         cluster.nats.stop()
         nats_stores(cluster, restore, "a")
         cluster.nats.start()
@@ -160,15 +234,18 @@ def run(w, cluster, reference, mode):
         refused(cluster, 1, ["--republish-tail"], [f"node {fresh.name} leads partition 0",
                                                     "stop every other node"])
         cluster.stop_node(0, fresh.replica)
-        del cluster.nodes[(0, fresh.replica)]
         log(f"refused while {fresh.name} led; {fresh.name} stopped")
 
     t = time.monotonic()
-    cluster.start_node(0, 1, ["--republish-tail"])
-    with open(cluster.node(0, 1).log, errors="replace") as f:
-        text = f.read()
+    if mode == "wiped":
+        cluster.start_node(0, 1, ["--republish-tail"])
+    else:
+        repair_while_another_starts(cluster)
+    text = read(cluster.node(0, 1).log, cluster.node(0, 1)._log_offset)
     check(f"republishing {seq_a + 1}..{seq_b}" in text and "republished stream" in text,
           f"ll-0-1 does not log the republish:\n{text[-2000:]}")
+    check(seq_a == 0 or f"records 1..{seq_a} equal this store's" in text,
+          f"ll-0-1 does not log the check of the stream's records 1..{seq_a}:\n{text[-2000:]}")
     state = stream_state(cluster)
     check(state["last_seq"] == seq_b and state["messages"] == seq_b,
           f"after --republish-tail the stream holds {state['messages']} messages up to {state['last_seq']}, "
