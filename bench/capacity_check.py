@@ -208,6 +208,9 @@ class Runner:
         os.makedirs(self.work, exist_ok=True)
         self.cluster = None
         self.single = None
+        self.abort = None
+        self.running = set()
+        self.min_free = float("inf")
         self.figures = {}
         self.max_load = 0.0
 
@@ -243,6 +246,15 @@ class Runner:
         def sample():
             while not stop.wait(1.0):
                 self.max_load = max(self.max_load, float(loadavg().split()[0]))
+                st = os.statvfs(self.work)
+                free = st.f_bavail * st.f_frsize
+                self.min_free = min(self.min_free, free)
+                if free < self.args.min_free_gib * 2**30 and not self.abort:
+                    # The disk is shared: stop before it fills (the cleanup frees this run's files).
+                    self.abort = f"only {free / 2**30:.1f} GiB free on {self.work}: submissions stopped"
+                    log(self.abort)
+                    for q in list(self.running):
+                        q.kill()
                 for name, pid in pids.items():
                     try:
                         rss = proc_status(pid)["VmRSS"]
@@ -254,9 +266,17 @@ class Runner:
             applied = dups = reruns = 0
             start = time.monotonic()
             for attempt in range(SUBMIT_RERUNS + 1):
-                p = subprocess.run([self.cli, "submit", self.f.path(inst), "--server", servers,
-                                    "--token", self.f.token[inst]], capture_output=True, text=True,
-                                   timeout=CLI_TIMEOUT_S)
+                if self.abort:
+                    raise RuntimeError(self.abort)
+                p = subprocess.Popen([self.cli, "submit", self.f.path(inst), "--server", servers,
+                                      "--token", self.f.token[inst]], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+                self.running.add(p)
+                try:
+                    stdout, stderr = p.communicate(timeout=CLI_TIMEOUT_S)
+                finally:
+                    self.running.discard(p)
+                p.stdout, p.stderr = stdout, stderr
                 m = SUMMARY.findall(p.stdout)
                 if m:
                     applied += int(m[-1][0])
@@ -287,6 +307,8 @@ class Runner:
         finally:
             stop.set()
             sampler.join()
+        if self.abort:
+            raise RuntimeError(self.abort)
         for inst in self.f.largest_first()[:3]:
             s = self.file_seconds.get(inst, 0)
             out(f"  {inst}: {self.f.events[inst]:,} events ({self.f.events[inst] / self.f.total_events:.0%}) "
@@ -415,7 +437,7 @@ class Runner:
         out(f"cluster {a.partitions} x {a.replicas}: {self.f.total_events:,} events in {seconds:.1f} s = "
             f"{c['events_per_s']:,.0f} events/s (loanledgerd CPU {cpu:.0f} s; {reruns} reruns, "
             f"{dups} duplicates); followers caught up {catch_up:.1f} s after the last ack; "
-            f"max load average {self.max_load:.1f}")
+            f"max load average {self.max_load:.1f}; least free disk {self.min_free / 2**30:.1f} GiB")
         self.measure_nodes(c)
         return c
 
@@ -572,10 +594,14 @@ class Runner:
             mem_total = int(f.readline().split()[1]) * 1024
         out(f"machine: {os.cpu_count()} cores, {mem_total / 2**30:.1f} GiB, {st.f_bavail * st.f_frsize / 2**30:.0f} GiB "
             f"free on {self.work}; load {loadavg()}; commit {commit}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-        out(f"command: bench/capacity_check.py {' '.join(sys.argv[1:])}")
+        out(f"command: bench/capacity_check.py {' '.join(sys.argv[1:])}; binaries: {self.build}")
         self.f = Files(a, self.cli, self.work)
         out(f"input: {self.f.dir}: {len(self.f.names)} files, {self.f.total_events:,} events, "
             f"{mib(sum(self.f.bytes.values()))} of CSV")
+        ev = self.f.total_events
+        out(f"disk needed, roughly: reference store {mib(ev * 70)}, then the cluster's streams "
+            f"{mib(ev * 62 * 3)} (3 copies) and stores {mib(ev * 70 * a.replicas)}; "
+            f"{st.f_bavail * st.f_frsize / 2**30:.0f} GiB free")
         ref = self.reference()
         c = self.run_cluster()
         if ref:
@@ -613,6 +639,8 @@ def main(argv):
     ap.add_argument("--work", default="")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--autogroup-nice", type=int, default=None)
+    ap.add_argument("--min-free-gib", type=float, default=4.0,
+                    help="stop the submissions when the work directory's disk has less free")
     args = ap.parse_args(argv)
     if not os.path.isabs(args.build):
         args.build = os.path.join(ROOT, args.build)
