@@ -25,11 +25,14 @@ constexpr uint32_t kVerifyTimeoutMs = 3'600'000;  // Verify and Compact: an hour
 // Reconnect backoff: 100 ms, doubling, at most 5 s between attempts.
 constexpr auto kBackoffFirst = std::chrono::milliseconds(100);
 constexpr auto kBackoffMax = std::chrono::milliseconds(5000);
-// Looking for a leader (cluster mode): 50 ms, doubling, at most 250 ms between
+// Looking for a leader (cluster mode): 50 ms, doubling, at most 100 ms between
 // attempts, so that a new leader (elected within a few seconds) is found
-// soon after it is.
+// soon after it is (a cap of 250 ms left up to 250 ms between the election
+// and the client's next attempt: docs/cluster.md, "Failover"). An attempt
+// resends at most the batches in flight, less than a client sends while a
+// leader answers.
 constexpr auto kFailoverBackoffFirst = std::chrono::milliseconds(50);
-constexpr auto kFailoverBackoffMax = std::chrono::milliseconds(250);
+constexpr auto kFailoverBackoffMax = std::chrono::milliseconds(100);
 
 bool IsError(const wire::Message& m) { return m.body_type() == wire::Body::Error; }
 

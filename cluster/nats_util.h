@@ -3,10 +3,19 @@
 
 #include <nats/nats.h>
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 namespace loanledger::cluster {
+
+// Now as NATS stamps its messages and KV entries: UTC nanoseconds.
+inline int64_t NatsNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // natsStatus text, the library's last error and the JetStream error code.
 std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));

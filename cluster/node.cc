@@ -122,7 +122,14 @@ class NodeImpl final : public Node {
         [this](std::span<const std::string> records) -> Result<uint64_t> {
       return Publish(records);
     };
-    return ledger_.ApplyGroupPublished(batches, publish);
+    Result<std::vector<storage::ApplyResult>> r = ledger_.ApplyGroupPublished(batches, publish);
+    std::lock_guard lock(mu_);
+    if (r.ok() && leader_ && !first_ack_logged_) {
+      first_ack_logged_ = true;  // failover timing (docs/cluster.md, "Failover")
+      spdlog::info("cluster: first group acknowledged as leader (seq {}, lease taken {} ms ago)",
+                   ledger_.LogPosition(), MsSince(led_since_));
+    }
+    return r;
   }
 
   std::string LeaderAddress(uint32_t partition) const override {
@@ -416,6 +423,10 @@ class NodeImpl final : public Node {
     }
     lock.lock();
     need_catch_up_ = false;
+    if (!first_ack_logged_) {
+      spdlog::info("cluster: caught up to seq {}: serving as leader (lease taken {} ms ago)", last,
+                   MsSince(led_since_));
+    }
     return Status::Ok();
   }
 
@@ -520,16 +531,10 @@ class NodeImpl final : public Node {
   // never publishes on it.
   void CampaignLoop() {
     const std::string value = LeaseValue(options_);
-    // A leader renews every quarter of the TTL; the others try to take the
-    // lease every twelfth, so a dead leader's key is taken soon after it
-    // expires.
-    const auto renew_period = milliseconds(std::max<uint32_t>(options_.lease_ms / 4, 50));
-    const auto campaign_period = milliseconds(std::max<uint32_t>(options_.lease_ms / 12, 25));
     while (true) {
       {
         std::unique_lock lock(mu_);
-        if (cv_.wait_for(lock, leader_ ? renew_period : campaign_period, [&] { return stopping_; }))
-          return;
+        if (cv_.wait_for(lock, CampaignWaitLocked(), [&] { return stopping_; })) return;
       }
       const auto started = Clock::now();
       const auto valid_until = started + milliseconds(options_.lease_ms * 2 / 3);
@@ -579,28 +584,62 @@ class NodeImpl final : public Node {
         lease_valid_until_ = valid_until;
         need_catch_up_ = true;
         ++state_.elections_won;
+        led_since_ = Clock::now();
+        first_ack_logged_ = false;
+        // When the last holder seen renewed it (+ TTL = when its key expired).
+        const int64_t ago_ms =
+            seen_lease_ns_ == 0 ? -1 : (NatsNowNs() - seen_lease_ns_) / 1'000'000;
+        spdlog::info(
+            "cluster: this node ({}) leads partition {} (stream seq {}; last holder seen: "
+            "{}, renewed {} ms ago)",
+            options_.node, options_.partition, ledger_.LogPosition(),
+            state_.leader_node.empty() ? "-" : state_.leader_node, ago_ms);
         state_.leader_node = options_.node;
         state_.leader_address = options_.advertise;
-        spdlog::info("cluster: this node ({}) leads partition {}", options_.node,
-                     options_.partition);
         continue;
       }
       ReadLeaderLocked();
     }
   }
 
+  // A leader renews every quarter of the TTL. The others try to take the
+  // lease every twelfth, and every tenth of that from one period before the
+  // TTL has passed since they first saw the key's revision (local clock):
+  // a dead leader's key is taken, and the new leader known, soon after it
+  // expires (docs/cluster.md, "Failover").
+  Clock::duration CampaignWaitLocked() const {
+    const auto renew_period = milliseconds(std::max<uint32_t>(options_.lease_ms / 4, 50));
+    const auto campaign_period = milliseconds(std::max<uint32_t>(options_.lease_ms / 12, 25));
+    if (leader_) return renew_period;
+    if (seen_until_ == Clock::time_point{}) return campaign_period;
+    return std::clamp<Clock::duration>(seen_until_ - campaign_period - Clock::now(),
+                                       campaign_period / 10, campaign_period);
+  }
+
   void ReadLeaderLocked() {
     kvEntry* e = nullptr;
-    if (kvStore_Get(&e, leases_.get(), lease_key_.c_str()) != NATS_OK) {
+    if (const natsStatus s = kvStore_Get(&e, leases_.get(), lease_key_.c_str()); s != NATS_OK) {
       state_.leader_node.clear();
       state_.leader_address.clear();
+      seen_until_ = s == NATS_NOT_FOUND ? Clock::now() : Clock::time_point{};  // free: retry soon
       return;
     }
     const std::string v(static_cast<const char*>(kvEntry_Value(e)), kvEntry_ValueLen(e));
+    seen_lease_ns_ = kvEntry_Created(e);
+    if (kvEntry_Revision(e) != seen_rev_) {
+      seen_rev_ = kvEntry_Revision(e);
+      seen_until_ = Clock::now() + milliseconds(options_.lease_ms);
+    }
     kvEntry_Destroy(e);
     const size_t nl = v.find('\n');
+    if (v.substr(0, nl) != state_.leader_node)
+      spdlog::info("cluster: partition {} leader: {}", options_.partition, v.substr(0, nl));
     state_.leader_node = v.substr(0, nl);
     state_.leader_address = nl == std::string::npos ? "" : v.substr(nl + 1);
+  }
+
+  static int64_t MsSince(Clock::time_point t) {
+    return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
   }
 
   // --- every node: follow the stream -----------------------------------------
@@ -676,12 +715,7 @@ class NodeImpl final : public Node {
         const uint64_t last = run.empty() ? 0 : first + run.size() - 1 + pending;
         if (last > state_.stream_last_seq) state_.stream_last_seq = last;
         if (!run.empty()) {
-          const double age =
-              static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count() -
-                                  oldest_ns) /
-              1e9;
+          const double age = static_cast<double>(NatsNowNs() - oldest_ns) / 1e9;
           state_.lag_seconds = age > 0 ? age : 0;
         }
       }
@@ -737,6 +771,11 @@ class NodeImpl final : public Node {
   uint64_t lease_rev_ = 0;
   Clock::time_point lease_valid_until_{};
   bool need_catch_up_ = false;
+  Clock::time_point led_since_{};   // when this node last took the lease
+  bool first_ack_logged_ = true;    // its first acknowledged group since then was logged
+  int64_t seen_lease_ns_ = 0;       // the lease entry last read: when it was written (UTC ns)
+  uint64_t seen_rev_ = 0;           // its revision
+  Clock::time_point seen_until_{};  // it expires by then (first seen + TTL); {} = none
   ClusterState state_;
   std::thread follower_;
   std::thread campaigner_;

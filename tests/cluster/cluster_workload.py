@@ -13,6 +13,7 @@ thread, rerunning a file whose CLI exits non-zero (bounded); the sum of
 an acknowledged batch that was lost would be applied again by the rerun (sum
 too high), one applied twice would show in the figures.
 """
+import datetime
 import json
 import os
 import re
@@ -258,9 +259,13 @@ def metric(samples, name):
 def measure_failover(nodes, t0, timeout_s=20.0):
     """Seconds from t0 (the leader's death) until a surviving node is leader and has applied (and so
     acknowledged) a batch it published itself: its applied stream seq passes the value it had when it
-    was first seen leading. `nodes` are LoanledgerNode of the survivors."""
+    was first seen leading. `nodes` are LoanledgerNode of the survivors. The gauges refresh every
+    second (--metrics-refresh-ms), so that only detects it; the seconds returned are those of the
+    new leader's log line "first group acknowledged as leader" (failover_breakdown) when it has
+    one, else of the detection."""
     base = {}
     deadline = t0 + timeout_s
+    kill_wall = time.time() - (time.monotonic() - t0)
     while time.monotonic() < deadline:
         for n in nodes:
             try:
@@ -274,9 +279,50 @@ def measure_failover(nodes, t0, timeout_s=20.0):
             if n.name not in base:
                 base[n.name] = seq
             elif seq > base[n.name]:
-                return time.monotonic() - t0, n
+                seen = time.monotonic() - t0
+                b = failover_breakdown(n, kill_wall)
+                return (b["first_ack"] if b and "first_ack" in b else seen), n
         time.sleep(0.02)
     raise Failure(f"no batch acknowledged by a new leader within {timeout_s:.0f} s of the leader's death")
+
+
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}) \S+ (.*)$")
+LEASE_S = 3.0  # loanledgerd's default --lease-ms
+
+
+def failover_breakdown(node, kill_wall, lease_s=LEASE_S):
+    """From the new leader's log (loanledgerd's local-time timestamps, ms): seconds after the kill
+    (wall clock `kill_wall`) at which the dead leader's key expired (its last renewal + the TTL,
+    as the new leader last read it), the new leader took the lease, the client's session on it was
+    authenticated (the last one before the first ack; negative when it connected before), it had
+    caught up and served, and it acknowledged its first group. None without the lease line."""
+    out = {}
+    auth = None
+    with open(node.log, errors="replace") as f:
+        for line in f:
+            m = LOG_TIME.match(line)
+            if not m:
+                continue
+            t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").timestamp() - kill_wall
+            text = m.group(2)
+            if t < -5.0:
+                continue
+            if ": authenticated " in text:
+                auth = t
+            elif "taken" not in out:
+                lm = re.search(r"leads partition \d+ .*renewed (-?\d+) ms ago", text)
+                if lm and t >= 0:
+                    out["taken"] = t
+                    if int(lm.group(1)) >= 0:
+                        out["expiry"] = t - int(lm.group(1)) / 1000.0 + lease_s
+            elif "serving as leader" in text and "serving" not in out:
+                out["serving"] = t
+            elif "first group acknowledged as leader" in text:
+                out["first_ack"] = t
+                if auth is not None:
+                    out["client_in"] = auth
+                break
+    return out or None
 
 
 def converge(workload, nodes, timeout_s=60.0):

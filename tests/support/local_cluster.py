@@ -248,6 +248,7 @@ class LocalCluster:
         self.nats = NatsCluster(self.root, warn=warn)
         self.nodes = {(p, r): LoanledgerNode(self.root, p, r)
                       for p in range(self.partitions) for r in range(1, self.replicas + 1)}
+        self.node_flags = ()  # further loanledgerd flags for every start (e.g. --lease-ms)
 
     def node(self, partition, replica):
         return self.nodes[(partition, replica)]
@@ -286,7 +287,7 @@ class LocalCluster:
             self.nats.start()
             todo = [n for n in self.nodes.values() if not n.running()]
             started = list(todo)
-            self._start_nodes(binary, todo, time.monotonic() + WAIT_S)
+            self._start_nodes(binary, todo, time.monotonic() + WAIT_S, self.node_flags)
             self.wait_leaders(time.monotonic() + WAIT_S)
         except BaseException:
             stop_all([(n.name, n.pid(), n.proc) for n in started if n.running()], STOP_WAIT_S)
@@ -382,7 +383,7 @@ class LocalCluster:
         """Starts one loanledgerd (with `extra` flags) and waits for its ready file."""
         n = self.node(partition, replica)
         self._start_nodes(find_binary(self.bin_dir, "server", "loanledgerd"), [n],
-                          time.monotonic() + WAIT_S, extra)
+                          time.monotonic() + WAIT_S, tuple(self.node_flags) + tuple(extra))
 
     # --- down
     def down(self):
