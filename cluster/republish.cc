@@ -259,6 +259,7 @@ Status RepublishTail(TailRepair* r, uint64_t first, uint64_t last, uint64_t appl
   // The stream must be a prefix of this store's log: another node that
   // published after the loss would have put different records there.
   if (Status st = CheckPrefix(*r, lease, std::max<uint64_t>(first, 1), last); !st.ok()) return st;
+  if (Status st = lease.Check(); !st.ok()) return st;
   spdlog::warn("cluster: stream {} ends at {} but this store has applied {}: republishing {}..{}",
                r->stream, last, applied, last + 1, applied);
   r->started = true;

@@ -15,7 +15,8 @@ Then:
   - (mode `wiped`) with the stream holding the node's records 1 and 3 but a foreign record at 2
     (its last record equal to the node's), --republish-tail refuses naming sequence 2 (the
     stream is not a prefix of the node's log) and publishes nothing; the NATS stores are emptied
-    again;
+    again. Then --republish-tail is paused (SIGSTOP) while it holds the lease, past its TTL, and a
+    fourth node (empty) takes the lease: resumed, the repair publishes nothing and refuses naming it;
   - (mode `rollback`) while a fourth node with an empty store (behind the stream, so it starts)
     leads, --republish-tail refuses naming it; it is stopped;
   - node 1 with --republish-tail puts positions A+1..A+B back and serves; JetStream's stream
@@ -34,6 +35,7 @@ from 1.
 import base64
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -123,12 +125,12 @@ def stream_records(cluster, seqs):
                 for q in seqs]
 
 
-def repair_while_another_starts(cluster):
-    """Node 1 --republish-tail holding the lease PAUSE_MS before its check; a fourth node started
-    meanwhile must not lead while the repair holds the lease (it may once it is given back)."""
+def spawn_repair(cluster, pause_ms):
+    """Starts node 1 with --republish-tail holding the lease pause_ms before its check (without
+    waiting for it to serve); returns once it holds the lease."""
     n1 = cluster.node(0, 1)
     binary = find_binary(cluster.bin_dir, "server", "loanledgerd")
-    os.environ["LOANLEDGER_TEST_REPUBLISH_PAUSE_MS"] = str(PAUSE_MS)
+    os.environ["LOANLEDGER_TEST_REPUBLISH_PAUSE_MS"] = str(pause_ms)
     try:
         n1.spawn(binary, cluster.nats.urls(), cluster.partitions, cluster.tokens, cluster.partition_map,
                  ["--republish-tail"])
@@ -136,6 +138,44 @@ def repair_while_another_starts(cluster):
         del os.environ["LOANLEDGER_TEST_REPUBLISH_PAUSE_MS"]
     wait_until(lambda: "holds the lease of partition 0" in read(n1.log, n1._log_offset), 60,
                f"{n1.name} --republish-tail holding the lease")
+    return n1
+
+
+def repair_loses_lease(cluster):
+    """Node 1 --republish-tail paused (SIGSTOP) while it holds the lease, past the lease's TTL: a
+    fourth node (an empty store, not ahead of the empty stream, so it starts) takes the lease once it
+    expires. Resumed, the repair publishes nothing and refuses, naming the new holder."""
+    n1 = spawn_repair(cluster, PAUSE_MS // 2)
+    cluster.pause(0, 1)
+    other = LoanledgerNode(cluster.root, 0, cluster.replicas + 1)
+    cluster.nodes[(0, other.replica)] = other
+    try:
+        cluster.start_node(0, other.replica)
+        wait_until(other.is_leader, 30, f"{other.name} leading once {n1.name}'s lease expired")
+    finally:
+        cluster.resume(0, 1)
+    try:
+        code = n1.proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{n1.name} --republish-tail still runs 90 s after it lost the lease")
+    text = read(n1.log, n1._log_offset)
+    check(code != 0 and f"node {other.name} leads partition 0" in text
+          and ("lost the lease" in text or "not renewed in time" in text)
+          and "republished stream" not in text,
+          f"{n1.name} --republish-tail exited {code} after losing the lease:\n{text[-3000:]}")
+    state = stream_state(cluster)
+    check(state["last_seq"] == 0, f"a repair that lost its lease published: {state}")
+    cluster.stop_node(0, other.replica)
+    del cluster.nodes[(0, other.replica)]
+    line = next(ln for ln in text.splitlines() if "leads partition 0" in ln)
+    log(f"{n1.name}'s repair, paused past its lease while {other.name} took it, published nothing: "
+        f"{line.strip()[-160:]}")
+
+
+def repair_while_another_starts(cluster):
+    """Node 1 --republish-tail holding the lease PAUSE_MS before its check; a fourth node started
+    meanwhile must not lead while the repair holds the lease (it may once it is given back)."""
+    n1 = spawn_repair(cluster, PAUSE_MS)
     t_held = time.monotonic()
     other = cluster.nodes[(0, cluster.replicas + 1)]
     cluster.start_node(0, other.replica)  # behind the stream's end, so it starts (and campaigns)
@@ -225,6 +265,7 @@ def run(w, cluster, reference, mode):
         nats_stores(cluster, restore, "a")
         cluster.nats.start()
         log("foreign record refused; NATS stores emptied again")
+        repair_loses_lease(cluster)
     else:
         # A node behind the stream's end starts as usual and leads: no republish meanwhile.
         fresh = LoanledgerNode(cluster.root, 0, cluster.replicas + 1)
