@@ -43,10 +43,11 @@ struct ClusterOptions {
   // stream's last records (docs/cluster.md, "What an acknowledgement
   // promises"): when this store has applied past the stream's end, publish
   // its records for the missing positions (in order, fenced by the
-  // stream's last sequence, as the leader does) before starting. Refused
-  // unless the store is ahead, the stream's last record equals this
-  // store's record at that position, and no other node leads the
-  // partition; a fenced publish (another publisher) stops it.
+  // stream's last sequence, as the leader does) before starting, holding
+  // the partition's lease meanwhile. Refused unless the store is ahead,
+  // every record of the stream equals this store's record at that
+  // position, and no other node leads the partition; a fenced publish
+  // (another publisher) or the lease lost stops it (cluster/republish.h).
   bool republish_tail = false;
   // Stream storage (StreamStorage): read at most this often, by
   // RefreshStorage; each JetStream API request waits at most
