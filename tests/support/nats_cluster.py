@@ -2,7 +2,7 @@
 scripts/cluster.sh (docs: tests/support/README.md). Python 3 stdlib only.
 
     cluster = NatsCluster("/tmp/x")    # files under /tmp/x/nats-1 .. nats-3
-    cluster.start()                    # returns once JetStream has a meta leader of size 3
+    cluster.start()                    # returns once every server counts a meta group of 3
     cluster.urls()                     # "nats://127.0.0.1:P1,nats://127.0.0.1:P2,..."
     cluster.kill9(2); cluster.start_node(2)   # or pause(k) / resume(k), stop_node(k)
     cluster.stop()                     # SIGTERM by PID, bounded wait, then SIGKILL
@@ -16,7 +16,20 @@ server logs "address already in use" (at most START_ATTEMPTS times). Every
 port a node bound is kept in DIR/nats-K/ports.json and asked for again on the
 next start of the same DIR, so NATS_URLS stay valid across a restart; a port
 taken meanwhile is replaced (client/monitoring: kernel-chosen again; route:
-picked again, and the running peers get the new routes by a config reload).
+picked again, and the running peers get the new routes by a config reload:
+only their `routes` line changes, never a running server's listen lines, which
+nats-server cannot reload).
+
+Meta group size. nats-server 2.9 adds the servers to a new JetStream meta
+group one at a time, recounting the group's size at each addition (2, then 3).
+A server that restarts replays its meta log, and an addition whose commit its
+log does not yet record is not counted: it then reports size 2 with all 3
+servers known, and once it leads, the whole group does, for good (a restart
+does not heal it). A server killed (or stopped with nothing to snapshot) in the
+first minutes after the group formed could do that (tests/RELIABILITY.md,
+fourth set). So start() returns only once every server counts 3 and a throwaway
+stream (SETTLE_STREAM, R3, deleted again) went through the group after the
+last addition: every server's log then records that commit.
 
 Processes are started in their own session (they outlive the Python process
 that started them: scripts/cluster.sh returns), each PID is written to
@@ -32,6 +45,8 @@ import subprocess
 import time
 import urllib.request
 
+from nats_client import NatsClient, NatsError
+
 HOST = "127.0.0.1"
 CLUSTER_NAME = "loanledger"
 SIZE = 3
@@ -39,6 +54,7 @@ MAX_PAYLOAD_BYTES = 16 * 1024 * 1024  # journal records of up to ~16 MiB (cluste
 START_ATTEMPTS = 5
 START_TIMEOUT_S = 20.0      # one nats-server: its listeners up (ports file written)
 FORM_TIMEOUT_S = 60.0       # JetStream meta group formed / a leader elected
+SETTLE_STREAM = "LL_CLUSTER_SETTLE"  # module doc, "Meta group size"
 STOP_TIMEOUT_S = 20.0       # SIGTERM to exit, then SIGKILL
 POLL_S = 0.05
 
@@ -178,11 +194,14 @@ class NatsNode:
         return f"http://{HOST}:{self.ports['monitoring']}"
 
     # --- config
+    @staticmethod
+    def routes_line(route_ports):
+        return "  routes: [" + ", ".join(f'"nats-route://{HOST}:{p}"' for p in route_ports) + "]"
+
     def write_config(self, peer_route_ports):
         def listen(port):
             return f'"{HOST}:{port if port else -1}"'
 
-        routes = ", ".join(f'"nats-route://{HOST}:{p}"' for p in peer_route_ports)
         text = f"""# Written by tests/support/nats_cluster.py (scripts/cluster.sh); rewritten at every start.
 server_name: "{self.name}"
 listen: {listen(self.ports['client'])}
@@ -195,7 +214,7 @@ jetstream {{
 cluster {{
   name: "{CLUSTER_NAME}"
   listen: {listen(self.ports['cluster'])}
-  routes: [{routes}]
+{self.routes_line(peer_route_ports)}
 }}
 """
         os.makedirs(self.dir, exist_ok=True)
@@ -266,9 +285,23 @@ cluster {{
             return True
         return stop_pid(pid, timeout_s, self.proc, self.name, warn)
 
-    def reload(self):
-        """Re-reads nats.conf (new routes) without a restart."""
+    def update_routes(self, route_ports):
+        """A running server: rewrites only the `routes` line of its config and, if it changed, makes
+        it re-read the file (SIGHUP). Its listen lines stay as it started with them: nats-server
+        refuses to reload a changed listen or http port (e.g. -1 -> the port it bound). True if
+        reloaded."""
+        with open(self.conf) as f:
+            lines = f.read().split("\n")
+        new = self.routes_line(route_ports)
+        at = [i for i, line in enumerate(lines) if line.startswith("  routes: [")]
+        if len(at) != 1:
+            raise ClusterError(f"{self.conf}: no single routes line")
+        if lines[at[0]] == new:
+            return False
+        lines[at[0]] = new
+        write_file_atomic(self.conf, "\n".join(lines))
         self.signal(signal.SIGHUP)
+        return True
 
     def jsz(self, timeout_s=2.0):
         return self.jsz_query("", timeout_s)
@@ -278,6 +311,15 @@ cluster {{
         url = self.monitoring_url() + "/jsz" + ("?" + query if query else "")
         with urllib.request.urlopen(url, timeout=timeout_s) as r:
             return json.load(r)
+
+    def hosts_stream(self, name):
+        """True if this server hosts the stream (its /jsz lists it); None if unreachable."""
+        try:
+            jsz = self.jsz_query("accounts=true&streams=true")
+        except (OSError, ValueError):
+            return None
+        return any(s.get("name") == name for a in jsz.get("account_details") or []
+                   for s in a.get("stream_detail") or [])
 
     def meta(self):
         """(leader name or '', cluster size) as this node sees the JetStream meta group; None if unreachable."""
@@ -335,7 +377,8 @@ class NatsCluster:
         self.warn(f"{n.name}: {reason}; retrying with another port")
 
     def start(self, timeout_s=FORM_TIMEOUT_S):
-        """Starts every node that is not running, waits for the JetStream meta group; returns its leader."""
+        """Starts every node that is not running, waits until every server counts the whole JetStream
+        meta group and settles it (module doc, "Meta group size"); returns its leader."""
         os.makedirs(os.path.join(self.root, "pids"), exist_ok=True)
         todo = [k for k, n in self.nodes.items() if not n.running()]
         for attempt in range(1, START_ATTEMPTS + 1):
@@ -356,7 +399,64 @@ class NatsCluster:
             for k, reason in failures.items():
                 self._forget_port(k, reason)
         self._reload_running_peers(todo)
-        return self.wait_formed(timeout_s=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        self.wait_formed(timeout_s=timeout_s)
+        return self._settle(deadline)
+
+    def _settle(self, deadline):
+        """Every server counts the whole meta group; then SETTLE_STREAM is created, hosted by every
+        server and deleted (module doc, "Meta group size"). Returns the meta leader."""
+        while True:
+            views = self.meta_views()
+            leaders = {v[0] for v in views.values() if v}
+            if len(views) == SIZE and all(v and v[1] == SIZE for v in views.values()) and len(leaders) == 1:
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"JetStream meta group: not every server counts {SIZE} "
+                                   f"(views {views}){self._size_advice(views)}")
+            time.sleep(0.2)
+        for step in ("create", "delete"):
+            while True:
+                try:
+                    with NatsClient(self.urls()) as nc:
+                        if step == "create":
+                            nc.js_api(f"STREAM.CREATE.{SETTLE_STREAM}", {
+                                "name": SETTLE_STREAM, "subjects": ["_ll.cluster.settle"],
+                                "num_replicas": SIZE, "storage": "memory", "max_msgs": 1})
+                        else:
+                            nc.js_api(f"STREAM.DELETE.{SETTLE_STREAM}")
+                except NatsError as e:
+                    if step == "delete" and "not found" in str(e):
+                        pass  # deleted by the attempt that timed out
+                    elif time.monotonic() > deadline:
+                        raise ClusterError(f"JetStream: cannot {step} stream {SETTLE_STREAM}: {e}")
+                    else:
+                        time.sleep(0.2)
+                        continue
+                hosted = {}
+                while time.monotonic() < deadline:
+                    hosted = {k: n.hosts_stream(SETTLE_STREAM) for k, n in self.nodes.items()}
+                    if all(h == (step == "create") for h in hosted.values()):
+                        break
+                    time.sleep(0.1)
+                else:
+                    raise ClusterError(f"JetStream: stream {SETTLE_STREAM} not {step}d on every "
+                                       f"server: {hosted}")
+                break
+        return self.wait_formed(timeout_s=max(1.0, deadline - time.monotonic()))
+
+    def _size_advice(self, views):
+        """What to do when every server follows one leader but the group counts fewer than SIZE."""
+        leaders = {v[0] for v in views.values() if v}
+        if len(views) == SIZE and len(leaders) == 1 and all(v and 0 < v[1] < SIZE for v in views.values()):
+            return (f". Every server follows {leaders.pop()} but the group counts "
+                    f"{max(v[1] for v in views.values())}, not {SIZE}: nats-server 2.9 kept a size "
+                    f"recorded before the group was complete (a server restarted soon after the group "
+                    f"first formed) and does not correct it. Its JetStream store in {self.root}/nats-K/js "
+                    f"cannot be repaired by this tool: stop the cluster (scripts/cluster.sh down DIR) "
+                    f"and start a new one in an empty DIR (tests/support/nats_cluster.py, "
+                    f"'Meta group size')")
+        return ""
 
     def start_node(self, k, timeout_s=FORM_TIMEOUT_S):
         """Restarts one stopped node (same ports if free) and waits until it follows a meta leader."""
@@ -376,10 +476,7 @@ class NatsCluster:
         for k, n in self.nodes.items():
             if k in started or not n.running():
                 continue
-            old = open(n.conf).read() if os.path.exists(n.conf) else ""
-            n.write_config(self._route_ports(n))
-            if open(n.conf).read() != old:
-                n.reload()
+            n.update_routes(self._route_ports(n))
 
     # --- observe
     def meta_views(self, nodes=None):
@@ -412,7 +509,8 @@ class NatsCluster:
             time.sleep(0.2)
         tails = "".join(f"--- {n.log}\n{log_tail(n.log, 15)}" for n in self.nodes.values())
         raise ClusterError(f"JetStream meta group not formed within {timeout_s:.0f} s "
-                           f"(views {views}, running {sorted(running or [])})\n{tails}")
+                           f"(views {views}, running {sorted(running or [])}){self._size_advice(views)}"
+                           f"\n{tails}")
 
     # --- faults
     def kill9(self, k):
