@@ -5,7 +5,10 @@ cluster; an R=3 file stream acknowledges publishes (up to 10 MiB: max_payload
 is raised) through the loss of any one server (kill -9, SIGSTOP) and the lost
 server rejoins and catches up, also from an empty store; a stopped or killed cluster starts again on its
 data with the same client ports; a port taken while a server was down is
-replaced and the cluster forms again.
+replaced and the cluster forms again. Last, a paused stream leader: the other
+two elect another and store every acknowledged message once; what the paused
+one stores is reported, not asserted (nats-server 2.9 may keep a publish that
+reached it while stopped: docs/cluster.md, "Known limits of nats-server 2.9").
 
 usage: nats_cluster_test.py   (needs nats-server on PATH, or NATS_SERVER=path)
 """
@@ -35,7 +38,7 @@ def node_no(name):
     return int(name.rsplit("-", 1)[1])
 
 
-def publish(cluster, nodes, count, start, size=16):
+def publish(cluster, nodes, count, start, size=16, subject="lltest"):
     """Publishes `count` messages through a server in `nodes`; returns the PubAck seqs."""
     deadline = time.monotonic() + WAIT_S
     seqs = []
@@ -44,7 +47,7 @@ def publish(cluster, nodes, count, start, size=16):
             with NatsClient(cluster.urls(nodes)) as nc:
                 while len(seqs) < count:
                     body = (f"{start + len(seqs)}:".encode() + b"x" * size)
-                    ack = nc.request("lltest", body)
+                    ack = nc.request(subject, body)
                     if not isinstance(ack, dict) or "seq" not in ack:
                         raise NatsError(f"no PubAck: {ack!r}")
                     seqs.append(ack["seq"])
@@ -56,25 +59,50 @@ def publish(cluster, nodes, count, start, size=16):
     return seqs
 
 
-def stream_state(node):
-    """(messages, last_seq) of the stream as stored by one server (its /jsz)."""
+def stream_detail(node, stream=STREAM):
+    """The stream as one server hosts it (its /jsz stream_detail entry), or None."""
     jsz = node.jsz_query("accounts=true&streams=true")
     for account in jsz.get("account_details") or []:
         for s in account.get("stream_detail") or []:
-            if s["name"] == STREAM:
-                return s["state"]["messages"], s["state"]["last_seq"]
+            if s["name"] == stream:
+                return s
     return None
 
 
-def wait_caught_up(cluster, ks, messages):
+def stream_state(node, stream=STREAM):
+    """(messages, last_seq) of the stream as stored by one server (its /jsz)."""
+    s = stream_detail(node, stream)
+    return (s["state"]["messages"], s["state"]["last_seq"]) if s else None
+
+
+def wait_caught_up(cluster, ks, messages, stream=STREAM):
     deadline = time.monotonic() + WAIT_S
     states = {}
     while time.monotonic() < deadline:
-        states = {k: stream_state(cluster.node(k)) for k in ks}
+        states = {k: stream_state(cluster.node(k), stream) for k in ks}
         if all(s == (messages, messages) for s in states.values()):
             return
         time.sleep(0.2)
     raise AssertionError(f"not caught up to {messages}: {states}")
+
+
+def stream_leader(cluster, ks, stream=STREAM, exclude=None):
+    """The stream's leader (stream_detail[].cluster.leader) once every server in ks names the same
+    one (not `exclude`)."""
+    deadline = time.monotonic() + WAIT_S
+    views = {}
+    while time.monotonic() < deadline:
+        views = {}
+        for k in ks:
+            try:
+                views[k] = ((stream_detail(cluster.node(k), stream) or {}).get("cluster") or {}).get("leader")
+            except (OSError, ValueError):
+                views[k] = None
+        leaders = set(views.values())
+        if len(leaders) == 1 and None not in leaders and "" not in leaders and exclude not in leaders:
+            return leaders.pop()
+        time.sleep(0.2)
+    raise AssertionError(f"no agreed leader of stream {stream}: {views}")
 
 
 def main():
@@ -92,9 +120,8 @@ def main():
     ok = False
     try:
         leader = cluster.start()
-        # start() returns once the meta leader sees the whole group and the others a quorum; a
-        # follower may count 2 peers for a moment more (seen in the 10-run check: {1: ('nats-3', 2),
-        # 2: ('nats-3', 3), 3: ('nats-3', 3)} right after start). Every server must see all 3 soon.
+        # start() returns once every server counts the whole group (a follower counting 2 right
+        # after start failed a 10-run check once); a leader change may follow: wait.
         deadline = time.monotonic() + WAIT_S
         views = cluster.meta_views()
         while not (len(views) == 3 and all(v == (leader, 3) for v in views.values())) and \
@@ -140,10 +167,14 @@ def main():
         wait_caught_up(cluster, [1, 2, 3], total)
         check(True, f"nats-{dead} rejoined and caught up to {total} messages")
 
-        # SIGSTOP a server that is not the meta leader, publish, resume: it catches up.
+        # SIGSTOP a server that leads neither the meta group nor the stream, publish, resume: it
+        # catches up. (A paused stream leader may keep a publish that reached it while stopped, as
+        # run 2 of the fourth 10-run check showed: see the end.)
         leader = cluster.wait_formed(timeout_s=WAIT_S)
-        paused = next(k for k in (1, 2, 3) if k != node_no(leader))
+        sleader = stream_leader(cluster, [1, 2, 3])
+        paused = next(k for k in (1, 2, 3) if f"nats-{k}" not in (leader, sleader))
         cluster.pause(paused)
+        check(True, f"nats-{paused} paused (meta leader {leader}, stream leader {sleader})")
         others = [k for k in (1, 2, 3) if k != paused]
         publish(cluster, others, 20, total)
         total += 20
@@ -203,6 +234,44 @@ def main():
         total += 5
         wait_caught_up(cluster, [1, 2, 3], total)
         check(True, f"the cluster forms again and all three store {total} messages")
+
+        # A paused stream leader, on a stream of its own (deleted after): the other two elect
+        # another leader and acknowledge every message once, in order. A publish that reached the
+        # paused leader (routed to it) before the election times out and is sent again; nats-server
+        # 2.9 may still store that first copy when the paused server resumes, as a replica that
+        # no longer matches the others (docs/cluster.md, "Known limits of nats-server 2.9"): what
+        # it stores is reported here, not asserted either way.
+        with NatsClient(cluster.urls()) as nc:
+            nc.js_api("STREAM.CREATE.LLPAUSE", {
+                "name": "LLPAUSE", "subjects": ["llpause"], "num_replicas": 3, "storage": "file"})
+        base = len(publish(cluster, None, 5, 0, subject="llpause"))
+        wait_caught_up(cluster, [1, 2, 3], base, "LLPAUSE")
+        sleader = stream_leader(cluster, [1, 2, 3], "LLPAUSE")
+        paused = node_no(sleader)
+        others = [k for k in (1, 2, 3) if k != paused]
+        cluster.pause(paused)
+        try:
+            seqs = publish(cluster, others, 5, base, subject="llpause")
+            new_leader = stream_leader(cluster, others, "LLPAUSE", exclude=sleader)
+        finally:
+            cluster.resume(paused)
+        check(seqs == list(range(base + 1, base + 6)),
+              f"stream leader nats-{paused} paused: {new_leader} leads, 5 publishes acknowledged in order {seqs}")
+        wait_caught_up(cluster, others, base + 5, "LLPAUSE")
+        check(True, f"the two not paused store all {base + 5} messages once")
+        deadline = time.monotonic() + 10
+        state = stream_state(cluster.node(paused), "LLPAUSE")
+        while state != (base + 5, base + 5) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            state = stream_state(cluster.node(paused), "LLPAUSE")
+        if state == (base + 5, base + 5):
+            print(f"note: nats-{paused}, the paused stream leader, resumed and caught up", flush=True)
+        else:
+            print(f"note: nats-{paused}, the paused stream leader, stores {state} 10 s after resuming, "
+                  f"the others {(base + 5, base + 5)}: a known nats-server 2.9 divergence "
+                  f"(docs/cluster.md); not a failure of this test", flush=True)
+        with NatsClient(cluster.urls()) as nc:
+            nc.js_api("STREAM.DELETE.LLPAUSE")
 
         pids = cluster.pids()
         check(cluster.stop(), "SIGTERM stops every server")
