@@ -41,6 +41,18 @@ inline std::string MakeTempDir() {
   return tmpl;
 }
 
+// A MakeTempDir removed with everything in it when the test ends.
+struct ScopedTempDir {
+  std::string path = MakeTempDir();
+  ScopedTempDir() = default;
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  ~ScopedTempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
 // A loan in TOTAL only: a large enterprise in retail in Shanghai, short term.
 inline LoanAttributes Attrs() {
   LoanAttributes a;

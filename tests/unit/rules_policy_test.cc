@@ -181,7 +181,8 @@ TEST(RulesPolicy2025, RegionGroupsByProvinceAndCity) {
 
 // A handful of loans in a ledger under the file; every figure computed by hand.
 TEST(RulesPolicy2025, HandComputedFigures) {
-  const std::string dir = MakeTempDir();
+  const ScopedTempDir temp;
+  const std::string& dir = temp.path;
   LedgerOptions o;
   o.path = dir;
   o.sync = false;

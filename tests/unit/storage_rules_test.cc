@@ -118,8 +118,10 @@ class StorageRulesTest : public testing::Test {
     }
     return out;
   }
-  std::string dir_a_ = MakeTempDir();
-  std::string dir_b_ = MakeTempDir();
+  ScopedTempDir temp_a_;
+  ScopedTempDir temp_b_;
+  const std::string dir_a_ = temp_a_.path;
+  const std::string dir_b_ = temp_b_.path;
 };
 
 TEST_F(StorageRulesTest, NewStoreRecordsTheDefaultAsVersionOne) {
