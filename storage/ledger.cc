@@ -159,13 +159,22 @@ Status LedgerImpl::Load() {
   std::error_code ec;
   std::filesystem::create_directories(SnapshotDir(), ec);
   if (ec) return Status::IoError("cannot create " + SnapshotDir() + ": " + ec.message());
-  if (Status st = LoadLoans(format); !st.ok()) return st;
-  if (format == 1) {
-    if (Status st = MigrateFromFormat1(); !st.ok()) return st;
-  }
+  // The cells (agg_ only) load on a second thread while the loans (loans_
+  // and the classifier only) load on this one: neither touches the other's.
+  Status cells = Status::Ok();
+  std::thread cells_loader([this, &cells] { cells = LoadCells(); });
+  Status loans = LoadLoans(format);
+  if (loans.ok() && format == 1) loans = MigrateFromFormat1();
+  cells_loader.join();
+  if (!loans.ok()) return loans;
+  if (!cells.ok()) return cells;
   RemoveOtherSnapshots();
+  return Status::Ok();
+}
 
-  it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf_cells_));
+// Every stored cell into the aggregates (its series and three rollups).
+Status LedgerImpl::LoadCells() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_cells_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     CellKey key;
     Measures m;

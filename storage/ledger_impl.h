@@ -170,6 +170,7 @@ class LedgerImpl final : public Ledger {
   // after Load, the first version recorded and --rules applied.
   Status LoadRules();
   Status InitRules(const std::string& text);
+  void ClassifyUnresolvedLoans();  // REQUIRES: write_mu_ and loans_mu_ held (rules_store.cc)
   LedgerStats Stats() const override;
   std::vector<CategoryBalance> CategoryBalances() const override;
   Day LatestBusinessDate() const override;
@@ -188,6 +189,8 @@ class LedgerImpl final : public Ledger {
   Status InsertLoanBlocks(std::vector<BlockReader> readers);  // readers' threads -> loans_
   Status ReplayJournalTail(uint64_t from);                    // journal batches >= from into loans_
   Status MigrateFromFormat1();
+  // The cells column family into agg_ (on its own thread during LoadLoans).
+  Status LoadCells();
   // Loan snapshots (snapshot.cc).
   std::string SnapshotDir() const;
   std::string SnapshotPath(uint64_t replay_from) const;

@@ -89,6 +89,12 @@ class LoanTable {
       f(KeyAt(e.key_pos), e.slot);
     }
   }
+  // Calls f(slot) for the loans in positions [begin, min(end, size())),
+  // without their keys (a key is a read elsewhere in memory).
+  template <typename F>
+  void ForEachSlotIn(size_t begin, size_t end, F&& f) {
+    for (size_t i = begin; i < std::min(end, size_); ++i) f(EntryAt(i).slot);
+  }
 
  private:
   struct Entry {

@@ -6,6 +6,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
 
 #include "schema/check.h"
 #include "storage/ledger_impl.h"
@@ -103,10 +106,33 @@ Status LedgerImpl::InitRules(const std::string& text) {
   // would pay for it; the open used to, in the snapshot readers).
   std::lock_guard write_lock(write_mu_);
   std::unique_lock loans_lock(loans_mu_);
-  loans_.ForEach([this](std::string_view, LoanSlot& slot) {
-    if (slot.exists && slot.mask == kMaskUnresolved) classifier_->Resolve(&slot);
-  });
+  ClassifyUnresolvedLoans();
   return Status::Ok();
+}
+
+// Two threads, each over half of the table: Rules::Classify is pure, and
+// only a mask new to a thread goes to the classifier (not thread-safe) under
+// a mutex; masks are few (a few hundred), loans many.
+void LedgerImpl::ClassifyUnresolvedLoans() {
+  const Rules& rules = *classifier_->rules();
+  std::mutex intern_mu;
+  auto classify = [&](size_t begin, size_t end) {
+    std::unordered_map<RuleMask, uint16_t> ids;  // the classifier's id of each mask met
+    loans_.ForEachSlotIn(begin, end, [&](LoanSlot& slot) {
+      if (!slot.exists || slot.mask != kMaskUnresolved) return;
+      const RuleMask mask = rules.Classify(slot.attributes.Unpack());
+      auto it = ids.find(mask);
+      if (it == ids.end()) {
+        std::lock_guard lock(intern_mu);
+        it = ids.emplace(mask, classifier_->InternMask(mask)).first;
+      }
+      slot.mask = it->second;
+    });
+  };
+  const size_t n = loans_.size();
+  std::thread second_half(classify, n / 2, n);
+  classify(0, n / 2);
+  second_half.join();
 }
 
 Result<RulesVersion> LedgerImpl::ApplyRules(std::string_view text) {
