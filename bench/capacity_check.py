@@ -5,7 +5,7 @@ cluster's figures differ from the single node's or a submission fails.
 
     bench/capacity_check.py [--build DIR] [--scale S] [--seed N] [--banks N] [--before D]
         [--partitions P] [--replicas R] [--parallel N] [--date D] [--reference cli|load|none]
-        [--cache DIR] [--work DIR] [--keep] [--autogroup-nice N]
+        [--cache DIR] [--work DIR] [--keep] [--autogroup-nice N] [--min-free-gib G]
 
 1. Input: the generator's national portfolio, one file per bank (`loanledger gen --scale S
    --seed N [--banks N] [--before D] --out-dir`), made once and cached exactly as
@@ -27,17 +27,19 @@ cluster's figures differ from the single node's or a submission fails.
    event, against its files' CSV bytes; the NATS servers' store on disk.
 5. The cluster's reports against the reference's, to the fen (JSON equal but for
    stream_positions).
-6. Restart of one replica of the largest partition (a follower when R > 1): SIGTERM, restart,
-   seconds to its ready file (serving) and to having applied the stream's end (caught up);
-   then the same after SIGKILL (the start replays the journal tail since the newest loan
-   snapshot). The reports are checked again afterwards.
+6. Restart of one replica of the largest partition (a follower when R > 1): SIGKILL, start,
+   seconds to its ready file (serving), to having applied the stream's end (caught up) and,
+   with R = 1, to leading again (the start replays the journal tail since the newest loan
+   snapshot); then the same after SIGTERM (a clean stop). The reports are checked again.
 7. The model's predictions (docs/capacity.md) beside each measured figure.
 
 --autogroup-nice N puts every process it starts in a new session (the cluster's nodes, the
 reference node) into autogroup nice N (bench/README.md: `nice` alone ranks a process only in
 its own session), for runs beside other work. Disk: the CSV (about 90 bytes per event), the
-reference store, and the stream 3 times (one copy per NATS server) plus the nodes' stores;
-check `df` first. BUILD_DIR needs a Release build of loanledger, loanledgerd, loanledger-load.
+reference store (about 80), and the stream 3 times (62 per copy, one per NATS server) plus the
+nodes' stores (about 80 x R); the disk is shared, so the submissions stop (and the run fails,
+removing its files) when less than --min-free-gib (default 4) is left. Figures of a run:
+bench/RESULTS.md, "Partitioned cluster at the largest size that fits here". BUILD_DIR needs a Release build of loanledger, loanledgerd, loanledger-load.
 """
 import argparse
 import concurrent.futures
