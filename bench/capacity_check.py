@@ -61,8 +61,12 @@ from ll_server import start_loanledgerd  # noqa: E402
 from local_cluster import LocalCluster, scrape  # noqa: E402
 
 # docs/capacity.md's model, the figures it predicts from.
-MODEL_BYTES_PER_LOAN = 110
-MODEL_RESTART_S_PER_MILLION_LOANS = 0.3
+# (Before this script's first run it said 110 B per loan, 0.3 s per million loans and "about
+# the size of the CSV": bench/RESULTS.md, "Partitioned cluster at the largest size that fits".)
+MODEL_BYTES_PER_LOAN_PEAK = 400          # national portfolio, right after a bulk load
+MODEL_BYTES_PER_LOAN_REST = (150, 230)   # after a restart, large nodes
+MODEL_RESTART_S_PER_MILLION_LOANS = (0.7, 3.2)  # quiet 10M store .. this busy 2-core VM
+MODEL_JOURNAL_BYTES_PER_EVENT = 62       # per stream copy
 MODEL_REPLICATED_SHARE = (0.30, 0.45)  # a replicated partition's events/s against a single node's
 REPORTS = {"national": [], "province": ["--by", "province"], "institution": ["--by", "institution"]}
 SUMMARY = re.compile(r"applied=(\d+) duplicates=(\d+) batches=(\d+) rejected=(\d+)")
@@ -563,22 +567,25 @@ class Runner:
         per_loan = [r["rss"] / r["loans"] for r in c["nodes"].values() if r["loans"]]
         hwm = [r["hwm"] / r["loans"] for r in c["nodes"].values() if r["loans"]]
         above = [(r["rss"] - r["empty_rss"]) / r["loans"] for r in c["nodes"].values() if r["loans"]]
-        out(f"| memory per loan (RSS after the load / peak / RSS above an empty node's) | {MODEL_BYTES_PER_LOAN} B | "
+        out(f"| memory per loan (RSS after the load / peak / RSS above an empty node's) | ≤ {MODEL_BYTES_PER_LOAN_PEAK} B "
+            f"(more on small nodes: a fixed ~100 MiB) | "
             f"{min(per_loan):.0f}–{max(per_loan):.0f} B / {min(hwm):.0f}–{max(hwm):.0f} B / "
             f"{min(above):.0f}–{max(above):.0f} B |")
         if r := c.get("restart"):
-            out(f"| memory per loan after a restart ({r['node']}) | {MODEL_BYTES_PER_LOAN} B | "
+            out(f"| memory per loan after a restart ({r['node']}) | {MODEL_BYTES_PER_LOAN_REST[0]}–"
+                f"{MODEL_BYTES_PER_LOAN_REST[1]} B (+ ~130 MiB) | "
                 f"{r['rss_after'] / max(r['loans'], 1):.0f} B |")
         r = c.get("restart")
         if r:
-            pred = MODEL_RESTART_S_PER_MILLION_LOANS * r["loans"] / 1e6
-            out(f"| restart to serving, {r['loans']:,} loans (clean stop) | {pred:.1f} s | "
+            lo, hi = (k * r["loans"] / 1e6 for k in MODEL_RESTART_S_PER_MILLION_LOANS)
+            pred = f"{lo:.1f}–{hi:.1f}"
+            out(f"| restart to serving, {r['loans']:,} loans (clean stop) | {pred} s | "
                 f"{r['SIGTERM']['ready_s']:.1f} s (caught up {r['SIGTERM']['caught_up_s']:.1f} s) |")
-            out(f"| restart after kill -9 | {pred:.1f} s + the journal tail ({r['SIGKILL']['journal_tail']:,} events) | "
+            out(f"| restart after kill -9 | {pred} s + the journal tail ({r['SIGKILL']['journal_tail']:,} events) | "
                 f"{r['SIGKILL']['ready_s']:.1f} s (caught up {r['SIGKILL']['caught_up_s']:.1f} s) |")
         jb = [(p["stream_bytes"] / p["events"], p["stream_bytes"] / p["csv_bytes"])
               for p in c["partitions"].values() if p["events"]]
-        out(f"| journal in the stream | about the CSV's size (docs/cluster.md) | "
+        out(f"| journal in the stream | {MODEL_JOURNAL_BYTES_PER_EVENT} B/event per copy, 0.65 × the CSV | "
             f"{min(x for x, _ in jb):.1f}–{max(x for x, _ in jb):.1f} B/event, "
             f"{min(y for _, y in jb):.2f}–{max(y for _, y in jb):.2f} × the CSV; × 3 NATS servers |")
         if ref:
