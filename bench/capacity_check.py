@@ -58,7 +58,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 from ll_server import start_loanledgerd  # noqa: E402
-from local_cluster import LocalCluster, scrape  # noqa: E402
+from local_cluster import LocalCluster, fnv1a64, scrape  # noqa: E402
 
 # docs/capacity.md's model, the figures it predicts from.
 # (Before this script's first run it said 110 B per loan, 0.3 s per million loans and "about
@@ -82,14 +82,6 @@ def log(msg):
 
 def out(msg=""):
     print(msg, flush=True)
-
-
-def fnv1a64(text):
-    h = 0xcbf29ce484222325
-    for b in text.encode():
-        h ^= b
-        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
 
 
 def proc_status(pid):

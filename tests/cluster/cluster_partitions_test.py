@@ -29,7 +29,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from cluster_workload import Failure, Submitter, Workload, check, finish, log, wait_until  # noqa: E402
 from ll_server import start_loanledgerd  # noqa: E402
-from local_cluster import LoanledgerNode, LocalCluster  # noqa: E402
+from local_cluster import LoanledgerNode, LocalCluster, fnv1a64  # noqa: E402
 
 DATE = "2024-09-30"
 REPORTS = {"national": [], "province": ["--by", "province"], "institution": ["--by", "institution"],
@@ -38,14 +38,6 @@ SERIES = {f"{c}/{by or 'none'}": ["--category", c, "--from", "2023-01-01", "--to
                                    *(["--by", by] if by else [])]
           for c in ("TOTAL", "INCLUSIVE_SMALL_MICRO") for by in (None, "province")}
 LOANS_SAMPLED = 12
-
-
-def fnv1a64(text):
-    h = 0xcbf29ce484222325
-    for b in text.encode():
-        h ^= b
-        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
 
 
 def write_map(w, partitions, path):

@@ -96,6 +96,16 @@ def stop_all(targets, timeout_s):
     return clean
 
 
+def fnv1a64(text):
+    """FNV-1a 64 of the text's UTF-8 bytes: an institution's default partition is fnv1a64(name) % P
+    (docs/cluster.md, "Partitions")."""
+    h = 0xcbf29ce484222325
+    for b in text.encode():
+        h ^= b
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
 def scrape(metrics_address, timeout_s=2.0):
     """{sample line without value: value} of a /metrics page."""
     with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=timeout_s) as r:
