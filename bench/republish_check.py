@@ -27,7 +27,7 @@ ROOT = os.path.dirname(HERE)
 for sub in ("tests/cluster", "tests/support"):
     sys.path.insert(0, os.path.join(ROOT, sub))
 from cluster_republish_test import nats_stores, read, stream_state  # noqa: E402
-from local_cluster import LocalCluster, scrape  # noqa: E402
+from local_cluster import LocalCluster, new_token, scrape  # noqa: E402
 
 CHECK = re.compile(r"records (\d+)\.\.(\d+) equal this store's \((\d+) records, ([\d.]+) MiB in ([\d.]+) s: "
                    r"(\d+) records/s\)")
@@ -73,14 +73,11 @@ def main():
     tokens, inst_a, inst_b = (os.path.join(work, n) for n in ("tokens", "inst-a", "inst-b"))
     server_lines, inst_tokens = [], []
     for i in range(4):
-        out = subprocess.run([cli, "token", "new", "--role", "institution", "--institution", f"LOAD{i}"],
-                             capture_output=True, text=True, check=True).stdout.splitlines()
-        inst_tokens.append(out[0])
-        server_lines.append(out[1])
+        token, line = new_token(cli, "--role", "institution", "--institution", f"LOAD{i}")
+        inst_tokens.append(token)
+        server_lines.append(line)
     for role in ("regulator", "admin"):
-        out = subprocess.run([cli, "token", "new", "--role", role], capture_output=True, text=True,
-                             check=True).stdout.splitlines()
-        server_lines.append(out[1])
+        server_lines.append(new_token(cli, "--role", role)[1])
     with open(tokens, "w") as f:
         f.write("\n".join(server_lines) + "\n")
     with open(inst_a, "w") as f:

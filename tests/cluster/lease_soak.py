@@ -23,7 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from local_cluster import LocalCluster, scrape  # noqa: E402
+from local_cluster import LocalCluster, new_token, scrape  # noqa: E402
 
 STEP_DOWN = re.compile(r"lease of partition \d+ (not renewed in time|lost)")
 ELECTED = re.compile(r"this node \(\S+\) leads partition")
@@ -48,14 +48,11 @@ def main(argv):
     try:
         server_tokens, inst_tokens = [], []
         for i in range(1, 9):
-            out = subprocess.run([cli, "token", "new", "--role", "institution", "--institution", f"SOAK{i}"],
-                                 capture_output=True, text=True, check=True).stdout.splitlines()
-            inst_tokens.append(out[0])
-            server_tokens.append(out[1])
+            token, line = new_token(cli, "--role", "institution", "--institution", f"SOAK{i}")
+            inst_tokens.append(token)
+            server_tokens.append(line)
         for role in ("admin", "regulator"):
-            out = subprocess.run([cli, "token", "new", "--role", role], capture_output=True, text=True,
-                                 check=True).stdout.splitlines()
-            server_tokens.append(out[1])
+            server_tokens.append(new_token(cli, "--role", role)[1])
         with open(os.path.join(work, "tokens"), "w") as f:
             f.write("\n".join(server_tokens) + "\n")
         with open(os.path.join(work, "institution-tokens"), "w") as f:

@@ -96,6 +96,13 @@ def stop_all(targets, timeout_s):
     return clean
 
 
+def new_token(cli, *args):
+    """`loanledger token new ARGS`: (the client's token, the line for the server's tokens file)."""
+    out = subprocess.run([cli, "token", "new", *args], capture_output=True, text=True, check=True,
+                         timeout=30).stdout.splitlines()
+    return out[0], out[1]
+
+
 def fnv1a64(text):
     """FNV-1a 64 of the text's UTF-8 bytes: an institution's default partition is fnv1a64(name) % P
     (docs/cluster.md, "Partitions")."""
