@@ -138,11 +138,22 @@ class Node {
   using Answerer = std::function<std::string(std::string_view request, size_t max_reply_bytes)>;
   virtual void Answer(Answerer answer) = 0;
 
-  // Asks `partition` (one of its up-to-date nodes) and returns the reply's
-  // bytes; UNAVAILABLE naming the partition when none answers within
-  // timeout_ms. Thread-safe.
-  virtual Result<std::string> Ask(uint32_t partition, std::string_view request,
-                                  uint32_t timeout_ms) const = 0;
+  // A query's questions to other partitions, in flight (Ask).
+  class Asking {
+   public:
+    virtual ~Asking() = default;
+    // Waits until every partition asked has answered, or until timeout_ms
+    // after Ask; then one reply's bytes per partition, in the order asked,
+    // or UNAVAILABLE naming the partition when none of its nodes answered.
+    // Once only.
+    virtual std::vector<Result<std::string>> Wait() = 0;
+  };
+  // Sends `request` to every one of `partitions` (one of its up-to-date
+  // nodes answers) at once and returns without waiting for the answers, so
+  // that the caller can work meanwhile. Thread-safe; the Asking must not
+  // outlive the node.
+  virtual std::unique_ptr<Asking> Ask(std::span<const uint32_t> partitions,
+                                      std::string_view request, uint32_t timeout_ms) const = 0;
 
  protected:
   Node(uint32_t partition, uint32_t partitions) : partition_(partition), partitions_(partitions) {}

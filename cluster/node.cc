@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "cluster/asker.h"
 #include "cluster/cluster.h"
 #include "cluster/group_publisher.h"
 #include "cluster/nats_util.h"
@@ -62,6 +63,7 @@ class NodeImpl final : public Node {
     leases_.reset();
     config_.reset();
     publisher_.reset();
+    asker_.reset();
     js_.reset();
     nc_.reset();
   }
@@ -104,6 +106,7 @@ class NodeImpl final : public Node {
     s = natsConnection_JetStream(&js, nc_.get(), &jo);
     if (s != NATS_OK) return Status::Unavailable("JetStream context: " + NatsError(s));
     js_.reset(js);
+    asker_ = std::make_unique<Asker>(nc_.get());
     Result<std::unique_ptr<GroupPublisher>> publisher = GroupPublisher::Create(nc_.get(), subject_);
     if (!publisher.ok()) return publisher.status();
     publisher_ = std::move(*publisher);
@@ -162,26 +165,10 @@ class NodeImpl final : public Node {
     query_sub_.reset(raw);
   }
 
-  Result<std::string> Ask(uint32_t partition, std::string_view request,
-                          uint32_t timeout_ms) const override {
-    LL_CHECK(partition < options_.partitions);
-    const std::string subject = QuerySubject(partition);
-    natsMsg* raw = nullptr;
-    const natsStatus s =
-        natsConnection_Request(&raw, nc_.get(), subject.c_str(), request.data(),
-                               static_cast<int>(request.size()), static_cast<int64_t>(timeout_ms));
-    if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) {
-      return Status::Unavailable("partition " + std::to_string(partition) +
-                                 " has no up-to-date node answering (waited " +
-                                 std::to_string(timeout_ms) + " ms); try again");
-    }
-    if (s != NATS_OK) {
-      return Status::Unavailable("asking partition " + std::to_string(partition) + ": " +
-                                 NatsError(s));
-    }
-    MsgPtr reply(raw);
-    return std::string(natsMsg_GetData(reply.get()),
-                       static_cast<size_t>(natsMsg_GetDataLength(reply.get())));
+  std::unique_ptr<Asking> Ask(std::span<const uint32_t> partitions, std::string_view request,
+                              uint32_t timeout_ms) const override {
+    for (const uint32_t p : partitions) LL_CHECK(p < options_.partitions);
+    return asker_->Ask(partitions, request, timeout_ms);
   }
 
   uint32_t PartitionOf(std::string_view institution_id) const override {
@@ -203,10 +190,6 @@ class NodeImpl final : public Node {
   void RefreshStorage() override { storage_.Refresh(js_.get()); }
 
  private:
-  static std::string QuerySubject(uint32_t partition) {
-    return "loanledger.p" + std::to_string(partition) + ".query";
-  }
-
   // A node answers for its partition while it leads, or when it has applied
   // all of the stream it knows of. Either way the answer is its state at
   // one stream position (a new leader may still be applying the old one's
@@ -752,6 +735,7 @@ class NodeImpl final : public Node {
   std::unique_ptr<natsConnection, ConnectionDeleter> nc_;
   std::unique_ptr<jsCtx, JsDeleter> js_;
   std::unique_ptr<GroupPublisher> publisher_;  // PublishGroup's
+  std::unique_ptr<Asker> asker_;               // Ask's
   std::unique_ptr<kvStore, KvDeleter> config_;
   std::unique_ptr<kvStore, KvDeleter> leases_;
   // The explicit partition map, set by SetUp before any thread starts.

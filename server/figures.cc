@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <future>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -155,63 +155,46 @@ std::vector<uint32_t> Targets(const cluster::Node& node, const std::optional<std
   return all;
 }
 
-// Asks every target partition in parallel (this node's own from `local`)
-// and decodes each answer with `decode`; `positions` gets each partition's
-// stream position the answer reflects (at least). Fails with the first error.
+// Asks every target partition at once (this node's own from `local`, while
+// the others' questions travel) and decodes each answer with `decode`;
+// `positions` gets each partition's stream position the answer reflects (at
+// least). Fails with the first error in the targets' order.
 template <typename T, typename Local, typename Decode>
 Result<std::vector<T>> AskAll(const cluster::Node& node, const std::vector<uint32_t>& targets,
                               const std::string& question, Local local, Decode decode,
                               std::vector<uint64_t>* positions) {
   positions->assign(node.partitions(), 0);
-  // Every other partition is asked on a thread of its own but the last one,
-  // which is asked on this thread (deferred: when its answer is wanted), so
-  // that P = 2 starts no thread.
-  size_t last_remote = targets.size();
-  for (size_t i = 0; i < targets.size(); ++i)
-    if (targets[i] != node.partition()) last_remote = i;
-  std::vector<std::future<Result<std::string>>> asked;
-  for (size_t i = 0; i < targets.size(); ++i) {
-    const uint32_t p = targets[i];
-    if (p == node.partition()) {
-      asked.emplace_back();
-      continue;
-    }
-    asked.push_back(
-        std::async(i == last_remote ? std::launch::deferred : std::launch::async,
-                   [&node, p, &question] { return node.Ask(p, question, kAskTimeoutMs); }));
+  std::vector<uint32_t> remote;
+  for (const uint32_t p : targets)
+    if (p != node.partition()) remote.push_back(p);
+  std::unique_ptr<cluster::Node::Asking> asking;
+  if (!remote.empty()) asking = node.Ask(remote, question, kAskTimeoutMs);
+  std::optional<Result<T>> mine;
+  if (remote.size() < targets.size()) {
+    (*positions)[node.partition()] = node.State().applied_seq;
+    mine = local();
   }
-  const uint64_t local_position = node.State().applied_seq;
+  std::vector<Result<std::string>> answers;
+  if (asking != nullptr) answers = asking->Wait();
+  LL_CHECK(answers.size() == remote.size());
   std::vector<T> parts;
-  Status failed = Status::Ok();
-  for (size_t i = 0; i < targets.size(); ++i) {
-    if (targets[i] == node.partition()) {
-      (*positions)[targets[i]] = local_position;
-      Result<T> mine = local();
-      if (!mine.ok() && failed.ok()) failed = mine.status();
-      if (mine.ok()) parts.push_back(std::move(*mine));
+  size_t next_remote = 0;
+  for (const uint32_t p : targets) {
+    if (p == node.partition()) {
+      LL_CHECK(mine.has_value());
+      if (!mine->ok()) return mine->status();
+      parts.push_back(std::move(**mine));
       continue;
     }
-    Result<std::string> answer = asked[i].get();  // every future is waited for
-    if (!failed.ok()) continue;
-    if (!answer.ok()) {
-      failed = answer.status();
-      continue;
-    }
+    Result<std::string>& answer = answers[next_remote++];
+    if (!answer.ok()) return answer.status();
     std::vector<uint8_t> storage;
-    Result<const wire::Message*> m =
-        ParseAnswer(targets[i], *answer, storage, &(*positions)[targets[i]]);
-    if (!m.ok()) {
-      failed = m.status();
-      continue;
-    }
+    Result<const wire::Message*> m = ParseAnswer(p, *answer, storage, &(*positions)[p]);
+    if (!m.ok()) return m.status();
     Result<T> decoded = decode(**m);
-    if (!decoded.ok()) {
-      failed = decoded.status();
-      continue;
-    }
+    if (!decoded.ok()) return decoded.status();
     parts.push_back(std::move(*decoded));
   }
-  if (!failed.ok()) return failed;
   return parts;
 }
 
@@ -405,9 +388,10 @@ Result<LoanView> Figures::QueryLoan(std::string_view institution_id,
   const uint32_t p = node->PartitionOf(institution_id);
   if (p == node->partition()) return ledger_.QueryLoan(institution_id, loan_id);
   std::vector<uint64_t> positions;
+  const std::string question = Question('L', std::optional<std::string>(),
+                                        wire::EncodeLoanRequest(0, institution_id, loan_id));
   Result<std::vector<LoanView>> parts = AskAll<LoanView>(
-      *node, {p}, Question('L', std::nullopt, wire::EncodeLoanRequest(0, institution_id, loan_id)),
-      [&] { return ledger_.QueryLoan(institution_id, loan_id); },
+      *node, {p}, question, [&] { return ledger_.QueryLoan(institution_id, loan_id); },
       [](const wire::Message& m) -> Result<LoanView> {
         if (m.body_type() != wire::Body::LoanReply) return Status::Internal("not a loan");
         return wire::DecodeLoanReply(*m.body_as_LoanReply());
