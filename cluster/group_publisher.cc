@@ -125,6 +125,7 @@ GroupPublisher::Outcome GroupPublisher::Publish(std::span<const std::string> rec
     }
     out.fenced =
         r.done && (r.error == JSStreamWrongLastSequenceErr || r.error == JSStreamWrongLastMsgIDErr);
+    out.not_delivered = i == 0 && r.done && r.status == NATS_NO_RESPONDERS;
     out.why = !r.done               ? "no ack within 5 s (" + NatsError(waited) + ")"
               : r.status != NATS_OK ? r.text + " " + NatsError(r.status, r.error)
                                     : "stored at " + std::to_string(r.seq) + " instead of " +

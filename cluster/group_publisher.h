@@ -35,7 +35,10 @@ class GroupPublisher {
     uint64_t last = 0;    // the stream sequence of the last record stored in order
     size_t stored = 0;    // records stored in order (a prefix of the group)
     bool fenced = false;  // the first failure: the stream's last sequence or id moved on
-    std::string why;      // of the first failure; "" when every record was stored
+    // The first record had no responders (the stream has no leader): none
+    // of the group reached the stream, and the same publish may be retried.
+    bool not_delivered = false;
+    std::string why;  // of the first failure; "" when every record was stored
   };
   // Publishes `records` after stream sequence `expected`. Only one call at a
   // time (the writer thread's).

@@ -414,66 +414,25 @@ class NodeImpl final : public Node {
   }
 
   // Called by the ledger under its write lock: LogPosition() cannot move.
-  Result<uint64_t> Publish(std::span<const std::string> records) {
-    if (records.size() > 1) return PublishGroup(records);
-    uint64_t expected = ledger_.LogPosition();
-    for (const std::string& record : records) {
-      {
-        std::lock_guard lock(mu_);
-        if (!LeaseValid()) return Status::NotLeader(state_.leader_address);
-      }
-      jsPubOptions po;
-      jsPubOptions_Init(&po);
-      po.ExpectLastSeq = expected;  // 0 (an empty stream) sets no expectation
-      po.MaxWait = 5000;
-      jsPubAck* ack = nullptr;
-      jsErrCode jerr = static_cast<jsErrCode>(0);
-      natsStatus s = js_Publish(&ack, js_.get(), subject_.c_str(), record.data(),
-                                static_cast<int>(record.size()), &po, &jerr);
-      if (s != NATS_OK) {
-        std::lock_guard lock(mu_);
-        if (jerr == JSStreamWrongLastSequenceErr) {
-          // Someone else wrote to the stream. With the lease still ours it
-          // was a deposed leader's last publish, sent before it knew (it is
-          // in the stream, in order, and every node applies it): apply the
-          // stream to its end, then go on leading. Without it, stop.
-          need_catch_up_ = true;
-          if (LeaseValid()) {
-            spdlog::warn("cluster: publish fenced (stream moved past {}): catching up", expected);
-            return Status::Unavailable("the journal stream moved on; resend");
-          }
-          spdlog::warn("cluster: publish fenced (stream moved past {}): stepping down", expected);
-          StepDownLocked("fenced by the stream's last sequence");
-          return Status::NotLeader("");
-        }
-        // Unknown outcome: the record may be in the stream. Catch up
-        // before the next group.
-        need_catch_up_ = true;
-        return Status::Unavailable("journal publish to " + stream_ +
-                                   " failed: " + NatsError(s, jerr));
-      }
-      expected = ack->Sequence;
-      jsPubAck_Destroy(ack);
-    }
-    std::lock_guard lock(mu_);
-    if (expected > state_.stream_last_seq) state_.stream_last_seq = expected;
-    return expected;
-  }
-
   // A group's records in one quorum round trip (group_publisher.h).
-  Result<uint64_t> PublishGroup(std::span<const std::string> records) {
+  Result<uint64_t> Publish(std::span<const std::string> records) {
     const uint64_t expected = ledger_.LogPosition();
     {
       std::lock_guard lock(mu_);
       if (!LeaseValid()) return Status::NotLeader(state_.leader_address);
     }
-    const GroupPublisher::Outcome out = publisher_->Publish(records, expected);
+    GroupPublisher::Outcome out;
+    const Clock::time_point start = Clock::now();
+    do out = publisher_->Publish(records, expected);
+    while (out.not_delivered && WaitForStreamLeader(start));
     std::lock_guard lock(mu_);
     if (out.last > state_.stream_last_seq) state_.stream_last_seq = out.last;
     if (out.why.empty()) return out.last;
     need_catch_up_ = true;  // a prefix of the group may be in the stream
     if (out.fenced) {
-      // As in Publish: with the lease still ours, catch up and go on leading.
+      // Someone else wrote to the stream. With the lease still ours it was a
+      // deposed leader's last publish, sent before it knew (in the stream, in
+      // order, applied by every node): apply the stream, go on leading.
       if (LeaseValid()) {
         spdlog::warn("cluster: publish fenced (stream moved past {}): catching up", out.last);
         return Status::Unavailable("the journal stream moved on; resend");
@@ -483,6 +442,16 @@ class NodeImpl final : public Node {
       return Status::NotLeader("");
     }
     return Status::Unavailable("journal publish to " + stream_ + " failed: " + out.why);
+  }
+
+  // "No responders": the stream has no leader yet (an election; NATS just
+  // restarted) and the record reached no stream. True after a pause if the
+  // same publish should go again: the lease ours, under 5 s since `start`.
+  bool WaitForStreamLeader(Clock::time_point start) {
+    if (std::lock_guard lock(mu_); !LeaseValid() || MsSince(start) >= 5000) return false;
+    if (MsSince(start) < 100) spdlog::warn("cluster: stream {} has no leader: waiting", stream_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return true;
   }
 
   void StepDownLocked(const std::string& why) {
@@ -734,7 +703,7 @@ class NodeImpl final : public Node {
   StorageReader storage_;  // RefreshStorage's, on the caller's thread
   std::unique_ptr<natsConnection, ConnectionDeleter> nc_;
   std::unique_ptr<jsCtx, JsDeleter> js_;
-  std::unique_ptr<GroupPublisher> publisher_;  // PublishGroup's
+  std::unique_ptr<GroupPublisher> publisher_;  // Publish's
   std::unique_ptr<Asker> asker_;               // Ask's
   std::unique_ptr<kvStore, KvDeleter> config_;
   std::unique_ptr<kvStore, KvDeleter> leases_;
