@@ -145,6 +145,17 @@ start_server() {  # DATA_DIR
   done
   [ -f "$WORK/ready" ] || { echo "workload.sh: the server did not start" >&2; exit 1; }
   SERVER=$(sed -n 's/^listen=//p' "$WORK/ready")
+  METRICS=$(sed -n 's/^metrics=//p' "$WORK/ready")
+}
+
+# The server's own report times (loanledger_query_seconds{kind="report"}:
+# from the query pool taking a report to its reply frame, lock waits
+# included) as cumulative bucket counts "LE COUNT ...", to tell time spent
+# in the query from time spent getting to it and back (wake-ups, queues).
+report_buckets() {
+  python3 -c "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen('http://$METRICS/metrics').read().decode())" |
+    sed -n 's/^loanledger_query_seconds_bucket{kind="report",le="\([^"]*\)"} \([0-9.e+]*\)$/\1 \2/p' |
+    tr '\n' ' '
 }
 
 stop_server() {
@@ -233,11 +244,23 @@ case "$WORKLOAD" in
     REPORTER=$!
     sleep 0.5  # connected; SIGUSR1 drops the queries before the load
     kill -USR1 "$REPORTER"
+    BUCKETS0=$(report_buckets)
     for dir in "${DAY_DIRS[@]}"; do
       timed_submit "workload c ($(basename "$dir"), store of scale $SCALE)" "$dir"
     done
     kill -TERM "$REPORTER"; wait "$REPORTER" || true; REPORTER=""
     sed 's/^/reports during the load: /' "$WORK/reports"
+    python3 -c "
+import sys
+a = sys.argv[1].split(); b = sys.argv[2].split()
+before = dict(zip(a[0::2], map(float, a[1::2]))); after = dict(zip(b[0::2], map(float, b[1::2])))
+total = after['+Inf'] - before.get('+Inf', 0)
+if total > 0:
+    share = ['<= %g ms %.1f%%' % (float(le) * 1e3, 100 * (after[le] - before.get(le, 0)) / total)
+             for le in b[0::2] if le != '+Inf' and float(le) <= 0.01]
+    print('server-side report time during the load (%d reports, loanledger_query_seconds): %s'
+          % (total, ', '.join(share)))
+" "$BUCKETS0" "$(report_buckets)"
     echo "server: $(rss)"
     stop_server
     ;;
