@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
-# Single node vs one partition x 3 replicas (docs/cluster.md), side by side
-# in one run, on the generator's national portfolio submitted through the
+# Single node vs one partition x 3 replicas (docs/cluster.md), or any
+# partitions x replicas (SETUPS), side by side in one run, on the generator's national portfolio submitted through the
 # CLI, one file per bank, PARALLEL `loanledger submit` at a time:
 #   events/s, the servers' ack latency p50/p99 (loanledger_ack_latency_seconds
 #   of the node that acknowledged), and for the cluster the largest follower
 #   lag seen (admin stats, sampled every 0.2 s) and the state digests.
 #   bench/cluster_bench.sh                     # SCALE=0.0002 SEED=3 PARALLEL=4 ROUNDS=2
+# SETUPS="PxR ..." lists the clusters to run after the single node in each
+# round (default "1x3"; e.g. SETUPS="1x1 2x1 3x1" for issue 13's P = 1, 2, 3).
 # BATCH=N passes --batch-size N to every submit (default: submit's own), so that
 # the server's groups hold several batches.
-# BUILD_DIR (default build) must hold a Release build. Both setups get the
+# BUILD_DIR (default build; relative to the project or absolute) must hold a
+# Release build; the cluster runs its binaries too. Both setups get the
 # same files; rounds alternate single, cluster, single, cluster...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-build}
-LL=$ROOT/$BUILD_DIR/client/loanledger
-LLD=$ROOT/$BUILD_DIR/server/loanledgerd
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
+LL=$BUILD_DIR/client/loanledger
+LLD=$BUILD_DIR/server/loanledgerd
+# scripts/cluster.sh starts the cluster's loanledgerd from the same build
+# (without this it took build/, whatever that held).
+export LOANLEDGER_BIN_DIR=$BUILD_DIR
 SCALE=${SCALE:-0.0002}
 SEED=${SEED:-3}
 PARALLEL=${PARALLEL:-4}
 ROUNDS=${ROUNDS:-2}
 BATCH=${BATCH:-}
+SETUPS=${SETUPS:-1x3}
+for setup in $SETUPS; do
+  [[ "$setup" =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]] || { echo "cluster_bench.sh: bad setup $setup in SETUPS (want PxR)" >&2; exit 1; }
+done
 WORK=$(mktemp -d /tmp/loanledger-cluster-bench.XXXXXX)
 PID=""
 cleanup() {
@@ -97,10 +108,15 @@ single() {  # ROUND
   rm -rf "$dir"
 }
 
-cluster() {  # ROUND
-  local dir=$WORK/cluster
+metrics_text() {  # METRICS_ADDRESS
+  python3 -c "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen('http://$1/metrics', timeout=5).read().decode())" 2>/dev/null || true
+}
+
+cluster() {  # ROUND PARTITIONS REPLICAS
+  local dir=$WORK/cluster partitions=$2 replicas=$3
   rm -rf "$dir"
-  scripts/cluster.sh up "$dir" --tokens "$WORK/tokens" >/dev/null
+  scripts/cluster.sh up "$dir" --tokens "$WORK/tokens" --partitions "$partitions" \
+    --replicas "$replicas" >/dev/null
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
   local admin maxlag=0 lag a result
@@ -117,13 +133,15 @@ cluster() {  # ROUND
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
   sleep 1.5  # one metrics refresh
   maxlag=$(sort -n "$WORK/lag" | tail -1)
-  local leader_metrics=""
-  for a in ${METRICS//,/ }; do
-    if curl -s "http://$a/metrics" 2>/dev/null | grep -q '^loanledger_cluster_is_leader{partition="0"} 1'; then
-      leader_metrics=$a
-    fi
+  echo "$partitions x $replicas cluster round $1: $result max_follower_lag_batches=${maxlag:-0}"
+  local p
+  for p in $(seq 0 $((partitions - 1))); do  # each partition's leader's acks
+    for a in ${METRICS//,/ }; do
+      if metrics_text "$a" | grep -q "^loanledger_cluster_is_leader{partition=\"$p\"} 1"; then
+        echo "  partition $p leader: $(quantiles "$a")"
+      fi
+    done
   done
-  echo "1 x 3 cluster round $1: $result $( [ -n "$leader_metrics" ] && quantiles "$leader_metrics") max_follower_lag_batches=${maxlag:-0}"
   for a in ${LOANLEDGER_SERVER//,/ }; do
     "$LL" admin stats --server "$a" --token "$admin" | sed -n 's/^state_digest /  digest /p'
   done
@@ -141,6 +159,8 @@ cluster() {  # ROUND
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD 2>/dev/null || echo ?); PARALLEL=$PARALLEL submits at a time, batch ${BATCH:-default}"
 for round in $(seq 1 "$ROUNDS"); do
   single "$round"
-  cluster "$round"
+  for setup in $SETUPS; do
+    cluster "$round" "${setup%x*}" "${setup#*x}"
+  done
 done
 if [ -s "$WORK/submit.err" ]; then echo "submit errors:"; sort "$WORK/submit.err" | uniq -c | head; fi
