@@ -155,6 +155,12 @@ def check_bench_scripts(build, work):
         if args[0] == "c":
             assert re.search(r"store: loans=\d+", out), out
             assert "report_latency_ms p50=" in out and "report_latency_ms(by province) p50=" in out, out
+            # The server's own report times: cumulative shares, the last bucket (10 ms) at most 100 %.
+            m = re.search(r"server-side report time during the load \((\d+) reports, "
+                          r"loanledger_query_seconds\): (.*)", out)
+            assert m and int(m.group(1)) > 0, out
+            shares = [float(x) for x in re.findall(r"<= [\d.]+ ms ([\d.]+)%", m.group(2))]
+            assert len(shares) == 6 and shares == sorted(shares) and shares[-1] <= 100.0, out
         print(f"workload.sh {' '.join(args)}:\n{out}")
 
 
