@@ -43,14 +43,21 @@ class AskingImpl final : public Node::Asking {
     // responders" status, which the library reports without its subject;
     // once every question still open has had one, none will be answered.
     size_t no_responders = 0;
+    bool timed_out = false;
     Status broken = Status::Ok();
     while (slot_ != nullptr && pending > no_responders) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(
           deadline_ - std::chrono::steady_clock::now());
-      if (left.count() <= 0) break;
+      if (left.count() <= 0) {
+        timed_out = true;
+        break;
+      }
       natsMsg* raw = nullptr;
       const natsStatus s = natsSubscription_NextMsg(&raw, slot_->sub.get(), left.count());
-      if (s == NATS_TIMEOUT) break;
+      if (s == NATS_TIMEOUT) {
+        timed_out = true;
+        break;
+      }
       if (s == NATS_NO_RESPONDERS) {
         ++no_responders;
         continue;
@@ -78,9 +85,13 @@ class AskingImpl final : public Node::Asking {
         out.push_back(Status::Unavailable("asking partition " + std::to_string(partitions_[i]) +
                                           ": " + broken.message()));
       } else {
+        // Not answered: the wait ran out, or no node of the partition
+        // listens for questions now (every open question met no responders).
+        const std::string why = timed_out ? "waited " + std::to_string(timeout_ms_) + " ms"
+                                          : "none of its nodes is serving";
         out.push_back(Status::Unavailable("partition " + std::to_string(partitions_[i]) +
-                                          " has no up-to-date node answering (waited " +
-                                          std::to_string(timeout_ms_) + " ms); try again"));
+                                          " has no up-to-date node answering (" + why +
+                                          "); try again"));
       }
     }
     LL_CHECK(out.size() == partitions_.size());
