@@ -2,14 +2,17 @@
 """Report latency of a partitioned cluster against a single node (issue 13: "within the
 single-node goals plus one loopback round trip"). Not a test: nothing is asserted.
 
-    bench/partition_latency.py [BUILD_DIR] [--scale S] [--seconds N] [--partitions P]
+    bench/partition_latency.py [BUILD_DIR] [--scale S] [--seconds N] [--partitions P] [--replicas R]
 
 The generator's national portfolio (`gen --scale S --seed 3`, one file per bank) goes through
-`loanledger submit` to a single loanledgerd and to a cluster of P partitions x 1 replica on
-3 nats-server (tests/support/local_cluster.py); then `loanledger-load --reports-only
---both-reports` asks each, for N seconds, for the national report and the report by province
-(every category) every 2 ms, and prints p50/p99. Every process binds 127.0.0.1 on ports chosen
-at run time and is stopped by its PID.
+`loanledger submit` to a single loanledgerd and to a cluster of P partitions x R replicas
+(default 1) on 3 nats-server (tests/support/local_cluster.py: replica R's nodes list
+nats-server ((R - 1) mod 3) + 1 first); then `loanledger-load --reports-only --both-reports`
+asks each, for N seconds, for the national report and the report by province (every category)
+every 2 ms, and prints p50/p99. Beside them, the yardstick "one loopback round trip":
+`nats-rtt` (bench/nats_rtt.cc) times a bare request/reply through nats-server for N seconds,
+requester and responder on the same server and on two routed servers. Every process binds
+127.0.0.1 on ports chosen at run time and is stopped by its PID.
 """
 import argparse
 import os
@@ -50,12 +53,25 @@ def reports(build, server, token, seconds):
     return got
 
 
+def round_trips(build, requester_url, responder_url, seconds):
+    """nats-rtt for `seconds`: (p50, p99, requests) in ms."""
+    out = subprocess.run([os.path.join(build, "bench", "nats-rtt"), "--requester", requester_url,
+                          "--responder", responder_url, "--seconds", str(seconds),
+                          "--interval-ms", "2"], capture_output=True, text=True,
+                         timeout=seconds + 60)
+    m = re.search(r"nats_rtt_ms p50=([\d.]+) p99=([\d.]+) max=[\d.]+ requests=(\d+)", out.stdout)
+    if out.returncode != 0 or not m:
+        raise RuntimeError(f"nats-rtt failed: {out.stdout} {out.stderr}")
+    return float(m.group(1)), float(m.group(2)), int(m.group(3))
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build", nargs="?", default=os.path.join(ROOT, "build"))
     ap.add_argument("--scale", default="0.001")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--partitions", type=int, default=2)
+    ap.add_argument("--replicas", type=int, default=1)
     args = ap.parse_args(argv)
     build = os.path.abspath(args.build)
     cluster_workload.SCALE, cluster_workload.SEED = args.scale, "3"
@@ -68,7 +84,8 @@ def main(argv):
         os.makedirs(data)
         single = start_loanledgerd(build, data, w.tokens, os.path.join(work, "single", "ll.log"))
         Submitter(w, single.address(), batch_size=1000).run()
-        cluster = LocalCluster(os.path.join(work, "cluster"), partitions=args.partitions, replicas=1,
+        cluster = LocalCluster(os.path.join(work, "cluster"), partitions=args.partitions,
+                               replicas=args.replicas,
                                tokens=w.tokens, bin_dir=build)
         cluster.up()
         everyone = ",".join(n.client() for n in cluster.nodes.values())
@@ -76,17 +93,25 @@ def main(argv):
         sub.run()
         if sub.error:
             raise sub.error
-        rows = []
+        rows, trips = [], []
+        nats1, nats2 = (cluster.nats.nodes[k].client_url() for k in sorted(cluster.nats.nodes)[:2])
         for rnd in (1, 2):  # alternate, one sitting
             rows.append(("single node", rnd, reports(build, single.address(), w.regulator, args.seconds)))
-            rows.append((f"{args.partitions} partitions (asked of partition 0's node)", rnd,
+            rows.append((f"{args.partitions} x {args.replicas} cluster (asked of ll-0-1)", rnd,
                          reports(build, cluster.node(0, 1).client(), w.regulator, args.seconds)))
+            trips.append(("same server", rnd, round_trips(build, nats1, nats1, args.seconds)))
+            trips.append(("two routed servers", rnd, round_trips(build, nats1, nats2, args.seconds)))
         print(f"{w.events} events, {len(w.files)} banks; reports every 2 ms for {args.seconds:.0f} s each")
         print("| setup | round | national p50 / p99 ms | by province p50 / p99 ms | queries |")
         print("| --- | --- | --- | --- | --- |")
         for name, rnd, got in rows:
             n, p = got.get("national", (0, 0, 0)), got.get("province", (0, 0, 0))
             print(f"| {name} | {rnd} | {n[0]:.2f} / {n[1]:.2f} | {p[0]:.2f} / {p[1]:.2f} | {n[2] + p[2]} |")
+        print("\none loopback round trip through nats-server (nats-rtt, 512-byte reply, every 2 ms):")
+        print("| requester and responder on | round | p50 / p99 ms | requests |")
+        print("| --- | --- | --- | --- |")
+        for name, rnd, (p50, p99, n) in trips:
+            print(f"| {name} | {rnd} | {p50:.2f} / {p99:.2f} | {n} |")
     finally:
         if single is not None:
             single.stop()

@@ -317,9 +317,17 @@ class LocalCluster:
                 n.load_addresses()
         return self.write_env()
 
+    def nats_urls_for(self, node):
+        """--nats for `node`: every server, its "own" first (replica R on server
+        (R - 1) mod 3 + 1), as a deployment lists the node's machine's server
+        first (loanledgerd tries them in order; docs/cluster.md, "Flags")."""
+        ks = sorted(self.nats.nodes)
+        first = (node.replica - 1) % len(ks)
+        return self.nats.urls(ks[first:] + ks[:first])
+
     def _start_nodes(self, binary, todo, deadline, extra=()):
         for n in todo:
-            n.spawn(binary, self.nats.urls(), self.partitions, self.tokens, self.partition_map, extra)
+            n.spawn(binary, self.nats_urls_for(n), self.partitions, self.tokens, self.partition_map, extra)
         attempts = {n.name: 1 for n in todo}
         pending = list(todo)
         while pending:
@@ -333,7 +341,7 @@ class LocalCluster:
                     warn(f"{n.name}: a port it used before is taken; starting it on new ports")
                     attempts[n.name] += 1
                     n.forget_ports()
-                    n.spawn(binary, self.nats.urls(), self.partitions, self.tokens, self.partition_map, extra)
+                    n.spawn(binary, self.nats_urls_for(n), self.partitions, self.tokens, self.partition_map, extra)
                 else:
                     raise ClusterError(f"{n.name} did not start ({state}); {n.log}:\n{log_tail(n.log)}")
             if time.monotonic() > deadline:
