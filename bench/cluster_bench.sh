@@ -32,7 +32,7 @@ SETUPS=${SETUPS:-1x3}
 # LAG_SAMPLE_S: how often the follower lag is sampled during a cluster run
 # (one `loanledger admin stats` per node each time, on the same cores as the
 # cluster); 0 = not sampled.
-LAG_SAMPLE_S=${LAG_SAMPLE_S:-0.2}
+LAG_SAMPLE_S=${LAG_SAMPLE_S:-1}
 for setup in $SETUPS; do
   [[ "$setup" =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]] || { echo "cluster_bench.sh: bad setup $setup in SETUPS (want PxR)" >&2; exit 1; }
 done
@@ -82,7 +82,9 @@ def q(p):
     for le, c in b:
         if n and c >= p * n: return f"{le * 1000:g}"
     return "-"
-print(f"ack_p50_le_ms={q(0.5)} ack_p99_le_ms={q(0.99)} acks={n:g}")
+s = [float(l.split()[-1]) for l in text.splitlines() if l.startswith("loanledger_ack_latency_seconds_sum")]
+mean = f"{s[0] / n * 1000:.1f}" if n and s else "-"
+print(f"ack_p50_le_ms={q(0.5)} ack_p99_le_ms={q(0.99)} ack_mean_ms={mean} acks={n:g}")
 EOF
 }
 
