@@ -70,6 +70,8 @@ class Classifier {
   }
 
   size_t interned() const { return masks_.size(); }
+  // Mask ids -> masks (a loan snapshot copies it with the slots it reads).
+  const std::vector<RuleMask>& masks() const { return masks_; }
 
  private:
   std::shared_ptr<const Rules> rules_;

@@ -283,7 +283,7 @@ Status LedgerImpl::LoadLoans(uint32_t format) {
 // them, prefetching index positions a few keys ahead (each insert is
 // otherwise a cache miss in a large index). A store of 10M loans must be
 // serving within seconds: 15 s with a node map on one thread; 3.8 s so.
-Status LedgerImpl::InsertLoanBlocks(std::vector<BlockReader> readers) {
+Status LedgerImpl::InsertLoanBlocks(std::vector<BlockReader> readers, bool use_masks) {
   constexpr size_t kBlocksQueued = 8;
   std::mutex mu;
   std::condition_variable cv;
@@ -315,6 +315,10 @@ Status LedgerImpl::InsertLoanBlocks(std::vector<BlockReader> readers) {
 
   Status insert_status = Status::Ok();
   std::vector<uint64_t> hashes;
+  std::vector<uint16_t> ids;  // a block's mask table -> the classifier's ids
+  const RuleMask known = classifier_->rules()->category_count() - 1 >= 64
+                             ? ~RuleMask{0}
+                             : (RuleMask{1} << (classifier_->rules()->category_count() - 1)) - 1;
   constexpr size_t kAhead = 8;  // prefetch distance, in keys
   while (insert_status.ok()) {
     LoanBlock block;
@@ -326,6 +330,15 @@ Status LedgerImpl::InsertLoanBlocks(std::vector<BlockReader> readers) {
       queue.pop_front();
     }
     cv.notify_all();
+    ids.assign(block.masks.size(), kMaskUnresolved);
+    for (size_t j = 0; use_masks && j < block.masks.size(); ++j) {
+      if ((block.masks[j] & ~known) != 0) {
+        insert_status = Status::Corruption("loan snapshot mask names a category the rules lack");
+        break;
+      }
+      ids[j] = classifier_->InternMask(block.masks[j]);
+    }
+    if (!insert_status.ok()) break;
     const size_t n = block.size();
     hashes.resize(n);
     for (size_t i = 0; i < n; ++i) hashes[i] = LoanTable::Hash(block.Key(i));
@@ -339,6 +352,9 @@ Status LedgerImpl::InsertLoanBlocks(std::vector<BlockReader> readers) {
         break;
       }
       *slot = block.slots[i];
+      // The reader checked the index against the block's table.
+      if (slot->mask != kMaskUnresolved) slot->mask = ids[slot->mask];
+      if (slot->mask != kMaskUnresolved) ++open_masks_from_snapshot_;
     }
   }
   if (!insert_status.ok()) {
@@ -386,7 +402,7 @@ Status LedgerImpl::LoadLoansFromColumnFamily() {
   std::vector<BlockReader> readers;
   readers.push_back(read_range("", split));
   if (!split.empty()) readers.push_back(read_range(split, ""));
-  return InsertLoanBlocks(std::move(readers));
+  return InsertLoanBlocks(std::move(readers), false);
 }
 
 // Format 2: the newest snapshot, read by one or two threads (blocks taken
@@ -406,7 +422,13 @@ Status LedgerImpl::LoadLoansFromSnapshot(uint64_t from) {
       return ReadSnapshotBlocks(path, *info, r, readers, sink);
     });
   }
-  if (Status st = InsertLoanBlocks(std::move(list)); !st.ok()) return st;
+  // Masks kept under the rules in force now (LoadRules) are used as they
+  // are; others (an older snapshot, a rules change since) are classified
+  // in InitRules, as is every loan the journal's tail changes.
+  const bool use_masks =
+      info->format >= 2 && info->rules_digest == DigestOfRules(*classifier_->rules());
+  if (Status st = InsertLoanBlocks(std::move(list), use_masks); !st.ok()) return st;
+  if (open_masks_from_snapshot_ < info->loans) snapshot_outdated_ = true;
   if (loans_.size() != info->loans) {
     return Status::Corruption("snapshot " + path + " holds " + std::to_string(loans_.size()) +
                               " loans, header says " + std::to_string(info->loans));

@@ -143,6 +143,12 @@ struct LedgerStats {
   // The error of the newest background snapshot attempt that failed since
   // open ("" = none); kept after a later success, beside snapshots_failed.
   std::string last_snapshot_error;
+  // At open: loans whose categories were taken from the loan snapshot (it
+  // was written under the rules in force), and loans classified under the
+  // rules before serving (the journal's tail, older snapshots, a rules
+  // change since the snapshot).
+  uint64_t open_masks_from_snapshot = 0;
+  uint64_t open_loans_classified = 0;
 };
 
 // Backups (backup.cc; storage/README.md, "Backups").

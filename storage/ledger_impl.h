@@ -186,8 +186,10 @@ class LedgerImpl final : public Ledger {
   Status LoadLoans(uint32_t format);            // the loan table, from the store's format
   Status LoadLoansFromColumnFamily();           // format 1
   Status LoadLoansFromSnapshot(uint64_t from);  // format 2: the newest snapshot
-  Status InsertLoanBlocks(std::vector<BlockReader> readers);  // readers' threads -> loans_
-  Status ReplayJournalTail(uint64_t from);                    // journal batches >= from into loans_
+  // Readers' threads -> loans_. use_masks: the blocks' masks are under
+  // classifier_'s rules (else every loan read is left unresolved).
+  Status InsertLoanBlocks(std::vector<BlockReader> readers, bool use_masks);
+  Status ReplayJournalTail(uint64_t from);  // journal batches >= from into loans_
   Status MigrateFromFormat1();
   // The cells column family into agg_ (on its own thread during LoadLoans).
   Status LoadCells();
@@ -278,7 +280,15 @@ class LedgerImpl final : public Ledger {
   std::atomic<uint64_t> events_at_snapshot_{0};
   std::atomic<bool> snapshot_busy_{false};  // a snapshot was requested and is not finished
   std::atomic<bool> snapshot_stop_{false};  // closing: a running snapshot gives up
-  std::mutex snap_mu_;                      // guards snap_wanted_
+  // Open: loans whose mask came from the snapshot, and loans classified
+  // by InitRules (LedgerStats); set before serving.
+  uint64_t open_masks_from_snapshot_ = 0;
+  uint64_t open_loans_classified_ = 0;
+  // The newest snapshot's masks are not those of the rules in force (an
+  // older file format, a rules change since): the next snapshot is written
+  // even if no batch came since, so that the next open need not classify.
+  std::atomic<bool> snapshot_outdated_{false};
+  std::mutex snap_mu_;  // guards snap_wanted_
   std::condition_variable snap_cv_;
   bool snap_wanted_ = false;
   std::thread snap_thread_;

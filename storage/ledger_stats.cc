@@ -47,6 +47,8 @@ LedgerStats LedgerImpl::Stats() const {
   st.snapshots_written = snapshots_written_.load();
   st.snapshots_failed = snapshots_failed_.load();
   st.events_since_snapshot = events_total_.load() - events_at_snapshot_.load();
+  st.open_masks_from_snapshot = open_masks_from_snapshot_;
+  st.open_loans_classified = open_loans_classified_;
   lock.unlock();
   std::lock_guard error_lock(snapshot_error_mu_);
   st.last_snapshot_error = last_snapshot_error_;

@@ -116,10 +116,13 @@ Status LedgerImpl::InitRules(const std::string& text) {
 void LedgerImpl::ClassifyUnresolvedLoans() {
   const Rules& rules = *classifier_->rules();
   std::mutex intern_mu;
+  std::atomic<uint64_t> classified{0};
   auto classify = [&](size_t begin, size_t end) {
     std::unordered_map<RuleMask, uint16_t> ids;  // the classifier's id of each mask met
+    uint64_t count = 0;
     loans_.ForEachSlotIn(begin, end, [&](LoanSlot& slot) {
       if (!slot.exists || slot.mask != kMaskUnresolved) return;
+      ++count;
       const RuleMask mask = rules.Classify(slot.attributes.Unpack());
       auto it = ids.find(mask);
       if (it == ids.end()) {
@@ -128,11 +131,13 @@ void LedgerImpl::ClassifyUnresolvedLoans() {
       }
       slot.mask = it->second;
     });
+    classified += count;
   };
   const size_t n = loans_.size();
   std::thread second_half(classify, n / 2, n);
   classify(0, n / 2);
   second_half.join();
+  open_loans_classified_ += classified.load();
 }
 
 Result<RulesVersion> LedgerImpl::ApplyRules(std::string_view text) {
@@ -284,6 +289,7 @@ Result<uint64_t> LedgerImpl::RecomputeAndSwitch(std::shared_ptr<const Rules> rul
   classifier_ = std::make_unique<Classifier>(std::move(classifier));
   rules_ = std::move(rules);
   rules_current_ = v;
+  snapshot_outdated_ = true;  // its masks are the old rules'; the next one is written anyway
   if (recorded != nullptr) *recorded = std::move(v);
   recompute_last_duration_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::steady_clock::now() - started)

@@ -53,6 +53,7 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
   uint64_t from = 0;
   size_t loans_at_start = 0;
   uint64_t start_events = 0;
+  std::shared_ptr<const Rules> rules;  // the rules the snapshot's masks are under
   {
     // Between two groups: every slot is durable, and the batches from
     // `from` on are exactly those this snapshot may or may not hold.
@@ -62,11 +63,24 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
     loans_at_start = loans_.size();
     start_events = events_total_.load();
     events_at_attempt_ = start_events;
+    rules = rules_;
   }
-  if (from == snapshot_from_ || (snapshot_from_ == 0 && from == 1))
-    return Status::Ok();  // nothing new
+  if (snapshot_from_ == 0 && from == 1) return Status::Ok();  // no loans
+  // Nothing new, unless the newest snapshot's masks are outdated: then one
+  // of the same replay_from replaces it (the same loan states, new masks).
+  const bool outdated = snapshot_outdated_.exchange(false);
+  if (from == snapshot_from_ && !outdated) return Status::Ok();
+  // A failure leaves the outdated snapshot in force: try again next time.
+  struct StillOutdated {
+    LedgerImpl* l;
+    bool on;
+    ~StillOutdated() {
+      if (on) l->snapshot_outdated_ = true;
+    }
+  } still_outdated{this, outdated};
+  const RulesDigest digest = DigestOfRules(*rules);
   Result<std::unique_ptr<SnapshotWriter>> created =
-      SnapshotWriter::Create(SnapshotPath(from), from);
+      SnapshotWriter::Create(SnapshotPath(from), from, &digest);
   if (!created.ok()) return created.status();
   SnapshotWriter& w = **created;
   // Only the loans there at the start: a loan created later has its first
@@ -75,8 +89,12 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
   // loans_mu_ for a whole group, fsync included, so under load a piece is
   // taken between two groups: as many loans as can be copied in
   // kPieceTime (about 200,000: a 10M-loan table in ~50 groups), encoded
-  // and written once the lock is released.
+  // and written once the lock is released. Each loan's categories under
+  // `rules` go with it, so that an open under the same rules need not
+  // classify it again: the writer's, when the piece was taken under those
+  // rules (a rules change resets every loan's).
   LoanBlock piece;
+  std::vector<RuleMask> masks;  // the classifier's mask ids -> masks, for this piece
   for (size_t pos = 0; pos < loans_at_start;) {
     if (stop != nullptr && stop->load()) return Status::Unavailable("snapshot abandoned: closing");
     piece.Clear();
@@ -89,13 +107,22 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
                          [&](std::string_view key, const LoanSlot& slot) { piece.Add(key, slot); });
         pos = end;
       } while (pos < loans_at_start && std::chrono::steady_clock::now() < deadline);
+      // A slot's mask id names the categories of its attributes under
+      // classifier_'s rules (set with them by the writer, reset by a
+      // rules change; loans_mu_ held shared, so neither changes now).
+      masks.clear();
+      if (classifier_->rules() == rules) masks = classifier_->masks();
     }
     for (size_t i = 0; i < piece.size(); ++i) {
       const LoanSlot& slot = piece.slots[i];
       // A loan of the table: what DecodeLoanSlot checks when it reads it back.
       LL_CHECK(slot.exists && slot.last_seq > 0 && slot.balance_fen >= 0 &&
                slot.balance_fen <= kLoanBalanceFenMax);
-      w.Add(piece.Key(i), slot);
+      // Unresolved (after a rules change) or taken after a rules change:
+      // classified here, under the snapshot's rules (Classify is pure).
+      const RuleMask mask =
+          slot.mask < masks.size() ? masks[slot.mask] : rules->Classify(slot.attributes.Unpack());
+      w.Add(piece.Key(i), slot, &mask);
     }
     if (Status s = w.WritePending(); !s.ok()) return s;
   }
@@ -105,14 +132,16 @@ Status LedgerImpl::WriteSnapshot(const std::atomic<bool>* stop) {
   rocksdb::Status s = db_->Put(wo, cf_meta_, kMetaLoanSnapshot, EncodeU64(from));
   if (!s.ok()) {
     std::error_code ec;
-    std::filesystem::remove(SnapshotPath(from), ec);
+    // (A snapshot replacing one of the same replay_from stays: meta names it.)
+    if (from != snapshot_from_) std::filesystem::remove(SnapshotPath(from), ec);
     return FromRocks(s, "record loan snapshot");
   }
+  still_outdated.on = false;
   const uint64_t previous = snapshot_from_;
   snapshot_from_ = from;
   events_at_snapshot_ = start_events;
   ++snapshots_written_;
-  if (previous != 0) {
+  if (previous != 0 && previous != from) {
     std::error_code ec;
     std::filesystem::remove(SnapshotPath(previous), ec);
   }

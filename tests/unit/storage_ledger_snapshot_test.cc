@@ -12,7 +12,8 @@
 // - a damaged, mislabelled or missing snapshot file: Open fails with a
 //   status, and succeeds again once the file is put back;
 // - two snapshot readers at open; stray files removed at open;
-// - a format-1 store (loan states in the "loans" column family) migrated.
+// - a format-1 store (loan states in the "loans" column family) migrated;
+// - a snapshot file of format 1 (no per-loan masks) opened and classified.
 // The store is opened with the RocksDB API directly to rewind or rewrite
 // meta keys and to build the format-1 store.
 #include <fcntl.h>
@@ -908,6 +909,55 @@ TEST(StorageLedgerSnapshotDurability, AcknowledgedBatchesSurviveKill9BeforeAnySn
 // in the "loans" column family (as the previous version wrote it), format
 // 1 in meta, no snapshot. Open migrates it: the same answers, a snapshot
 // named in meta, format 2, the column family emptied.
+// A snapshot file of the format before masks (format 1) still opens: every
+// loan is classified at open and the answers are those before; a close
+// with no batch since writes it again as format 2, and the open after it
+// classifies nothing; later batches apply as the model says.
+TEST_F(StorageLedgerSnapshotTest, FormatOneSnapshotFileStillOpens) {
+  LoanModel m(77);
+  ASSERT_NO_FATAL_FAILURE(MustApply(m.DisburseNew(3000)));
+  ASSERT_NO_FATAL_FAILURE(ApplyMixed(m, 20));
+  const Snapshot before = Take(m.Keys());
+  Close();
+  const uint64_t from = OnlySnapshot(dir_);
+  const std::string path = SnapshotFile(dir_, from);
+  Result<SnapshotInfo> info = ReadSnapshotInfo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->format, 2u);
+  const std::vector<std::pair<std::string, LoanSlot>> loans = ReadSnapshotLoans(path);
+  ASSERT_EQ(loans.size(), m.loans().size());
+  {
+    Result<std::unique_ptr<SnapshotWriter>> w = SnapshotWriter::Create(path, from);  // format 1
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    for (const auto& [key, slot] : loans) (*w)->Add(key, slot);
+    ASSERT_TRUE((*w)->Commit().ok());
+  }
+  info = ReadSnapshotInfo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  ASSERT_EQ(info->format, 1u);
+
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  LedgerStats st = ledger_->Stats();
+  EXPECT_EQ(st.open_masks_from_snapshot, 0u);
+  EXPECT_EQ(st.open_loans_classified, m.loans().size());
+  ExpectSameAnswers(before, Take(m.Keys()));
+  ExpectVerifyClean(*ledger_, m.loans().size());
+
+  Close();
+  EXPECT_EQ(OnlySnapshot(dir_), from) << "no batch since: the same replay_from";
+  info = ReadSnapshotInfo(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->format, 2u) << "not written again with masks";
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  st = ledger_->Stats();
+  EXPECT_EQ(st.open_masks_from_snapshot, m.loans().size());
+  EXPECT_EQ(st.open_loans_classified, 0u);
+  ExpectSameAnswers(before, Take(m.Keys()));
+  ASSERT_NO_FATAL_FAILURE(ApplyMixed(m, 20));
+  ExpectLedgerHoldsModel(*ledger_, m);
+  ExpectVerifyClean(*ledger_, m.loans().size());
+}
+
 TEST_F(StorageLedgerSnapshotTest, FormatOneStoreIsMigratedAtOpen) {
   LoanModel m(10);
   ASSERT_NO_FATAL_FAILURE(MustApply(m.DisburseNew(3'000)));

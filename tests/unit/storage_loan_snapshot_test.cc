@@ -3,7 +3,8 @@
 // one reader and by two readers taking alternate blocks; the empty
 // snapshot; a writer that never commits; and every kind of damage a reader
 // must refuse (a flipped byte, a truncated or extended file, a bad header,
-// a block header that miscounts its loans, a record that is not a loan).
+// a block header that miscounts its loans, a record that is not a loan);
+// format 2's per-loan masks and rules digest, and a bad mask table or index.
 // The file layout is also parsed here independently of the reader, as
 // documented (storage/README.md, loan_snapshot.cc), so that a reader and a
 // writer that agree on a wrong layout still fail.
@@ -18,6 +19,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -27,6 +29,7 @@
 #include "schema/date.h"
 #include "schema/event.h"
 #include "schema/limits.h"
+#include "schema/rules.h"
 #include "storage/codec.h"
 #include "storage/loan_slot.h"
 #include "storage/loan_snapshot.h"
@@ -426,6 +429,181 @@ TEST_F(LoanSnapshotTest, MissingFileIsAnErrorNotAnEmptySnapshot) {
 }
 
 // ---------------------------------------------------------------------------
+// Format 2: each loan's category mask, under a rules digest
+
+// The mask given for loan i (nullptr for every seventh: "not known").
+const std::vector<RuleMask> kMasks = {0, 1, 0x5, 0x80000000'00000000ull, ~RuleMask{0}, 0x1234};
+const RuleMask* MaskFor(size_t i) { return i % 7 == 3 ? nullptr : &kMasks[i % kMasks.size()]; }
+
+RulesDigest TestDigest() {
+  RulesDigest d;
+  for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<uint8_t>(0xA0 + i);
+  return d;
+}
+
+Status WriteLoansWithMasks(const std::string& path, uint64_t replay_from,
+                           const std::vector<TestLoan>& loans, size_t piece_loans) {
+  const RulesDigest digest = TestDigest();
+  Result<std::unique_ptr<SnapshotWriter>> w = SnapshotWriter::Create(path, replay_from, &digest);
+  if (!w.ok()) return w.status();
+  for (size_t i = 0; i < loans.size(); ++i) {
+    (*w)->Add(loans[i].key, LoanSlot::FromState(loans[i].state), MaskFor(i));
+    if (piece_loans > 0 && (i + 1) % piece_loans == 0) {
+      if (Status s = (*w)->WritePending(); !s.ok()) return s;
+    }
+  }
+  return (*w)->Commit();
+}
+
+// Reads every loan with its mask resolved through its block's table
+// (nullopt: the slot says "no mask").
+struct MaskedRead {
+  Status status;
+  std::map<std::string, std::pair<LoanSlot, std::optional<RuleMask>>> loans;
+  size_t blocks = 0;
+};
+MaskedRead ReadMasked(const std::string& path, const SnapshotInfo& info, uint64_t first,
+                      uint64_t stride) {
+  MaskedRead r;
+  r.status = ReadSnapshotBlocks(path, info, first, stride, [&](LoanBlock&& block) {
+    for (size_t i = 0; i < block.size(); ++i) {
+      LoanSlot slot = block.slots[i];
+      std::optional<RuleMask> mask;
+      if (slot.mask != kMaskUnresolved) {
+        EXPECT_LT(slot.mask, block.masks.size());
+        if (slot.mask < block.masks.size()) mask = block.masks[slot.mask];
+      }
+      slot.mask = kMaskUnresolved;
+      EXPECT_TRUE(r.loans.emplace(std::string(block.Key(i)), std::make_pair(slot, mask)).second);
+    }
+    ++r.blocks;
+    return true;
+  });
+  return r;
+}
+
+TEST_F(LoanSnapshotTest, FormatTwoKeepsEachLoansMaskAndTheRulesDigest) {
+  const std::vector<TestLoan> loans = MakeLoans(60'000, 21);
+  ASSERT_TRUE(WriteLoansWithMasks(Path("m.loans"), 7, loans, 4096).ok());
+  Result<SnapshotInfo> info = ReadSnapshotInfo(Path("m.loans"));
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->format, 2u);
+  EXPECT_EQ(info->rules_digest, TestDigest());
+  EXPECT_EQ(info->loans, loans.size());
+  ASSERT_GE(info->blocks, 3u);
+  const std::string file = ReadFile(Path("m.loans"));
+  EXPECT_EQ(GetU32(file, 8), 2u) << "format";
+  const RulesDigest digest = TestDigest();
+  EXPECT_EQ(file.substr(48, 12), std::string(digest.begin(), digest.end()));
+  // One reader, and two taking alternate blocks: the same loans and masks.
+  for (uint64_t stride : {1u, 2u}) {
+    std::map<std::string, std::pair<LoanSlot, std::optional<RuleMask>>> all;
+    size_t blocks = 0;
+    for (uint64_t first = 0; first < stride; ++first) {
+      MaskedRead r = ReadMasked(Path("m.loans"), *info, first, stride);
+      ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+      blocks += r.blocks;
+      all.merge(r.loans);
+    }
+    EXPECT_EQ(blocks, info->blocks);
+    ASSERT_EQ(all.size(), loans.size()) << "stride " << stride;
+    for (size_t i = 0; i < loans.size(); ++i) {
+      auto it = all.find(loans[i].key);
+      ASSERT_NE(it, all.end()) << loans[i].key;
+      ExpectSlotIs(it->second.first, loans[i].state, loans[i].key);
+      const RuleMask* want = MaskFor(i);
+      ASSERT_EQ(it->second.second.has_value(), want != nullptr) << i;
+      if (want != nullptr) {
+        EXPECT_EQ(*it->second.second, *want) << i;
+      }
+    }
+  }
+  // Written in pieces or at Commit: the same bytes.
+  ASSERT_TRUE(WriteLoansWithMasks(Path("c.loans"), 7, loans, 0).ok());
+  EXPECT_TRUE(ReadFile(Path("c.loans")) == file);
+}
+
+TEST_F(LoanSnapshotTest, FormatOneFileHasNoMasksAndAZeroDigest) {
+  const std::vector<TestLoan> loans = MakeLoans(100, 22);
+  const SnapshotInfo info = WriteAndReadInfo("one.loans", 3, loans);
+  EXPECT_EQ(info.format, 1u);
+  EXPECT_EQ(info.rules_digest, RulesDigest{});
+  const ReadBack r = ReadLoans(Path("one.loans"), info, 0, 1);
+  ASSERT_TRUE(r.status.ok());
+  for (const auto& [key, slot] : r.loans) EXPECT_EQ(slot.mask, kMaskUnresolved) << key;
+  // Format 1 keeps those header bytes zero: anything else is refused.
+  std::string bad = ReadFile(Path("one.loans"));
+  bad[50] = 1;
+  FixHeaderCrc(&bad);
+  WriteFile(Path("one.loans"), bad);
+  EXPECT_TRUE(IsCorruption(ReadSnapshotInfo(Path("one.loans")).status()));
+}
+
+TEST(RulesDigest, DependsOnTheRulesTextOnly) {
+  Result<std::shared_ptr<const Rules>> a = Rules::Parse(DefaultRulesText());
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(DigestOfRules(**a), DigestOfRules(*DefaultRules()));
+  std::string other_text(DefaultRulesText());
+  other_text.insert(other_text.find('{') + 1, " ");  // the same rules, another text
+  Result<std::shared_ptr<const Rules>> b = Rules::Parse(other_text);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_NE(DigestOfRules(**b), DigestOfRules(**a));
+  EXPECT_NE(DigestOfRules(**a), RulesDigest{});
+}
+
+// A format-2 block whose table or mask indexes do not add up is refused.
+TEST_F(LoanSnapshotTest, BadMaskTableOrIndexIsCorruption) {
+  const std::vector<TestLoan> loans = MakeLoans(3, 23);  // masks 0, 1, 0x5: a table of 3
+  ASSERT_TRUE(WriteLoansWithMasks(Path("m.loans"), 2, loans, 0).ok());
+  const std::string good = ReadFile(Path("m.loans"));
+  const size_t at = kHeaderBytes;  // block 0
+  const size_t payload = GetU32(good, at);
+  const size_t end = at + kBlockHeaderBytes + payload;
+  ASSERT_EQ(GetU32(good, at + 4), 3u);
+  ASSERT_EQ(static_cast<uint8_t>(good[end - 2]) | (static_cast<uint8_t>(good[end - 1]) << 8), 3);
+  ASSERT_EQ(GetU64(good, end - 2 - 8), 0x5u) << "the table's last mask";
+  // The first loan's index, just before the second record.
+  const size_t key0 = static_cast<uint8_t>(good[at + kBlockHeaderBytes]);
+  const size_t value0 = static_cast<uint8_t>(good[at + kBlockHeaderBytes + 1 + key0]);
+  const size_t index0 = at + kBlockHeaderBytes + 1 + key0 + 1 + value0;
+  ASSERT_EQ(good[index0], 0);
+  ASSERT_EQ(good[index0 + 1], 0);
+  auto read = [&](const std::string& bytes) {
+    WriteFile(Path("m.loans"), bytes);
+    Result<SnapshotInfo> info = ReadSnapshotInfo(Path("m.loans"));
+    if (!info.ok()) return info.status();
+    return ReadMasked(Path("m.loans"), *info, 0, 1).status;
+  };
+  EXPECT_TRUE(read(good).ok());
+  struct Case {
+    const char* what;
+    size_t at;
+    char value;
+  };
+  for (const Case& c :
+       {Case{"index past the table", index0, 3}, Case{"index high byte", index0 + 1, 1},
+        Case{"table count one more", end - 2, 4}, Case{"table count one fewer", end - 2, 2},
+        Case{"table count huge", end - 1, 0x7F}}) {
+    std::string bad = good;
+    bad[c.at] = c.value;
+    FixBlockCrc(&bad, 0);
+    EXPECT_TRUE(IsCorruption(read(bad))) << c.what;
+  }
+  // "No mask" (0xFFFF) is a valid index.
+  std::string none = good;
+  none[index0] = static_cast<char>(0xFF);
+  none[index0 + 1] = static_cast<char>(0xFF);
+  FixBlockCrc(&none, 0);
+  WriteFile(Path("m.loans"), none);
+  Result<SnapshotInfo> info = ReadSnapshotInfo(Path("m.loans"));
+  ASSERT_TRUE(info.ok());
+  MaskedRead r = ReadMasked(Path("m.loans"), *info, 0, 1);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_FALSE(r.loans.at(loans[0].key).second.has_value());
+  EXPECT_EQ(r.loans.at(loans[1].key).second, RuleMask{1});
+}
+
+// ---------------------------------------------------------------------------
 // Damage
 
 class DamagedSnapshotTest : public LoanSnapshotTest {
@@ -546,7 +724,7 @@ TEST_F(DamagedSnapshotTest, HeaderWithValidCrcButWrongFieldsIsCorruption) {
     bool u64;
   };
   const std::vector<Case> cases = {
-      {"format 2", 8, 2, false},
+      {"format 3", 8, 3, false},
       {"block size 64 KiB", 12, 1u << 16, false},
       {"one block more", 32, info_.blocks + 1, true},
       {"one block fewer", 32, info_.blocks - 1, true},

@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "schema/rules.h"
+#include "storage/loan_snapshot.h"
 #include "tests/unit/ledger_test_support.h"
 
 namespace loanledger::storage::test {
@@ -355,6 +357,124 @@ TEST_F(StorageRulesTest, OldVersionAnswersDuringTheRecomputeAndWritersGoOn) {
   Result<VerifyReport> check = a->Verify();
   ASSERT_TRUE(check.ok());
   EXPECT_TRUE(check->differences.empty()) << check->differences.front().what;
+}
+
+// Loan snapshots keep each loan's categories with a digest of the rules
+// they were computed under (storage/README.md, "Loan snapshots"): an open
+// under the same rules takes them as they are and classifies nothing
+// (LedgerStats::open_masks_from_snapshot, open_loans_classified); the
+// batches after it, whose events take each loan's old categories out of
+// their cells, give the figures of a store that classified every loan
+// itself. Under the default rules and under a file with region groups.
+TEST_F(StorageRulesTest, SnapshotMasksAreUsedWhenTheRulesAreUnchanged) {
+  const std::vector<Batch> batches = RandomBatches(41, 300, 250);
+  for (const std::string& rules : {std::string(), std::string(kPolicyRules)}) {
+    SCOPED_TRACE(rules.empty() ? "default rules" : "policy rules");
+    ScopedTempDir reopened_dir, fresh_dir;
+    {
+      auto l = Open(reopened_dir.path, rules);
+      ASSERT_NE(l, nullptr);
+      Feed(l.get(), batches, 0, 150);
+    }  // a clean close writes the snapshot
+    auto l = Open(reopened_dir.path, rules);
+    ASSERT_NE(l, nullptr);
+    const LedgerStats st = l->Stats();
+    EXPECT_GT(st.loans, 200u);
+    EXPECT_EQ(st.open_masks_from_snapshot, st.loans);
+    EXPECT_EQ(st.open_loans_classified, 0u) << "classified although the rules did not change";
+    Feed(l.get(), batches, 150);
+    auto fresh = Open(fresh_dir.path, rules);
+    ASSERT_NE(fresh, nullptr);
+    Feed(fresh.get(), batches);
+    const std::vector<Report> ra = Reports(*l);
+    const std::vector<Report> rb = Reports(*fresh);
+    ASSERT_EQ(ra.size(), rb.size());
+    for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i].rows, rb[i].rows) << i;
+    Result<VerifyReport> check = l->Verify();
+    ASSERT_TRUE(check.ok());
+    EXPECT_TRUE(check->differences.empty()) << check->differences.front().what;
+  }
+}
+
+// A snapshot written under other rules than those in force at open: its
+// masks are not used, every loan is classified under the rules in force,
+// and the figures are those rules' — whether the rules change at this
+// open (--rules) or changed after the snapshot was written (ApplyRules,
+// then a crash before the next snapshot; a clean close writes one with
+// the new rules' masks even when no batch came since).
+TEST_F(StorageRulesTest, SnapshotMasksUnderOtherRulesAreNotUsed) {
+  const std::vector<Batch> batches = RandomBatches(42, 300, 250);
+  auto fresh = Open(dir_b_, kPolicyRules);
+  ASSERT_NE(fresh, nullptr);
+  Feed(fresh.get(), batches);
+  const std::vector<Report> want = Reports(*fresh);
+  auto expect_policy_figures = [&](Ledger* l) {
+    const std::vector<Report> got = Reports(*l);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].rows, want[i].rows) << i;
+    Result<VerifyReport> check = l->Verify();
+    ASSERT_TRUE(check.ok());
+    EXPECT_TRUE(check->differences.empty()) << check->differences.front().what;
+  };
+  {
+    SCOPED_TRACE("--rules at open");
+    {
+      auto l = Open(dir_a_);
+      ASSERT_NE(l, nullptr);
+      Feed(l.get(), batches, 0, 150);
+    }
+    auto l = Open(dir_a_, kPolicyRules);
+    ASSERT_NE(l, nullptr);
+    const LedgerStats st = l->Stats();
+    EXPECT_EQ(st.open_loans_classified, st.loans);
+    Feed(l.get(), batches, 150);
+    expect_policy_figures(l.get());
+  }
+  {
+    SCOPED_TRACE("rules changed after the snapshot");
+    ScopedTempDir dir;
+    {
+      auto l = Open(dir.path);
+      ASSERT_NE(l, nullptr);
+      Feed(l.get(), batches, 0, 150);
+    }
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path + "/loan-snapshots"))
+      files.push_back(e.path());
+    ASSERT_EQ(files.size(), 1u);
+    const std::string snapshot = files[0].string();
+    const std::string under_default = ReadFile(snapshot);
+    {
+      auto l = Open(dir.path);
+      ASSERT_NE(l, nullptr);
+      EXPECT_EQ(l->Stats().open_loans_classified, 0u);
+      Result<RulesVersion> v = l->ApplyRules(kPolicyRules);
+      ASSERT_TRUE(v.ok()) << v.status().ToString();
+    }  // written again under the new rules, the same replay_from
+    Result<SnapshotInfo> info = ReadSnapshotInfo(snapshot);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    Result<std::shared_ptr<const Rules>> policy = Rules::Parse(kPolicyRules);
+    ASSERT_TRUE(policy.ok());
+    EXPECT_EQ(info->rules_digest, DigestOfRules(**policy));
+    {
+      auto l = Open(dir.path);
+      ASSERT_NE(l, nullptr);
+      const LedgerStats st = l->Stats();
+      EXPECT_EQ(st.open_masks_from_snapshot, st.loans);
+      EXPECT_EQ(st.open_loans_classified, 0u);
+    }
+    // A crash after the rules change, before that snapshot: the older one.
+    WriteFile(snapshot, under_default);
+    auto l = Open(dir.path);
+    ASSERT_NE(l, nullptr);
+    EXPECT_EQ(l->CurrentRules().version, "test-2025");
+    const LedgerStats st = l->Stats();
+    EXPECT_GT(st.loans, 200u);
+    EXPECT_EQ(st.open_masks_from_snapshot, 0u) << "masks of the old rules used";
+    EXPECT_EQ(st.open_loans_classified, st.loans);
+    Feed(l.get(), batches, 150);
+    expect_policy_figures(l.get());
+  }
 }
 
 }  // namespace
