@@ -6,6 +6,8 @@
 #include <random>
 #include <utility>
 
+#include "cluster/record_codec.h"
+
 namespace loanledger::cluster {
 namespace {
 
@@ -61,10 +63,12 @@ size_t GroupPublisher::Send(std::span<const std::string> records, uint64_t expec
   size_t sent = 0;
   for (; sent < records.size(); ++sent) {
     natsMsg* m = nullptr;
-    const std::string& record = records[sent];
+    bool compressed = false;
+    const std::string body = EncodeRecord(records[sent], &compressed);
     const std::string id = prefix + std::to_string(sent);
-    natsStatus s = natsMsg_Create(&m, subject_.c_str(), nullptr, record.data(),
-                                  static_cast<int>(record.size()));
+    natsStatus s =
+        natsMsg_Create(&m, subject_.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+    if (s == NATS_OK && compressed) s = natsMsgHeader_Set(m, kEncodingHeader, kZstdEncoding);
     if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
     if (s == NATS_OK) {
       s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence",

@@ -21,6 +21,7 @@
 #include "cluster/cluster.h"
 #include "cluster/group_publisher.h"
 #include "cluster/nats_util.h"
+#include "cluster/record_codec.h"
 #include "cluster/republish.h"
 #include "cluster/stream_storage.h"
 #include "schema/check.h"
@@ -619,6 +620,7 @@ class NodeImpl final : public Node {
   void FollowLoop() {
     std::unique_ptr<natsSubscription, SubDeleter> sub;
     std::vector<MsgPtr> run;
+    std::vector<std::string> decoded;  // records that came compressed
     std::vector<std::string_view> records;
     while (true) {
       {
@@ -677,11 +679,18 @@ class NodeImpl final : public Node {
       }
       if (run.empty()) continue;
       records.clear();
-      for (const MsgPtr& msg : run) {
-        records.emplace_back(natsMsg_GetData(msg.get()),
-                             static_cast<size_t>(natsMsg_GetDataLength(msg.get())));
+      decoded.resize(run.size());  // not shrunk: the records view into it
+      Status applied = Status::Ok();
+      for (size_t i = 0; i < run.size() && applied.ok(); ++i) {
+        Result<std::string_view> record = DecodeRecord(run[i].get(), &decoded[i]);
+        if (record.ok()) {
+          records.push_back(*record);
+        } else {
+          applied = Status::Corruption("stream sequence " + std::to_string(first + i) + ": " +
+                                       record.status().message());
+        }
       }
-      Status applied = ledger_.ApplyPublished(records, first);
+      if (applied.ok()) applied = ledger_.ApplyPublished(records, first);
       if (!applied.ok()) {
         // A gap (the consumer started before a checkpoint's position) or a
         // store that diverged: start over from the ledger's position.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cluster/nats_util.h"
+#include "cluster/record_codec.h"
 
 namespace loanledger::cluster {
 namespace {
@@ -213,9 +214,13 @@ Status CheckPrefix(const TailRepair& r, const RepairLease& lease, uint64_t first
       }
       const uint64_t seq = meta->Sequence.Stream;
       jsMsgMetaData_Destroy(meta);
-      const std::string_view theirs(natsMsg_GetData(msg.get()),
-                                    static_cast<size_t>(natsMsg_GetDataLength(msg.get())));
-      if (seq != pos || theirs != record) {
+      std::string buffer;
+      Result<std::string_view> theirs = DecodeRecord(msg.get(), &buffer);
+      if (!theirs.ok()) {
+        return Status::Corruption("read " + r.stream + " at " + std::to_string(pos) + ": " +
+                                  theirs.status().message());
+      }
+      if (seq != pos || *theirs != record) {
         return Status::InvalidArgument(
             kRefuse + "the record at stream " + r.stream + " sequence " + std::to_string(pos) +
             (seq != pos ? " is missing (the next is " + std::to_string(seq) + ")"

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build git
-  libboost-all-dev libssl-dev openssl zlib1g-dev librocksdb-dev libflatbuffers-dev flatbuffers-compiler
+  libboost-all-dev libssl-dev openssl zlib1g-dev libzstd-dev librocksdb-dev libflatbuffers-dev flatbuffers-compiler
   prometheus-cpp-dev libgtest-dev libbenchmark-dev
   libspdlog-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   prometheus python3 clang-format-14 docker-compose

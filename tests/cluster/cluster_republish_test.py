@@ -34,6 +34,7 @@ from 1.
 """
 import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -118,11 +119,22 @@ def read(path, offset=0):
         return f.read().decode(errors="replace")
 
 
-def stream_records(cluster, seqs):
-    """The journal stream's records at `seqs` (bytes)."""
+def stream_messages(cluster, seqs):
+    """The journal stream's messages at `seqs`: (body bytes, {"Loanledger-Encoding": ...} or {})
+    each; a record travels zstd-compressed when that header says so (docs/cluster.md)."""
+    out = []
     with NatsClient(cluster.nats.urls()) as nc:
-        return [base64.b64decode(nc.js_api(f"STREAM.MSG.GET.{STREAM}", {"seq": q})["message"]["data"])
-                for q in seqs]
+        for q in seqs:
+            m = nc.js_api(f"STREAM.MSG.GET.{STREAM}", {"seq": q})["message"]
+            hdrs = base64.b64decode(m.get("hdrs", "")).decode(errors="replace")
+            enc = re.search(r"^Loanledger-Encoding: *(\S+)", hdrs, re.M)
+            out.append((base64.b64decode(m["data"]), {"Loanledger-Encoding": enc.group(1)} if enc else {}))
+    return out
+
+
+def stream_records(cluster, seqs):
+    """The journal stream's message bodies at `seqs` (bytes)."""
+    return [body for body, _ in stream_messages(cluster, seqs)]
 
 
 def spawn_repair(cluster, pause_ms):
@@ -227,7 +239,7 @@ def run(w, cluster, reference, mode):
     digest_b, seq_b = st["ll-0-1"]["state_digest"], st["ll-0-1"]["digest_seq"]
     check(seq_b > seq_a, f"part B moved the stream from {seq_a} to {seq_b}")
     check(seq_b >= 3, f"part B: stream seq {seq_b}")
-    first_records = stream_records(cluster, [1, 2, 3])  # the nodes' records at 1..3
+    first_records = stream_messages(cluster, [1, 2, 3])  # the nodes' records at 1..3
     cluster.down()
     restore = "wipe" if mode == "wiped" else "restore"
     if mode == "wiped":
@@ -250,8 +262,9 @@ def run(w, cluster, reference, mode):
         # node's, yet the stream is not a prefix of its log. (Here only: restarting NATS on the
         # emptied stores is quick; `rollback` takes the other branch, a stream that is a prefix.)
         with NatsClient(cluster.nats.urls()) as nc:
-            for q, rec in enumerate([first_records[0], b"not a journal record", first_records[2]], 1):
-                ack = nc.request(SUBJECT, rec)
+            crafted = [first_records[0], (b"not a journal record", {}), first_records[2]]
+            for q, (rec, headers) in enumerate(crafted, 1):
+                ack = nc.request(SUBJECT, rec, headers=headers)
                 check(isinstance(ack, dict) and ack.get("seq") == q, f"crafted record {q}: {ack}")
         refused(cluster, 1, ["--republish-tail"],
                 [f"{STREAM} sequence 2 differs from this store's record", "not a prefix",

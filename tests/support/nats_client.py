@@ -92,13 +92,20 @@ class NatsClient:
         data, self.buf = self.buf[:n], self.buf[n + 2:]
         return data
 
-    def request(self, subject, payload=b"", timeout_s=None):
-        """Publishes with a reply inbox and returns the reply (JSON-decoded if it is JSON)."""
+    def request(self, subject, payload=b"", timeout_s=None, headers=None):
+        """Publishes with a reply inbox (and the header lines `headers`, {name: value}, if any)
+        and returns the reply (JSON-decoded if it is JSON)."""
         self._next += 1
         reply = f"{self._inbox}.{self._next}"
         if isinstance(payload, str):
             payload = payload.encode()
-        self._send(f"PUB {subject} {reply} {len(payload)}\r\n".encode() + payload + b"\r\n")
+        if headers:
+            block = ("NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) +
+                     "\r\n").encode()
+            self._send(f"HPUB {subject} {reply} {len(block)} {len(block) + len(payload)}\r\n".encode() +
+                       block + payload + b"\r\n")
+        else:
+            self._send(f"PUB {subject} {reply} {len(payload)}\r\n".encode() + payload + b"\r\n")
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
         while True:
             line = self._line(deadline)
