@@ -35,6 +35,9 @@ std::string StatsText(const storage::LedgerStats& s, size_t writer_queue, double
     text += "loan_snapshot_last_error " + s.last_snapshot_error + '\n';
   }
   line("events_since_loan_snapshot", s.events_since_snapshot);
+  // How the last start found the loans' categories (docs/operations.md).
+  line("open_loans_categories_from_snapshot", s.open_masks_from_snapshot);
+  line("open_loans_classified", s.open_loans_classified);
   line("rocksdb_memtable_bytes", s.memtable_bytes);
   line("rocksdb_pending_compaction_bytes", s.pending_compaction_bytes);
   line("rocksdb_live_sst_bytes", s.live_sst_bytes);

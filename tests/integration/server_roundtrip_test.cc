@@ -267,6 +267,9 @@ TEST_F(ServerRoundTrip, AdminVerifiesAndReadsStats) {
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_NE(stats->find("batches_applied 1"), std::string::npos) << *stats;
   EXPECT_NE(stats->find("connections_active"), std::string::npos) << *stats;
+  // A new store: no loan at open, so none classified nor read with categories.
+  EXPECT_NE(stats->find("open_loans_categories_from_snapshot 0\n"), std::string::npos) << *stats;
+  EXPECT_NE(stats->find("open_loans_classified 0\n"), std::string::npos) << *stats;
 }
 
 TEST_F(ServerRoundTrip, VerifyFlagChecksTheStoreOffline) {
