@@ -105,6 +105,17 @@ class StorageRulesTest : public testing::Test {
     }
   }
   // Every report a regulator could ask for, on a few dates.
+  // `l` answers every report of Reports as `want` holds, and Verify finds
+  // no difference (its figures are its journal's under its rules).
+  static void ExpectFigures(Ledger& l, const std::vector<Report>& want) {
+    const std::vector<Report> got = Reports(l);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].rows, want[i].rows) << i;
+    Result<VerifyReport> check = l.Verify();
+    ASSERT_TRUE(check.ok());
+    EXPECT_TRUE(check->differences.empty()) << check->differences.front().what;
+  }
+
   static std::vector<Report> Reports(const Ledger& l) {
     std::vector<Report> out;
     for (const char* date : {"2023-06-30", "2024-03-31", "2026-12-31"}) {
@@ -351,12 +362,7 @@ TEST_F(StorageRulesTest, OldVersionAnswersDuringTheRecomputeAndWritersGoOn) {
   Feed(a.get(), batches, next);
   auto b = Open(dir_b_, kPolicyRules);
   Feed(b.get(), batches);
-  const std::vector<Report> ra = Reports(*a);
-  const std::vector<Report> rb = Reports(*b);
-  for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i].rows, rb[i].rows) << i;
-  Result<VerifyReport> check = a->Verify();
-  ASSERT_TRUE(check.ok());
-  EXPECT_TRUE(check->differences.empty()) << check->differences.front().what;
+  ExpectFigures(*a, Reports(*b));
 }
 
 // Loan snapshots keep each loan's categories with a digest of the rules
@@ -386,13 +392,7 @@ TEST_F(StorageRulesTest, SnapshotMasksAreUsedWhenTheRulesAreUnchanged) {
     auto fresh = Open(fresh_dir.path, rules);
     ASSERT_NE(fresh, nullptr);
     Feed(fresh.get(), batches);
-    const std::vector<Report> ra = Reports(*l);
-    const std::vector<Report> rb = Reports(*fresh);
-    ASSERT_EQ(ra.size(), rb.size());
-    for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i].rows, rb[i].rows) << i;
-    Result<VerifyReport> check = l->Verify();
-    ASSERT_TRUE(check.ok());
-    EXPECT_TRUE(check->differences.empty()) << check->differences.front().what;
+    ExpectFigures(*l, Reports(*fresh));
   }
 }
 
@@ -408,14 +408,7 @@ TEST_F(StorageRulesTest, SnapshotMasksUnderOtherRulesAreNotUsed) {
   ASSERT_NE(fresh, nullptr);
   Feed(fresh.get(), batches);
   const std::vector<Report> want = Reports(*fresh);
-  auto expect_policy_figures = [&](Ledger* l) {
-    const std::vector<Report> got = Reports(*l);
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].rows, want[i].rows) << i;
-    Result<VerifyReport> check = l->Verify();
-    ASSERT_TRUE(check.ok());
-    EXPECT_TRUE(check->differences.empty()) << check->differences.front().what;
-  };
+  auto expect_policy_figures = [&](Ledger* l) { ExpectFigures(*l, want); };
   {
     SCOPED_TRACE("--rules at open");
     {
