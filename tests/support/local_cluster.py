@@ -23,8 +23,10 @@ BIN_DIR/client/loanledger; a directory holding both binaries directly (an
 install prefix's bin/) works too. NATS_SERVER overrides `nats-server`.
 
 loanledgerd flags: `--nats URLS --node ll-P-R --partition P --partitions P
---replicas 3` (JetStream stream replicas: the 3 NATS servers; not this
-script's --replicas, which is loanledgerd replicas per partition), `--listen
+--replicas 3` (URLS: every NATS server, node ll-P-R's "own" server
+((R - 1) mod 3) + 1 first, which loanledgerd tries first; JetStream stream
+replicas: the 3 NATS servers; not this script's --replicas, which is
+loanledgerd replicas per partition), `--listen
 127.0.0.1:PORT --metrics-listen 127.0.0.1:PORT --data --tokens --ready-file`.
 PORT is 0 the first time (the kernel picks it; the ready file reports it) and
 the port bound last time on the next `up` of the same DIR, so that
