@@ -179,6 +179,26 @@ void Aggregator::Apply(const PreparedCells& prepared) {
   }
 }
 
+void Aggregator::AddCells(std::span<const CellChange> cells) {
+  for (size_t i = 0; i < cells.size();) {
+    const uint64_t series = cells[i].packed >> 24;
+    size_t j = i + 1;
+    while (j < cells.size() && (cells[j].packed >> 24) == series) ++j;
+    LL_CHECK(j == cells.size() || series < (cells[j].packed >> 24));  // sorted
+    const std::span<const CellChange> run = cells.subspan(i, j - i);
+    const CellKey k = UnpackCell(cells[i].packed);
+    LL_CHECK(k.province != 0 && k.institution != 0);
+    // The same Adds on each series, in the same order, as AddCell's.
+    series_[SeriesKey(k.category, k.province, k.institution)].AddSorted(run);
+    series_[SeriesKey(k.category, k.province, 0)].AddSorted(run);
+    if (k.province < kRegionGroupCellByteMin) {  // as in AddCell
+      series_[SeriesKey(k.category, 0, k.institution)].AddSorted(run);
+      series_[SeriesKey(k.category, 0, 0)].AddSorted(run);
+    }
+    i = j;
+  }
+}
+
 const DaySeries* Aggregator::Find(Category c, uint8_t province, uint32_t institution) const {
   auto it = series_.find(SeriesKey(c, province, institution));
   return it == series_.end() ? nullptr : &it->second;

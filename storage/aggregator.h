@@ -85,6 +85,12 @@ class Aggregator {
   // run and one Add per (series, day) at each level instead of one per cell.
   static PreparedCells Prepare(std::vector<CellChange> cells);
   void Apply(const PreparedCells& prepared);
+  // The same as AddCell for each of `cells` in turn (distinct real cells
+  // sorted by packed key, as the cells column family holds them): each run
+  // of one cell series goes whole (DaySeries::AddSorted) into that series
+  // and its three rollups, one lookup per series and month instead of four
+  // per cell. The open rebuilds the aggregates from the stored cells so.
+  void AddCells(std::span<const CellChange> cells);
   const DaySeries* Find(Category c, uint8_t province, uint32_t institution) const;
   // The cell's change on its day (zero if none).
   Measures CellOnDay(const CellKey& key) const;

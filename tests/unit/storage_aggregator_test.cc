@@ -1,7 +1,8 @@
 // The in-memory aggregates (storage/aggregator.h): a group's cells applied
 // through Prepare + Apply (sorted runs, rollups merged per level) give the
-// same series, day by day, as AddCell cell by cell; DaySeries::AddSorted
-// equals Add in turn, including changes that cancel a day out.
+// same series, day by day, as AddCell cell by cell, and so do a store's
+// cells rebuilt in chunks (AddCells); DaySeries::AddSorted equals Add in
+// turn, including changes that cancel a day out.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -149,6 +150,71 @@ TEST(StorageAggregator, PrepareDropsZeroChangesAndMergesRollups) {
   EXPECT_EQ(p.levels[2][0].delta, plus + minus);
   ASSERT_EQ(p.levels[3].size(), 1u);
   EXPECT_EQ(p.levels[3][0].delta, (Measures{0, 0, 100, 100, 0}));
+}
+
+// The open's rebuild: every stored cell (distinct, key order) through
+// AddCells in chunks of any size (one series run, several, or a series
+// split anywhere) gives the same series at every level as AddCell cell by
+// cell, including which series exist (rollups whose changes cancel out
+// leave an empty series).
+TEST(StorageAggregator, AddCellsInChunksEqualsAddCellOnAStore) {
+  std::mt19937_64 rng(23);
+  const std::vector<uint8_t> provinces = {11, 12, 31, 44, 65, 100, 102};
+  const std::vector<Category> categories = {Category::kTotal, static_cast<Category>(2),
+                                            static_cast<Category>(9)};
+  const Day first = DaysFromCivil(CivilDate{2022, 1, 1});
+  std::map<uint64_t, Measures> store;  // the cells column family, in key order
+  for (Category c : categories) {
+    for (uint8_t p : provinces) {
+      for (uint32_t i = 1; i <= 12; ++i) {
+        const Day from = first + static_cast<Day>(rng() % 400);
+        for (Day d = from; d < first + 1100; d += 1 + static_cast<Day>(rng() % 3)) {
+          store[PackCell(CellKey{c, p, i, d})] = RandomMeasures(rng);
+        }
+      }
+    }
+  }
+  // A cell (c,p,i2,d) that cancels (c,p,i1,d) out in the (c,p,0) rollup,
+  // and one that cancels across provinces in (c,0,i) and (c,0,0).
+  const Day lone = first - 30;
+  const Measures in{700, 1, 0, 0, 0};
+  store[PackCell(CellKey{Category::kTotal, 11, 3, lone})] = in;
+  store[PackCell(CellKey{Category::kTotal, 11, 4, lone})] = Measures{} - in;
+  const Day lone2 = first - 60;
+  store[PackCell(CellKey{static_cast<Category>(9), 12, 5, lone2})] = in;
+  store[PackCell(CellKey{static_cast<Category>(9), 31, 5, lone2})] = Measures{} - in;
+  ASSERT_GT(store.size(), 50'000u);
+
+  Aggregator by_cell;
+  for (const auto& [packed, m] : store) by_cell.AddCell(UnpackCell(packed), m);
+  for (size_t chunk : {size_t{1}, size_t{7}, size_t{1000}, size_t{65536}, store.size()}) {
+    Aggregator by_chunk;
+    std::vector<CellChange> cells;
+    for (const auto& [packed, m] : store) {
+      cells.push_back(CellChange{packed, m});
+      if (cells.size() == chunk) {
+        by_chunk.AddCells(cells);
+        cells.clear();
+      }
+    }
+    by_chunk.AddCells(cells);
+    const std::string what = "chunks of " + std::to_string(chunk);
+    ASSERT_EQ(by_chunk.series_count(), by_cell.series_count()) << what;
+    for (Category c : categories) {
+      for (uint8_t p : std::vector<uint8_t>{0, 11, 12, 31, 44, 65, 100, 102}) {
+        for (uint32_t i = 0; i <= 12; ++i) {
+          const std::string series = what + ", series (" + std::to_string(static_cast<int>(c)) +
+                                     "," + std::to_string(p) + "," + std::to_string(i) + ")";
+          ASSERT_EQ(by_chunk.Find(c, p, i) != nullptr, by_cell.Find(c, p, i) != nullptr) << series;
+          ExpectSameSeries(by_cell.Find(c, p, i), by_chunk.Find(c, p, i), series);
+          if (HasFailure()) return;
+        }
+      }
+    }
+    // The cancelled-out day is absent from the rollup, which has no other day.
+    EXPECT_EQ(by_chunk.Find(Category::kTotal, 11, 0)->OnDay(lone), Measures{});
+    EXPECT_EQ(by_chunk.Find(static_cast<Category>(9), 0, 5)->OnDay(lone2), Measures{});
+  }
 }
 
 }  // namespace
