@@ -13,11 +13,13 @@
 //
 // File mode: instead of the synthetic stream, real CSV files (docs/data.md,
 // e.g. from `loanledger gen --out-dir`), each file one institution's:
-//   loanledger-load --files DIR_OR_FILE... --tokens FILE [--connections 4] ...
+//   loanledger-load --files DIR_OR_FILE... --tokens FILE [--connections 4] [--rate N] ...
 // FILE then holds `INSTITUTION_ID TOKEN` per line. Each connection takes the
 // next file (largest first), connects as the institution of its first event
 // and submits it pipelined; a rejected event ends the run (exit 2). Nothing
 // of a CLI process (start, connect, auth per file aside) is measured.
+// --rate N paces the batches so that all connections together send at most
+// N events a second (e.g. half the rate a run without it reached).
 //
 // Reports only: `--reports-only` submits nothing and asks for reports until
 // SIGTERM or SIGINT (a script's load runs beside it), then prints their
@@ -67,6 +69,7 @@ struct Options {
   bool by_province = false;
   std::string report_date = "2024-09-30";
   std::vector<std::string> files;  // file mode: CSV files or directories of them
+  uint64_t rate = 0;               // file mode: at most this many events/s in all; 0 = no limit
   bool reports_only = false;       // submit nothing; report queries until SIGTERM/SIGINT
   bool both_reports = false;       // alternate national and by-province queries
 };
@@ -214,6 +217,19 @@ struct LoadTotals {
   std::vector<double> ack_latencies_ms;  // per batch, sent to acknowledged
   std::string failure;                   // the first failure; "" = none
   std::atomic<uint64_t> acked_events{0};
+  // --rate: the events every connection has claimed so far, and when the
+  // load began; a batch that brings the total to N leaves no earlier than
+  // start + N / rate.
+  uint64_t rate = 0;
+  Clock::time_point start = Clock::now();
+  std::atomic<uint64_t> claimed_events{0};
+  void Pace(size_t events) {
+    if (rate == 0) return;
+    const uint64_t upto = claimed_events.fetch_add(events) + events;
+    std::this_thread::sleep_until(
+        start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                    static_cast<double>(upto) / static_cast<double>(rate))));
+  }
   void Fail(std::string what) {
     std::lock_guard lock(mu);
     if (failure.empty()) failure = std::move(what);
@@ -258,6 +274,7 @@ void SubmitFile(const client::ClientOptions& base, const std::map<std::string, s
           events.push_back(first);
         }
         if (events.empty()) return false;
+        totals.Pace(events.size());
         sent.push_back(Clock::now());
         return true;
       },
@@ -387,6 +404,9 @@ int main(int argc, char** argv) {
   app.add_flag("--by-province", opt.by_province, "report queries grouped by province");
   app.add_option("--report-date", opt.report_date, "date of the report queries (YYYY-MM-DD)")
       ->capture_default_str();
+  app.add_option("--rate", opt.rate,
+                 "file mode: send at most this many events per second over all connections "
+                 "(0 = as fast as the server acknowledges)");
   app.add_option("--files", opt.files,
                  "file mode: CSV files (docs/data.md) or directories of them, one institution "
                  "each, instead of the synthetic stream (connections take files largest first)");
@@ -443,10 +463,16 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (opt.rate != 0 && opt.files.empty()) {
+    std::fprintf(stderr, "--rate needs --files\n");
+    return 2;
+  }
   LoadTotals totals;
+  totals.rate = opt.rate;
   std::atomic<bool> loading{true};
   std::atomic<size_t> next_file{0};
   const Clock::time_point start = Clock::now();
+  totals.start = start;
   std::vector<std::thread> workers;
   if (!files.empty()) {
     for (uint32_t c = 0; c < opt.connections; ++c) {

@@ -23,7 +23,9 @@
 # Common options: --seed N (3), --batch N (submit's default), --via load
 # (submit the same files through loanledger-load --files, PARALLEL
 # connections in one process, instead of one CLI process per file: the
-# server's apply path without process start-up), --cache DIR
+# server's apply path without process start-up), --rate N (with --via load:
+# at most N events/s over all connections, e.g. half of a full-rate run's),
+# --cache DIR
 # (generated files and the built store for (c); default
 # /tmp/loanledger-workloads; reused when the same options come again),
 # --keep (keep the run's work directory). BUILD_DIR (default build) must hold
@@ -38,7 +40,7 @@ LL=$BUILD_DIR/client/loanledger
 LLD=$BUILD_DIR/server/loanledgerd
 LOAD=$BUILD_DIR/bench/loanledger-load
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
 [ $# -ge 1 ] || usage
 WORKLOAD=$1; shift
 case "$WORKLOAD" in
@@ -48,7 +50,7 @@ case "$WORKLOAD" in
   *) usage ;;
 esac
 SEED=3; PARALLEL=4; DAY=2024-12-02; DAYS=1; BATCH=""; REPORT_INTERVAL_MS=10
-CACHE=/tmp/loanledger-workloads; KEEP=0; VIA=cli
+CACHE=/tmp/loanledger-workloads; KEEP=0; VIA=cli; RATE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
@@ -62,6 +64,7 @@ while [ $# -gt 0 ]; do
     --cache) CACHE=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --via) VIA=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
     *) echo "workload.sh: unknown option $1" >&2; usage ;;
   esac
 done
@@ -71,6 +74,8 @@ done
 [[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || { echo "workload.sh: bad --parallel $PARALLEL" >&2; exit 1; }
 [[ "$DAYS" =~ ^[1-9][0-9]*$ ]] || { echo "workload.sh: bad --days $DAYS" >&2; exit 1; }
 [[ "$VIA" =~ ^(cli|load)$ ]] || { echo "workload.sh: bad --via $VIA (cli or load)" >&2; exit 1; }
+[[ "$RATE" =~ ^[0-9]+$ ]] || { echo "workload.sh: bad --rate $RATE (events per second)" >&2; exit 1; }
+[ "$RATE" = 0 ] || [ "$VIA" = load ] || { echo "workload.sh: --rate needs --via load" >&2; exit 1; }
 
 BANKS_ARGS=()
 [ "$BANKS" != 0 ] && BANKS_ARGS=(--banks "$BANKS")
@@ -191,7 +196,7 @@ timed_submit() {  # LABEL DIR
   if [ "$VIA" = load ]; then
     processes=1
     "$LOAD" --server "$SERVER" --tokens "$WORK/institution-tokens" --files "$dir" \
-      --connections "$PARALLEL" ${BATCH:+--batch "$BATCH"} > "$WORK/load.out"
+      --connections "$PARALLEL" ${BATCH:+--batch "$BATCH"} --rate "$RATE" > "$WORK/load.out"
   else
     submit_jobs "$WORK/jobs"
   fi
