@@ -162,6 +162,16 @@ def check_bench_scripts(build, work):
             shares = [float(x) for x in re.findall(r"<= [\d.]+ ms ([\d.]+)%", m.group(2))]
             assert len(shares) == 6 and shares == sorted(shares) and shares[-1] <= 100.0, out
         print(f"workload.sh {' '.join(args)}:\n{out}")
+    # --rate paces the load tool: the last batch cannot leave before events / rate seconds (a
+    # lower bound that sleeping guarantees, not a timing of the machine).
+    base = ["b", "--scale", "2e-5", "--banks", "200", "--via", "load", "--parallel", "2", "--cache", cache]
+    events = int(re.search(r"events=(\d+)", run([script, *base], env=env).stdout).group(1))
+    rate = max(1, events // 2)  # about 2 s
+    out = run([script, *base, "--rate", str(rate)], env=env).stdout
+    seconds = float(re.search(r"seconds=([\d.]+)", out).group(1))
+    assert seconds >= events / rate - 0.01, (events, rate, out)
+    r = run([script, "b", "--scale", "2e-5", "--rate", "1000", "--cache", cache], env=env, expect=1)
+    assert "--rate needs --via load" in r.stderr, r.stderr
 
 
 def main():
