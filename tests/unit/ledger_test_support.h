@@ -140,6 +140,9 @@ inline bool IsZeroOrAbsent(const Report& r, Category c, std::string_view group) 
          row->written_off_ytd_fen == 0 && !row->yoy_growth_pct.has_value();
 }
 
+inline void ExpectSameLoan(const LoanView& a, const LoanView& b);
+inline void ExpectSameReport(const Report& a, const Report& b);
+
 class StorageLedgerTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -261,7 +264,19 @@ class StorageLedgerTest : public testing::Test {
     for (const auto& [inst, loan] : loans) s.loans.push_back(Loan(inst, loan));
     return s;
   }
-
+  // Every report, series and loan of two Takes equal.
+  static void ExpectSameSnapshot(const Snapshot& before, const Snapshot& after) {
+    ASSERT_EQ(before.reports.size(), after.reports.size());
+    for (size_t i = 0; i < before.reports.size(); ++i)
+      ExpectSameReport(before.reports[i], after.reports[i]);
+    ASSERT_EQ(before.series.size(), after.series.size());
+    for (size_t i = 0; i < before.series.size(); ++i) {
+      EXPECT_EQ(before.series[i].points, after.series[i].points) << i;
+    }
+    ASSERT_EQ(before.loans.size(), after.loans.size());
+    for (size_t i = 0; i < before.loans.size(); ++i)
+      ExpectSameLoan(before.loans[i], after.loans[i]);
+  }
   std::string dir_;
   std::unique_ptr<Ledger> ledger_;
   // Passed by Options() (the snapshot tests lower them; Reopen() to apply).

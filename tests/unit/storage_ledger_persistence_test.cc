@@ -57,15 +57,8 @@ TEST_F(StorageLedgerTest, CloseAndReopenGivesIdenticalAnswers) {
       {"B0001", "L1"}, {"B0002", "L2"}, {"B0001", "L3"}};
   const Snapshot before = Take(loans);
   Reopen();
-  const Snapshot after = Take(loans);
-  ASSERT_EQ(before.reports.size(), after.reports.size());
-  for (size_t i = 0; i < before.reports.size(); ++i)
-    ExpectSameReport(before.reports[i], after.reports[i]);
-  ASSERT_EQ(before.series.size(), after.series.size());
-  for (size_t i = 0; i < before.series.size(); ++i) {
-    EXPECT_EQ(before.series[i].points, after.series[i].points) << i;
-  }
-  for (size_t i = 0; i < before.loans.size(); ++i) ExpectSameLoan(before.loans[i], after.loans[i]);
+  ExpectSameSnapshot(before, Take(loans));
+  if (HasFatalFailure()) return;
   // Exactly-once survives the restart: resent events are duplicates, the next seq applies.
   const ApplyResult dup = Apply(SampleStream());
   EXPECT_TRUE(dup.applied);
@@ -179,15 +172,8 @@ TEST_F(StorageLedgerTest, ReopenRebuildsTheWritersAggregatesOnManySeriesAndDays)
   const auto balances_before = balances();
   EXPECT_GT(balances_before.size(), 10u);
   Reopen();
-  const Snapshot after = Take(loans);
-  ASSERT_EQ(before.reports.size(), after.reports.size());
-  for (size_t i = 0; i < before.reports.size(); ++i)
-    ExpectSameReport(before.reports[i], after.reports[i]);
-  ASSERT_EQ(before.series.size(), after.series.size());
-  for (size_t i = 0; i < before.series.size(); ++i) {
-    EXPECT_EQ(before.series[i].points, after.series[i].points) << i;
-  }
-  for (size_t i = 0; i < before.loans.size(); ++i) ExpectSameLoan(before.loans[i], after.loans[i]);
+  ExpectSameSnapshot(before, Take(loans));
+  if (HasFatalFailure()) return;
   EXPECT_EQ(balances_before, balances());
   Result<VerifyReport> v = ledger_->Verify();
   ASSERT_TRUE(v.ok());
