@@ -3,6 +3,7 @@
 // loaded from the newest snapshot (or, format 1, the "loans" column family,
 // then migrated) and the journal since it replayed, the cells into the
 // aggregator. The apply path is ledger_apply.cc; loan snapshots snapshot.cc.
+#include <openssl/crypto.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/write_batch.h>
 
@@ -61,6 +62,13 @@ Status LastJournalBatch(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint64
 }  // namespace
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
+  // Closing writes a loan snapshot whose header holds a SHA-256 of the rules
+  // (OpenSSL). Initialising OpenSSL now registers its atexit cleanup before
+  // a static that holds a Ledger finishes constructing, so the cleanup runs
+  // after that Ledger is closed, not before (a static Ledger used to crash
+  // at exit in the fuzz harness). Options 0 would return at once without
+  // initialising; loading the config is what the first digest does anyway.
+  LL_CHECK(OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr) == 1);
   std::error_code ec;
   std::filesystem::create_directories(options.path, ec);
   if (ec) return Status::IoError("cannot create " + options.path + ": " + ec.message());
