@@ -237,6 +237,48 @@ TEST(WireFrames, BothAlignmentConventionsVerify) {
   }
 }
 
+TEST(WireFrames, AMisalignedVectorOfULongIsRefused) {
+  // A [ulong] whose elements sit at 4 mod 8 passes the FlatBuffers 2.0.8
+  // verifier (it checks only the length word); reading it would be a
+  // misaligned load. Build stream_positions from 32-bit words, once with and
+  // once without a 4-byte shift: one layout is aligned and must verify with
+  // the positions readable, the other must be refused.
+  int refused = 0, accepted = 0;
+  for (int shift = 0; shift < 2; ++shift) {
+    fb::FlatBufferBuilder b;
+    const auto version = b.CreateString("r");
+    b.StartVector(2, sizeof(uint32_t));
+    if (shift == 1) b.PushElement<uint32_t>(0);  // moves the elements by 4 bytes
+    b.PushElement<uint32_t>(0);                  // high word of 7
+    b.PushElement<uint32_t>(7);                  // low word (little-endian)
+    const fb::Offset<fb::Vector<uint64_t>> positions(b.EndVector(1));
+    wire::ReportReplyBuilder reply(b);
+    reply.add_date(20240930);
+    reply.add_rules_version(version);
+    reply.add_stream_positions(positions);
+    const auto body = reply.Finish();
+    wire::FinishSizePrefixedMessageBuffer(
+        b, wire::CreateMessage(b, 9, wire::Body::ReportReply, body.Union()));
+    std::vector<uint8_t> storage;
+    Result<const wire::Message*> v =
+        wire::VerifyFrame({b.GetBufferPointer(), b.GetSize()}, wire::kReplyLimits, storage);
+    if (v.ok()) {
+      ++accepted;
+      const auto* p = (*v)->body_as_ReportReply()->stream_positions();
+      ASSERT_NE(p, nullptr);
+      ASSERT_EQ(p->size(), 1u);
+      EXPECT_EQ(p->Get(0), 7u);
+    } else {
+      ++refused;
+      EXPECT_EQ(v.status().code(), Status::Code::kInvalidArgument);
+      EXPECT_NE(v.status().message().find("misaligned"), std::string::npos)
+          << v.status().ToString();
+    }
+  }
+  EXPECT_EQ(accepted, 1);
+  EXPECT_EQ(refused, 1);
+}
+
 TEST(Tokens, FileFormatIsParsedAndChecked) {
   const std::string h1 = Sha256Hex("one"), h2 = Sha256Hex("two"), h3 = Sha256Hex("three");
   std::string upper = h3;
