@@ -2,7 +2,7 @@
 """A partitioned cluster (issue 13) against a single node, to the fen; real nats-server and
 loanledgerd processes (tests/support/local_cluster.py), every one stopped by its PID.
 
-    cluster_partitions_test.py BUILD_DIR PARTITIONS REPLICAS [--map] [--keep]
+    cluster_partitions_test.py BUILD_DIR PARTITIONS REPLICAS [--map] [--silent] [--keep]
 
 The 151 institution files of `gen --scale 0.00002 --seed 5` go to a plain loanledgerd and, with
 `loanledger submit --server <every node>`, to a cluster of PARTITIONS x REPLICAS nodes: each
@@ -16,7 +16,10 @@ EVERY node:
   - an institution's token sees only its own figures, whichever node it asks (fan-out included);
   - with a partition's nodes stopped, a query that needs that partition fails with UNAVAILABLE
     naming it (never a partial sum) and one scoped to an institution of another partition is
-    answered; once they are back, the answer is the single node's again.
+    answered; once they are back, the answer is the single node's again;
+  - with --silent, first with a partition's nodes paused (SIGSTOP: subscribed, never answering),
+    a query that needs it fails after the 5 s wait naming it, and once they resume the next
+    answers are the single node's (their late answers are not taken for a newer query's).
 """
 import json
 import os
@@ -178,9 +181,38 @@ def dead_partition(w, cluster, reference, loans, partition_of):
     log(f"partition {dead} back: answers equal the single node's again")
 
 
+def silent_partition(w, cluster, reference, loans):
+    """Pauses (SIGSTOP) every node of the last partition: they stay subscribed but answer nothing,
+    so the asking node's wait runs out. A report that needs the partition must fail naming it and
+    the wait, never sum what the others sent; once they run again, their late answers to the
+    timed-out questions must not be taken for a newer query's."""
+    silent = cluster.partitions - 1
+    alive = cluster.node(0, 1)
+    for r in range(1, cluster.replicas + 1):
+        cluster.pause(silent, r)
+    log(f"paused every node of partition {silent} (subscribed, silent)")
+    try:
+        start = time.monotonic()
+        p = w.run_cli(["report", "--date", DATE, "--format", "json", "--server", alive.client(),
+                       "--token", w.regulator], check_rc=False)
+        took = time.monotonic() - start
+    finally:
+        for r in range(1, cluster.replicas + 1):
+            cluster.resume(silent, r)
+    check(p.returncode != 0 and f"partition {silent}" in p.stderr and "waited 5000 ms" in p.stderr,
+          f"a report with partition {silent} silent: rc {p.returncode}, out {p.stdout[:200]!r}, "
+          f"err {p.stderr.strip()!r}")
+    check(took >= 5.0, f"the report failed after {took:.1f} s, before the 5 s wait ran out")
+    log(f"report with partition {silent} silent failed after {took:.1f} s: {p.stderr.strip()}")
+    got = answers(w, alive.client(), w.regulator, loans)
+    compare(got, reference, f"{alive.name} after partition {silent} resumed")
+    log(f"partition {silent} resumed: the next answers equal the single node's")
+
+
 def main(argv):
     if len(argv) < 3:
-        print(f"usage: {sys.argv[0]} BUILD_DIR PARTITIONS REPLICAS [--map] [--keep]", file=sys.stderr)
+        print(f"usage: {sys.argv[0]} BUILD_DIR PARTITIONS REPLICAS [--map] [--silent] [--keep]",
+              file=sys.stderr)
         return 2
     build, partitions, replicas, keep = argv[0], int(argv[1]), int(argv[2]), "--keep" in argv
     use_map = "--map" in argv
@@ -252,6 +284,8 @@ def main(argv):
         if use_map:
             refuse_other_map(w, cluster, build, map_file)
         institution_sees_itself(w, cluster)
+        if "--silent" in argv:
+            silent_partition(w, cluster, reference, loans)
         dead_partition(w, cluster, reference, loans, partition_of)
         ok = True
     except Failure as e:
