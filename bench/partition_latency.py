@@ -3,16 +3,18 @@
 single-node goals plus one loopback round trip"). Not a test: nothing is asserted.
 
     bench/partition_latency.py [BUILD_DIR] [--scale S] [--seconds N] [--partitions P] [--replicas R]
+                               [--national-only]
 
 The generator's national portfolio (`gen --scale S --seed 3`, one file per bank) goes through
 `loanledger submit` to a single loanledgerd and to a cluster of P partitions x R replicas
 (default 1) on 3 nats-server (tests/support/local_cluster.py: replica R's nodes list
 nats-server ((R - 1) mod 3) + 1 first); then `loanledger-load --reports-only --both-reports`
 asks each, for N seconds, for the national report and the report by province (every category)
-every 2 ms, and prints p50/p99. Beside them, the yardstick "one loopback round trip":
-`nats-rtt` (bench/nats_rtt.cc) times a bare request/reply through nats-server for N seconds,
-requester and responder on the same server and on two routed servers. Every process binds
-127.0.0.1 on ports chosen at run time and is stopped by its PID.
+in turn every 2 ms (with --national-only, the national one only), and prints p50/p99. Beside
+them, the yardstick "one loopback round trip": `nats-rtt` (bench/nats_rtt.cc) times a bare
+request/reply through nats-server for N seconds, requester and responder on the same server and
+on two routed servers. Every process binds 127.0.0.1 on ports chosen at run time and is stopped
+by its PID.
 """
 import argparse
 import os
@@ -33,10 +35,12 @@ from ll_server import start_loanledgerd  # noqa: E402
 from local_cluster import LocalCluster  # noqa: E402
 
 
-def reports(build, server, token, seconds):
-    """loanledger-load --reports-only for `seconds`; {'national': (p50, p99, n), 'province': ...}."""
+def reports(build, server, token, seconds, both=True):
+    """loanledger-load --reports-only for `seconds`; {'national': (p50, p99, n), 'province': ...}
+    (national only when not `both`)."""
     p = subprocess.Popen([os.path.join(build, "bench", "loanledger-load"), "--server", server,
-                          "--regulator-token", token, "--reports-only", "--both-reports",
+                          "--regulator-token", token, "--reports-only",
+                          *(["--both-reports"] if both else []),
                           "--report-interval-ms", "2", "--report-date", "2024-09-30"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(seconds)
@@ -72,6 +76,8 @@ def main(argv):
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--national-only", action="store_true",
+                    help="ask only for the national report (default: national and by province in turn)")
     args = ap.parse_args(argv)
     build = os.path.abspath(args.build)
     cluster_workload.SCALE, cluster_workload.SEED = args.scale, "3"
@@ -96,9 +102,11 @@ def main(argv):
         rows, trips = [], []
         nats1, nats2 = (cluster.nats.nodes[k].client_url() for k in sorted(cluster.nats.nodes)[:2])
         for rnd in (1, 2):  # alternate, one sitting
-            rows.append(("single node", rnd, reports(build, single.address(), w.regulator, args.seconds)))
+            rows.append(("single node", rnd, reports(build, single.address(), w.regulator, args.seconds,
+                                                           not args.national_only)))
             rows.append((f"{args.partitions} x {args.replicas} cluster (asked of ll-0-1)", rnd,
-                         reports(build, cluster.node(0, 1).client(), w.regulator, args.seconds)))
+                         reports(build, cluster.node(0, 1).client(), w.regulator, args.seconds,
+                                 not args.national_only)))
             trips.append(("same server", rnd, round_trips(build, nats1, nats1, args.seconds)))
             trips.append(("two routed servers", rnd, round_trips(build, nats1, nats2, args.seconds)))
         print(f"{w.events} events, {len(w.files)} banks; reports every 2 ms for {args.seconds:.0f} s each")
