@@ -30,6 +30,16 @@ every running server (at least a quorum) follows one leader that counts fewer
 (at least a quorum) and lists them as current replicas (/jsz
 meta_cluster.replicas) for SIZE_GRACE_S, it accepts the group with a warning.
 
+Garbage collector. Every nats-server is started with GOGC=off and
+GOMEMLIMIT=512MiB unless the environment sets them: the Go runtime then
+collects only as the heap nears 512 MiB, not each time it doubles. With
+Go's default (GOGC=100) a server whose live heap is a few MiB collects every
+few MiB of traffic, and on a small machine those collections delayed the
+partitions' answers: a 2 x 1 cluster's national report p99 went from
+1.7-2.3 ms to 0.9-1.0 ms (bench/RESULTS.md, session 11). A server's RSS
+in a test stays far below the limit (51 MB at most in cluster_partitions_2x2
+with no limit at all).
+
 Processes are started in their own session (they outlive the Python process
 that started them: scripts/cluster.sh returns), each PID is written to
 DIR/pids/nats-K.pid, and every signal goes to that PID only after
@@ -54,6 +64,7 @@ FORM_TIMEOUT_S = 60.0       # JetStream meta group formed / a leader elected
 SIZE_GRACE_S = 10.0         # module doc, "Meta group size"
 STOP_TIMEOUT_S = 20.0       # SIGTERM to exit, then SIGKILL
 POLL_S = 0.05
+GO_GC_ENV = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}  # module doc, "Garbage collector"
 
 _IN_USE = re.compile(r":(\d+): bind: address already in use")
 
@@ -231,8 +242,11 @@ cluster {{
             self._log_offset = log.tell()
             log.write(f"--- start {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
             log.flush()
+            env = dict(os.environ)
+            for k, v in GO_GC_ENV.items():
+                env.setdefault(k, v)
             self.proc = subprocess.Popen([self.nats_server, "-c", self.conf], stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log, start_new_session=True)
+                                         stdout=log, stderr=log, start_new_session=True, env=env)
         write_file_atomic(self.pid_file, f"{self.proc.pid}\n")
 
     def wait_listening(self, timeout_s=START_TIMEOUT_S):
