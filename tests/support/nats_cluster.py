@@ -32,11 +32,11 @@ meta_cluster.replicas) for SIZE_GRACE_S, it accepts the group with a warning.
 
 Garbage collector. Every nats-server is started with GOGC=off and
 GOMEMLIMIT=512MiB unless the environment sets them: the Go runtime then
-collects only as the heap nears 512 MiB, not each time it doubles. With
-Go's default (GOGC=100) a server whose live heap is a few MiB collects every
-few MiB of traffic, and on a small machine those collections delayed the
-partitions' answers: a 2 x 1 cluster's national report p99 went from
-1.7-2.3 ms to 0.9-1.0 ms (bench/RESULTS.md, session 11). A server's RSS
+collects only as the heap nears 512 MiB. With Go's default (GOGC=100) it
+collects each time the heap has grown by its live size, which for a server
+with a small live heap is every few tens of MiB of traffic, and on a small
+machine those collections delayed the partitions' answers: a 2 x 1 cluster's national report p99 went from
+1.7-2.3 ms to 1.0-1.4 ms (bench/RESULTS.md, session 11). A server's RSS
 in a test stays far below the limit (51 MB at most in cluster_partitions_2x2
 with no limit at all).
 
