@@ -4,7 +4,8 @@
 # CLI, one file per bank, PARALLEL `loanledger submit` at a time:
 #   events/s, the servers' ack latency p50/p99 (loanledger_ack_latency_seconds
 #   of the node that acknowledged), and for the cluster the largest follower
-#   lag seen (admin stats, sampled every 0.2 s) and the state digests.
+#   lag seen (each node's lag gauge, sampled every LAG_SAMPLE_S) and the
+#   state digests.
 #   bench/cluster_bench.sh                     # SCALE=0.0002 SEED=3 PARALLEL=4 ROUNDS=2
 # SETUPS="PxR ..." lists the clusters to run after the single node in each
 # round (default "1x3"; e.g. SETUPS="1x1 2x1 3x1" for issue 13's P = 1, 2, 3).
@@ -30,8 +31,9 @@ ROUNDS=${ROUNDS:-2}
 BATCH=${BATCH:-}
 SETUPS=${SETUPS:-1x3}
 # LAG_SAMPLE_S: how often the follower lag is sampled during a cluster run
-# (one `loanledger admin stats` per node each time, on the same cores as the
-# cluster); 0 = not sampled.
+# (each node's loanledger_cluster_replication_lag_events gauge, read over
+# HTTP by one python3 process, on the same cores as the cluster); 0 = not
+# sampled.
 LAG_SAMPLE_S=${LAG_SAMPLE_S:-1}
 for setup in $SETUPS; do
   [[ "$setup" =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]] || { echo "cluster_bench.sh: bad setup $setup in SETUPS (want PxR)" >&2; exit 1; }
@@ -130,13 +132,23 @@ cluster() {  # ROUND PARTITIONS REPLICAS
   local sampler=""
   : > "$WORK/lag"
   if [ "$LAG_SAMPLE_S" != 0 ]; then
-    ( while :; do
-        for a in ${LOANLEDGER_SERVER//,/ }; do
-          "$LL" admin stats --server "$a" --token "$admin" 2>/dev/null |
-            sed -n 's/^cluster_replication_lag_events //p'
-        done
-        sleep "$LAG_SAMPLE_S"
-      done > "$WORK/lag" ) &
+    # One process for the whole run, reading each node's gauge over HTTP:
+    # the CLI processes it replaced (three a second) cost the cluster run a
+    # few per cent of the 2 cores.
+    python3 - "$LAG_SAMPLE_S" ${METRICS//,/ } > "$WORK/lag" <<'PY' &
+import sys, time, urllib.request
+period, addresses = float(sys.argv[1]), sys.argv[2:]
+while True:
+    for a in addresses:
+        try:
+            text = urllib.request.urlopen(f"http://{a}/metrics", timeout=5).read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("loanledger_cluster_replication_lag_events"):
+                print(line.rsplit(" ", 1)[1], flush=True)
+    time.sleep(period)
+PY
     sampler=$!
   fi
   result=$(submit_all "$LOANLEDGER_SERVER")
