@@ -3,7 +3,7 @@
 single-node goals plus one loopback round trip"). Not a test: nothing is asserted.
 
     bench/partition_latency.py [BUILD_DIR] [--scale S] [--seconds N] [--partitions P] [--replicas R]
-                               [--national-only]
+                               [--national-only] [--under-load]
 
 The generator's national portfolio (`gen --scale S --seed 3`, one file per bank) goes through
 `loanledger submit` to a single loanledgerd and to a cluster of P partitions x R replicas
@@ -14,7 +14,8 @@ in turn every 2 ms (with --national-only, the national one only), and prints p50
 them, the yardstick "one loopback round trip": `nats-rtt` (bench/nats_rtt.cc) times a bare
 request/reply through nats-server for N seconds, requester and responder on the same server and
 on two routed servers. Every process binds 127.0.0.1 on ports chosen at run time and is stopped
-by its PID.
+by its PID. With --under-load, the reports are asked instead while the portfolio is being
+submitted, to a fresh single node and a fresh cluster in each round (no yardstick).
 """
 import argparse
 import os
@@ -35,15 +36,23 @@ from ll_server import start_loanledgerd  # noqa: E402
 from local_cluster import LocalCluster  # noqa: E402
 
 
-def reports(build, server, token, seconds, both=True):
-    """loanledger-load --reports-only for `seconds`; {'national': (p50, p99, n), 'province': ...}
-    (national only when not `both`)."""
+def reports(build, server, token, seconds, both=True, during=None):
+    """loanledger-load --reports-only for `seconds` (or while `during()` runs, when given);
+    {'national': (p50, p99, n), 'province': ...} (national only when not `both`)."""
     p = subprocess.Popen([os.path.join(build, "bench", "loanledger-load"), "--server", server,
                           "--regulator-token", token, "--reports-only",
                           *(["--both-reports"] if both else []),
                           "--report-interval-ms", "2", "--report-date", "2024-09-30"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(seconds)
+    if during is None:
+        time.sleep(seconds)
+    else:
+        try:
+            during()
+        except BaseException:
+            p.kill()
+            p.communicate(timeout=30)
+            raise
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=30)
     got = {}
@@ -69,6 +78,55 @@ def round_trips(build, requester_url, responder_url, seconds):
     return float(m.group(1)), float(m.group(2)), int(m.group(3))
 
 
+def under_load(build, args):
+    """--under-load: per round, a fresh single node and a fresh cluster, each asked for reports
+    for as long as the whole portfolio takes to submit to it (4 CLI submits at a time)."""
+    work = tempfile.mkdtemp(prefix="ll-partition-latency-load-")
+    rows = []
+    single = cluster = None
+    try:
+        w = Workload(build, work)
+        w.prepare()
+        for rnd in (1, 2):  # alternate, one sitting
+            data = os.path.join(work, f"single-{rnd}", "data")
+            os.makedirs(data)
+            single = start_loanledgerd(build, data, w.tokens, os.path.join(work, f"single-{rnd}", "ll.log"))
+            sub = Submitter(w, single.address(), batch_size=1000)
+            start = time.monotonic()
+            got = reports(build, single.address(), w.regulator, 0, not args.national_only, sub.run)
+            rows.append(("single node", rnd, got, w.events / (time.monotonic() - start)))
+            single.stop()
+            single = None
+            cluster = LocalCluster(os.path.join(work, f"cluster-{rnd}"), partitions=args.partitions,
+                                   replicas=args.replicas, tokens=w.tokens, bin_dir=build)
+            cluster.up()
+            everyone = ",".join(n.client() for n in cluster.nodes.values())
+            sub = Submitter(w, everyone, batch_size=1000)
+            start = time.monotonic()
+            got = reports(build, cluster.node(0, 1).client(), w.regulator, 0, not args.national_only,
+                          sub.run)
+            rows.append((f"{args.partitions} x {args.replicas} cluster (asked of ll-0-1)", rnd, got,
+                         w.events / (time.monotonic() - start)))
+            if sub.error:
+                raise sub.error
+            cluster.down()
+            cluster = None
+        print(f"{w.events} events, {len(w.files)} banks; reports every 2 ms while they are submitted")
+        print("| setup | round | national p50 / p99 ms | by province p50 / p99 ms | queries | events/s |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for name, rnd, got, rate in rows:
+            n, p = got.get("national", (0, 0, 0)), got.get("province", (0, 0, 0))
+            print(f"| {name} | {rnd} | {n[0]:.2f} / {n[1]:.2f} | {p[0]:.2f} / {p[1]:.2f} | "
+                  f"{n[2] + p[2]} | {rate:,.0f} |")
+    finally:
+        if single is not None:
+            single.stop()
+        if cluster is not None:
+            cluster.down()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build", nargs="?", default=os.path.join(ROOT, "build"))
@@ -78,9 +136,14 @@ def main(argv):
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--national-only", action="store_true",
                     help="ask only for the national report (default: national and by province in turn)")
+    ap.add_argument("--under-load", action="store_true",
+                    help="ask while the portfolio is being submitted (a fresh single node and a "
+                         "fresh cluster each round) instead of on a quiet store")
     args = ap.parse_args(argv)
     build = os.path.abspath(args.build)
     cluster_workload.SCALE, cluster_workload.SEED = args.scale, "3"
+    if args.under_load:
+        return under_load(build, args)
     work = tempfile.mkdtemp(prefix="ll-partition-latency-")
     cluster = single = None
     try:
