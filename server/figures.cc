@@ -9,7 +9,9 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -213,6 +215,13 @@ struct GroupOrder {
   }
 };
 
+// Hash of a (category rank, group name) key for the report merge.
+struct RankedGroupHash {
+  size_t operator()(const std::pair<size_t, std::string_view>& k) const {
+    return std::hash<std::string_view>{}(k.second) ^ (k.first * 0x9e3779b97f4a7c15ull);
+  }
+};
+
 Status SameRules(const std::string& a, const std::string& b) {
   if (a == b) return Status::Ok();
   return Status::Unavailable("the partitions answer under different rules versions (" + a +
@@ -239,18 +248,28 @@ Result<Report> MergeReportsOrdered(const ReportQuery& query, std::vector<Report>
     }
     return static_cast<size_t>(r.category);
   };
-  std::map<std::pair<size_t, std::string>, ReportRow> rows;
-  std::vector<std::pair<size_t, std::string>> keys;
+  // Rows summed by (category rank, group): the first part's row is moved
+  // in, later ones add to it. `merged` is reserved for every row of every
+  // part, so it never reallocates and the keys may view its group names.
+  size_t total = 0;
+  for (const Report& part : parts) total += part.rows.size();
+  std::vector<std::pair<size_t, ReportRow>> merged;
+  merged.reserve(total);
+  std::unordered_map<std::pair<size_t, std::string_view>, size_t, RankedGroupHash> index;
+  index.reserve(total);
   for (Report& part : parts) {
     if (Status s = SameRules(out.rules_version, part.rules_version); !s.ok()) return s;
     for (ReportRow& r : part.rows) {
-      std::pair<size_t, std::string> key{category_rank(r), r.group};
-      auto [it, fresh] = rows.try_emplace(key, r);
-      if (fresh) {
-        keys.push_back(std::move(key));
+      const size_t rank = category_rank(r);
+      auto it = index.find({rank, r.group});
+      if (it == index.end()) {
+        LL_CHECK(merged.size() < merged.capacity());
+        merged.emplace_back(rank, std::move(r));
+        index.emplace(std::pair<size_t, std::string_view>{rank, merged.back().second.group},
+                      merged.size() - 1);
         continue;
       }
-      ReportRow& sum = it->second;
+      ReportRow& sum = merged[it->second].second;
       sum.balance_fen += r.balance_fen;
       sum.loan_count += r.loan_count;
       sum.balance_year_ago_fen += r.balance_year_ago_fen;
@@ -260,12 +279,15 @@ Result<Report> MergeReportsOrdered(const ReportQuery& query, std::vector<Report>
       sum.written_off_ytd_fen += r.written_off_ytd_fen;
     }
   }
-  std::sort(keys.begin(), keys.end(), [&order](const auto& a, const auto& b) {
-    if (a.first != b.first) return a.first < b.first;
-    return order(a.second, b.second);
+  std::vector<size_t> sorted(merged.size());
+  for (size_t i = 0; i < sorted.size(); ++i) sorted[i] = i;
+  std::sort(sorted.begin(), sorted.end(), [&merged, &order](size_t a, size_t b) {
+    if (merged[a].first != merged[b].first) return merged[a].first < merged[b].first;
+    return order(merged[a].second.group, merged[b].second.group);
   });
-  for (const auto& key : keys) {
-    ReportRow& r = rows.at(key);
+  out.rows.reserve(merged.size());
+  for (const size_t i : sorted) {
+    ReportRow& r = merged[i].second;
     r.yoy_growth_pct = YoyGrowthPct(r.balance_fen, r.balance_year_ago_fen);
     out.rows.push_back(std::move(r));
   }
