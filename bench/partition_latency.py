@@ -78,6 +78,15 @@ def round_trips(build, requester_url, responder_url, seconds):
     return float(m.group(1)), float(m.group(2)), int(m.group(3))
 
 
+def stop_all(single, cluster, work):
+    """Stops the single node and the cluster (each when running) and removes `work`."""
+    if single is not None:
+        single.stop()
+    if cluster is not None:
+        cluster.down()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def under_load(build, args):
     """--under-load: per round, a fresh single node and a fresh cluster, each asked for reports
     for as long as the whole portfolio takes to submit to it (4 CLI submits at a time)."""
@@ -119,11 +128,7 @@ def under_load(build, args):
             print(f"| {name} | {rnd} | {n[0]:.2f} / {n[1]:.2f} | {p[0]:.2f} / {p[1]:.2f} | "
                   f"{n[2] + p[2]} | {rate:,.0f} |")
     finally:
-        if single is not None:
-            single.stop()
-        if cluster is not None:
-            cluster.down()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(single, cluster, work)
     return 0
 
 
@@ -184,11 +189,7 @@ def main(argv):
         for name, rnd, (p50, p99, n) in trips:
             print(f"| {name} | {rnd} | {p50:.2f} / {p99:.2f} | {n} |")
     finally:
-        if single is not None:
-            single.stop()
-        if cluster is not None:
-            cluster.down()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(single, cluster, work)
     return 0
 
 
