@@ -127,7 +127,7 @@ cluster() {  # ROUND PARTITIONS REPLICAS
     --replicas "$replicas" >/dev/null
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
-  local admin maxlag=0 lag a result
+  local admin maxlag=0 a result
   admin=$(cat "$WORK/admin.token")
   local sampler=""
   : > "$WORK/lag"

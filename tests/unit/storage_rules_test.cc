@@ -104,7 +104,6 @@ class StorageRulesTest : public testing::Test {
       ASSERT_TRUE(r->applied) << i;
     }
   }
-  // Every report a regulator could ask for, on a few dates.
   // `l` answers every report of Reports as `want` holds, and Verify finds
   // no difference (its figures are its journal's under its rules).
   static void ExpectFigures(Ledger& l, const std::vector<Report>& want) {
@@ -116,6 +115,7 @@ class StorageRulesTest : public testing::Test {
     EXPECT_TRUE(check->differences.empty()) << check->differences.front().what;
   }
 
+  // Every report a regulator could ask for, on a few dates.
   static std::vector<Report> Reports(const Ledger& l) {
     std::vector<Report> out;
     for (const char* date : {"2023-06-30", "2024-03-31", "2026-12-31"}) {
