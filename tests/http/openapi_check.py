@@ -8,7 +8,8 @@ version, info, paths (templates and their path parameters), operations
 schema), every $ref resolving, schema objects well formed, security schemes
 defined. Then real bodies (report, series, loan, health, errors) are checked
 against their response schemas with a small JSON-Schema subset (type,
-required, properties, items, enum, nullable, $ref).
+required, properties, items, enum, nullable, $ref), every key of a real
+body being a described property.
 usage: openapi_check.py BUILD_DIR
 """
 import json
@@ -163,8 +164,9 @@ def matches(doc, schema, value, where):
         for name, v in value.items():
             if name in props:
                 matches(doc, props[name], v, f"{where}.{name}")
-            elif schema.get("additionalProperties") is False:
-                err(f"{where}: unexpected {name}")
+            else:
+                # The document describes all of the API: every key a real answer has.
+                err(f"{where}: key {name!r} is not described")
     if t == "array":
         for i, v in enumerate(value):
             matches(doc, schema["items"], v, f"{where}[{i}]")
