@@ -5,7 +5,8 @@ Loads the page with the token in the URL fragment (never sent to the
 server), lets chromium run its fetches (--virtual-time-budget), dumps the
 DOM and compares every table with what the API returns for the same token:
 the report (categories x balance, loans, YoY, YTD, flows, with the published
-figures of docs/domain.md beside it for 2024-09-30), the same by province with names,
+figures of docs/domain.md beside it for 2024-09-30), the same by province with names
+(balance, loans, YoY, YTD and the three flows),
 by institution, and the series behind the SVG chart. Amounts are compared
 exactly (data-fen attributes and the yuan text, including a balance above
 2^53). An institution's token shows that institution only; a wrong token
@@ -149,8 +150,10 @@ def compare(server, chromium, who, date="2024-09-30", category="GREEN", start="2
         cells, where = tr["cells"], f"{who} province {r['group']}"
         check(cells["group"][0] == r["group"] and cells["group_name"][0] == r["group_name"],
               f"{where}: {cells['group']} {cells['group_name']} vs {r['group']} {r['group_name']}")
-        for f in ("balance_fen", "ytd_increase_fen", "disbursed_ytd_fen"):
+        for f in ("balance_fen", "ytd_increase_fen", "disbursed_ytd_fen", "repaid_ytd_fen", "written_off_ytd_fen"):
             money_matches(cells, r, f, where)
+        check(cells["loan_count"][0] == str(r["loan_count"]), f"{where}: loans")
+        check(cells["yoy_growth_pct"][0] == pct(r["yoy_growth_pct"]), f"{where}: yoy {cells['yoy_growth_pct'][0]}")
 
     by_institution = api(server, f"/v1/report?date={date}&by=institution&category={category}", token)
     rows = page.tables.get("institution-table", [])
