@@ -495,19 +495,21 @@ int RunAdminRules(const Flags& f, const Commands& c, CliContext& ctx) {
   }
   Result<RulesShowOutcome> s = (*client)->RulesShow();
   if (!s.ok()) return Fail(ctx, command, s.status());
-  ctx.out << "# rules version " << s->current.version << " (number " << s->current.number
+  // stdout is the current rules file, byte for byte (docs/categories.md), so
+  // that `rules show > f.json` gives a file `rules apply` takes; its number,
+  // the history and a running recompute go to stderr.
+  ctx.err << "# rules version " << s->current.version << " (number " << s->current.number
           << ", applied " << FormatMs(s->current.applied_ms) << ")\n";
   for (const RulesVersionView& v : s->history) {
-    ctx.out << "# history: number=" << v.number << " version=" << v.version
+    ctx.err << "# history: number=" << v.number << " version=" << v.version
             << " applied=" << FormatMs(v.applied_ms) << '\n';
   }
   if (s->recompute_running) {
-    ctx.out << "# recomputing under " << s->recompute_version << ": " << s->recompute_batches_done
+    ctx.err << "# recomputing under " << s->recompute_version << ": " << s->recompute_batches_done
             << " of " << s->recompute_batches_total << " journal batches\n";
   }
-  ctx.out << s->current.text;
-  if (!s->current.text.empty() && s->current.text.back() != '\n') ctx.out << '\n';
-  ctx.out << std::flush;
+  ctx.err << std::flush;
+  ctx.out << s->current.text << std::flush;
   return kExitOk;
 }
 

@@ -15,6 +15,7 @@
 #include "client/cli/token.h"
 #include "client/csv.h"
 #include "schema/date.h"
+#include "schema/rules.h"
 #include "tests/cli/fake_client.h"
 
 namespace loanledger::client::cli {
@@ -325,6 +326,39 @@ TEST_F(CliTest, AdminBackupPassesDirAndKeepAndPrintsTheServersAnswer) {
   ledger_.backup = Status::InvalidArgument("backup directory relative must be an absolute path");
   EXPECT_EQ(Run({"admin", "backup", "relative"}), 1);
   EXPECT_NE(err_.str().find("absolute"), std::string::npos) << err_.str();
+}
+
+// `rules show` prints the current rules file (docs/categories.md): stdout is its
+// text byte for byte, a JSON file that `rules apply` takes back; the version
+// number, history and a running recompute go to stderr.
+TEST_F(CliTest, AdminRulesShowPrintsTheCurrentFileAloneOnStdout) {
+  const std::string text =
+      R"({"version": "2025-q1", "categories": [{"name": "GREEN", "rule": {"flag": "green"}}]})";
+  RulesShowOutcome show;
+  show.current = RulesVersionView{2, "2025-q1", text, 1'700'000'000'000};
+  show.history = {RulesVersionView{1, "2024-default", "", 1'600'000'000'000},
+                  RulesVersionView{2, "2025-q1", "", 1'700'000'000'000}};
+  show.recompute_running = true;
+  show.recompute_version = "2025-q2";
+  show.recompute_batches_done = 3;
+  show.recompute_batches_total = 9;
+  ledger_.rules_show = show;
+  EXPECT_EQ(Run({"admin", "rules", "show"}), 0);
+  EXPECT_EQ(out_.str(), text);  // no added line: the file as applied
+  EXPECT_TRUE(nlohmann::json::accept(out_.str()));
+  EXPECT_TRUE(Rules::Parse(out_.str()).ok());
+  EXPECT_EQ(ErrLines(), (std::vector<std::string>{
+                            "# rules version 2025-q1 (number 2, applied 2023-11-14T22:13:20Z)",
+                            "# history: number=1 version=2024-default applied=2020-09-13T12:26:40Z",
+                            "# history: number=2 version=2025-q1 applied=2023-11-14T22:13:20Z",
+                            "# recomputing under 2025-q2: 3 of 9 journal batches"}));
+  // The round trip: what `rules show` printed is a file `rules apply` checks and sends.
+  const std::string saved = WriteFile("shown.json", out_.str());
+  EXPECT_EQ(Run({"admin", "rules", "apply", saved}), 3);  // checked, then the fake cannot apply
+  EXPECT_EQ(err_.str().find(saved + ":"), std::string::npos) << err_.str();
+  ledger_.rules_show = Status::PermissionDenied("only an admin token may ask for RulesShowRequest");
+  EXPECT_EQ(Run({"admin", "rules", "show"}), 2);
+  EXPECT_EQ(out_.str(), "");
 }
 
 TEST_F(CliTest, AdminRequestsRefusedOrWithoutACommand) {

@@ -35,6 +35,7 @@ struct FakeLedger {
   Result<CompactOutcome> compact = Status::PermissionDenied("not admin");
   Result<CheckpointOutcome> checkpoint = Status::PermissionDenied("not admin");
   Result<BackupOutcome> backup = Status::PermissionDenied("not admin");
+  Result<RulesShowOutcome> rules_show = Status::PermissionDenied("not admin");
   std::string last_backup_dir;  // as Backup was asked
   uint32_t last_backup_keep = 0;
   ReportQuery last_report_query;
@@ -98,6 +99,7 @@ class FakeClient final : public Client {
     out.dir = dir;
     return out;
   }
+  Result<RulesShowOutcome> RulesShow() override { return ledger_.rules_show; }
   Result<BackupOutcome> Backup(const std::string& dir, uint32_t keep) override {
     ledger_.last_backup_dir = dir;
     ledger_.last_backup_keep = keep;

@@ -138,9 +138,15 @@ def reports(env, server, policy):
 
 
 def rules_show(env, server):
+    """`admin rules show`: its "# ..." lines (stderr: version, history, recompute), then the rules
+    file (stdout, alone: it parses as JSON)."""
     r = env.cli(server, "admin", "admin", "rules", "show")
     check(r.returncode == 0, f"rules show: {r.stderr}")
-    return r.stdout
+    try:
+        json.loads(r.stdout)
+    except ValueError:
+        check(False, f"rules show: stdout is not the rules file alone: {r.stdout[:200]!r}")
+    return "".join(line for line in r.stderr.splitlines(True) if line.startswith("# ")) + r.stdout
 
 
 def current_version(show):
@@ -304,7 +310,7 @@ def kill_rounds(env, data, want):
         deadline = time.monotonic() + 60
         while apply.poll() is None and time.monotonic() < deadline:
             r = env.cli(server, "admin", "admin", "rules", "show", timeout=30)
-            if "# recomputing under" in r.stdout:
+            if "# recomputing under" in r.stderr:
                 saw_recompute = True
                 break
         server.kill9()
