@@ -98,8 +98,35 @@ def main():
             s = c.series("GREEN", "2023-01-01", "2024-09-30", as_frame=True)
             check(str(s["date"].dtype).startswith("datetime64"), f"series date dtype {s['date'].dtype}")
             check(len(s) == 21, f"series frame points {len(s)}")
+            lf = c.loan("B0001", "L1", as_frame=True)
+            want = c.loan("B0001", "L1")
+            check(len(lf) == 1 and int(lf["balance_fen"].iloc[0]) == want["balance_fen"], f"loan frame {lf}")
+            check(str(lf["credit_line_fen"].dtype) == "int64", f"loan credit_line dtype {lf['credit_line_fen'].dtype}")
+            check(lf["region_code"].iloc[0] == want["attributes"]["region_code"], "loan frame has the attributes")
+            check(list(lf["categories"].iloc[0]) == want["categories"], "loan frame categories")
         else:
             print("pandas not installed: DataFrame checks skipped")
+
+        # Without pandas, as_frame=True is a clear ImportError naming pandas (the rest works).
+        saved = sys.modules.get("pandas")
+        sys.modules["pandas"] = None  # `import pandas` now raises ImportError
+        try:
+            for what, fn in (("report", lambda: c.report("2024-09-30", as_frame=True)),
+                             ("series", lambda: c.series("GREEN", "2024-01-01", "2024-02-01", as_frame=True)),
+                             ("loan", lambda: c.loan("B0001", "L1", as_frame=True))):
+                try:
+                    fn()
+                    check(False, f"{what} as_frame without pandas: no error")
+                except ImportError as e:
+                    check("pandas" in str(e), f"{what} as_frame without pandas: {e}")
+                except Exception as e:  # noqa: BLE001
+                    check(False, f"{what} as_frame without pandas raised {type(e).__name__}: {e}")
+            check(c.report("2024-09-30", categories=["TOTAL"])[0]["category"] == "TOTAL", "dicts without pandas")
+        finally:
+            if saved is None:
+                del sys.modules["pandas"]
+            else:
+                sys.modules["pandas"] = saved
     finally:
         server.stop()
 

@@ -97,11 +97,21 @@ class Client:
         points = self.get("/v1/series", params)["points"]
         return _frame(points) if as_frame else points
 
-    def loan(self, institution_id, loan_id):
-        """One loan as a dict: state, last seq, attributes, categories."""
+    def loan(self, institution_id, loan_id, as_frame=False):
+        """One loan as a dict: state, last seq, attributes, categories. With ``as_frame=True``
+        a one-row DataFrame, the attributes as columns in place of ``attributes``."""
         path = "/v1/loans/{}/{}".format(urllib.parse.quote(institution_id, safe=""),
                                         urllib.parse.quote(loan_id, safe=""))
-        return self.get(path)
+        body = self.get(path)
+        if not as_frame:
+            return body
+        row = {}
+        for key, value in body.items():
+            if key == "attributes":
+                row.update(value)
+            else:
+                row[key] = value
+        return _frame([row])
 
     def health(self):
         return self.get("/v1/health")
