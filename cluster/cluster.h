@@ -154,6 +154,14 @@ class Node {
   // outlive the node.
   virtual std::unique_ptr<Asking> Ask(std::span<const uint32_t> partitions,
                                       std::string_view request, uint32_t timeout_ms) const = 0;
+  // As Ask, but no thread waits: `done` gets what Asking::Wait would return,
+  // once, when every partition asked has answered or timeout_ms after the
+  // call, on a NATS thread (or on the caller's, when nothing could be sent;
+  // or in the node's destructor, every question failed, when it stops
+  // first). `done` must be quick and must not throw. Thread-safe.
+  using Answers = std::function<void(std::vector<Result<std::string>>)>;
+  virtual void AskThen(std::span<const uint32_t> partitions, std::string_view request,
+                       uint32_t timeout_ms, Answers done) const = 0;
 
  protected:
   Node(uint32_t partition, uint32_t partitions) : partition_(partition), partitions_(partitions) {}

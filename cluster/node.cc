@@ -176,6 +176,12 @@ class NodeImpl final : public Node {
     return asker_->Ask(partitions, request, timeout_ms);
   }
 
+  void AskThen(std::span<const uint32_t> partitions, std::string_view request, uint32_t timeout_ms,
+               Answers done) const override {
+    for (const uint32_t p : partitions) LL_CHECK(p < options_.partitions);
+    asker_->AskThen(partitions, request, timeout_ms, std::move(done));
+  }
+
   uint32_t PartitionOf(std::string_view institution_id) const override {
     if (auto it = map_.find(institution_id); it != map_.end()) return it->second;
     return cluster::PartitionOf(institution_id, options_.partitions);

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -157,18 +160,55 @@ std::vector<uint32_t> Targets(const cluster::Node& node, const std::optional<std
   return all;
 }
 
+// The partitions' parts in the targets' order: this node's own (`mine`, when
+// its partition is a target) and the others' answers (`answers`, in the
+// targets' order without this node's partition), decoded with `decode`;
+// `positions` gets each answering partition's stream position. Fails with
+// the first error in the targets' order.
+template <typename T, typename Decode>
+Result<std::vector<T>> Gather(uint32_t own, const std::vector<uint32_t>& targets,
+                              std::optional<Result<T>>& mine,
+                              std::vector<Result<std::string>>& answers, const Decode& decode,
+                              std::vector<uint64_t>* positions) {
+  std::vector<T> parts;
+  size_t next_remote = 0;
+  for (const uint32_t p : targets) {
+    if (p == own) {
+      LL_CHECK(mine.has_value());
+      if (!mine->ok()) return mine->status();
+      parts.push_back(std::move(**mine));
+      continue;
+    }
+    LL_CHECK(next_remote < answers.size());
+    Result<std::string>& answer = answers[next_remote++];
+    if (!answer.ok()) return answer.status();
+    std::vector<uint8_t> storage;
+    Result<const wire::Message*> m = ParseAnswer(p, *answer, storage, &(*positions)[p]);
+    if (!m.ok()) return m.status();
+    Result<T> decoded = decode(**m);
+    if (!decoded.ok()) return decoded.status();
+    parts.push_back(std::move(*decoded));
+  }
+  LL_CHECK(next_remote == answers.size());
+  return parts;
+}
+
+std::vector<uint32_t> Remote(const cluster::Node& node, const std::vector<uint32_t>& targets) {
+  std::vector<uint32_t> remote;
+  for (const uint32_t p : targets)
+    if (p != node.partition()) remote.push_back(p);
+  return remote;
+}
+
 // Asks every target partition at once (this node's own from `local`, while
-// the others' questions travel) and decodes each answer with `decode`;
-// `positions` gets each partition's stream position the answer reflects (at
-// least). Fails with the first error in the targets' order.
+// the others' questions travel) and gathers the parts (Gather); `positions`
+// gets each partition's stream position the answer reflects (at least).
 template <typename T, typename Local, typename Decode>
 Result<std::vector<T>> AskAll(const cluster::Node& node, const std::vector<uint32_t>& targets,
                               const std::string& question, Local local, Decode decode,
                               std::vector<uint64_t>* positions) {
   positions->assign(node.partitions(), 0);
-  std::vector<uint32_t> remote;
-  for (const uint32_t p : targets)
-    if (p != node.partition()) remote.push_back(p);
+  const std::vector<uint32_t> remote = Remote(node, targets);
   std::unique_ptr<cluster::Node::Asking> asking;
   if (!remote.empty()) asking = node.Ask(remote, question, kAskTimeoutMs);
   std::optional<Result<T>> mine;
@@ -179,25 +219,91 @@ Result<std::vector<T>> AskAll(const cluster::Node& node, const std::vector<uint3
   std::vector<Result<std::string>> answers;
   if (asking != nullptr) answers = asking->Wait();
   LL_CHECK(answers.size() == remote.size());
-  std::vector<T> parts;
-  size_t next_remote = 0;
-  for (const uint32_t p : targets) {
-    if (p == node.partition()) {
-      LL_CHECK(mine.has_value());
-      if (!mine->ok()) return mine->status();
-      parts.push_back(std::move(**mine));
-      continue;
+  return Gather<T>(node.partition(), targets, mine, answers, decode, positions);
+}
+
+// AskAll without a waiting thread: `done` gets the parts and the positions
+// once, on the thread that completes them — the caller's, right after
+// `local`, when the other partitions answered first, else a NATS thread.
+// `done` must not throw.
+template <typename T>
+using PartsDone = std::function<void(Result<std::vector<T>>, std::vector<uint64_t>)>;
+template <typename T, typename Local, typename Decode>
+void AskAllThen(const cluster::Node& node, std::vector<uint32_t> targets,
+                const std::string& question, Local local, Decode decode, PartsDone<T> done) {
+  // Joins this node's part and the others' answers, whichever comes last.
+  struct Join {
+    std::mutex mu;
+    bool have_mine = false;
+    bool have_answers = false;
+    std::optional<Result<T>> mine;
+    std::vector<Result<std::string>> answers;
+    uint32_t own = 0;
+    std::vector<uint32_t> targets;
+    std::vector<uint64_t> positions;
+    Decode decode = nullptr;
+    PartsDone<T> done;
+
+    void Finish() {
+      Result<std::vector<T>> parts = Status::Internal("unset");
+      try {
+        parts = Gather<T>(own, targets, mine, answers, decode, &positions);
+      } catch (const std::exception& e) {
+        parts = Status::Internal(std::string("gathering the partitions' answers: ") + e.what());
+      }
+      done(std::move(parts), std::move(positions));
     }
-    Result<std::string>& answer = answers[next_remote++];
-    if (!answer.ok()) return answer.status();
-    std::vector<uint8_t> storage;
-    Result<const wire::Message*> m = ParseAnswer(p, *answer, storage, &(*positions)[p]);
-    if (!m.ok()) return m.status();
-    Result<T> decoded = decode(**m);
-    if (!decoded.ok()) return decoded.status();
-    parts.push_back(std::move(*decoded));
+  };
+  auto join = std::make_shared<Join>();
+  join->own = node.partition();
+  join->targets = std::move(targets);
+  join->positions.assign(node.partitions(), 0);
+  join->decode = std::move(decode);
+  join->done = std::move(done);
+  const std::vector<uint32_t> remote = Remote(node, join->targets);
+  const bool mine_asked = remote.size() < join->targets.size();
+  if (remote.empty()) {
+    join->have_answers = true;
+  } else {
+    node.AskThen(remote, question, kAskTimeoutMs, [join](std::vector<Result<std::string>> answers) {
+      {
+        std::lock_guard lock(join->mu);
+        join->answers = std::move(answers);
+        join->have_answers = true;
+        if (!join->have_mine) return;
+      }
+      join->Finish();
+    });
   }
-  return parts;
+  std::optional<Result<T>> mine;
+  if (mine_asked) {
+    try {
+      join->positions[join->own] = node.State().applied_seq;
+      mine = local();
+    } catch (const std::exception& e) {
+      mine = Result<T>(Status::Internal(e.what()));
+    }
+  }
+  {
+    std::lock_guard lock(join->mu);
+    join->mine = std::move(mine);
+    join->have_mine = true;
+    if (!join->have_answers) return;
+  }
+  join->Finish();
+}
+
+Result<Report> DecodeReport(const wire::Message& m) {
+  if (m.body_type() != wire::Body::ReportReply) return Status::Internal("not a report");
+  return wire::DecodeReportReply(*m.body_as_ReportReply());
+}
+Result<Series> DecodeSeries(const wire::Message& m) {
+  if (m.body_type() != wire::Body::SeriesReply) return Status::Internal("not a series");
+  return wire::DecodeSeriesReply(*m.body_as_SeriesReply());
+}
+Result<LoanView> DecodeLoan(const wire::Message& m) {
+  if (m.body_type() != wire::Body::LoanReply) return Status::Internal("not a loan");
+  return wire::DecodeLoanReply(*m.body_as_LoanReply());
 }
 
 // Orders groups as one node would: provinces and institutions by label,
@@ -332,6 +438,20 @@ GroupOrder OrderFor(GroupBy by, const storage::Ledger& ledger) {
   return order;
 }
 
+// The partitions' series summed, with the positions they reflect; refused
+// when over the points a series may return.
+Result<Series> SumSeries(std::vector<Series> parts, const GroupOrder& order,
+                         std::vector<uint64_t> positions) {
+  Result<Series> merged = MergeSeriesOrdered(std::move(parts), order);
+  if (merged.ok()) merged->stream_positions = std::move(positions);
+  if (merged.ok() && merged->points.size() > kSeriesPointsMax) {
+    return Status::ResourceExhausted("a series returns at most " +
+                                     std::to_string(kSeriesPointsMax) +
+                                     " points; narrow the range or use a longer step");
+  }
+  return merged;
+}
+
 }  // namespace
 
 Result<Report> MergeReports(const ReportQuery& query, std::vector<Report> parts) {
@@ -365,17 +485,35 @@ Result<Report> Figures::QueryReport(const ReportQuery& query) const {
   std::vector<uint64_t> positions;
   Result<std::vector<Report>> parts = AskAll<Report>(
       *node, Targets(*node, query.scope_institution), question,
-      [&] { return ledger_.QueryReport(query); },
-      [](const wire::Message& m) -> Result<Report> {
-        if (m.body_type() != wire::Body::ReportReply) return Status::Internal("not a report");
-        return wire::DecodeReportReply(*m.body_as_ReportReply());
-      },
-      &positions);
+      [&] { return ledger_.QueryReport(query); }, DecodeReport, &positions);
   if (!parts.ok()) return parts.status();
   Result<Report> merged =
       MergeReportsOrdered(query, std::move(*parts), OrderFor(query.by, ledger_));
   if (merged.ok()) merged->stream_positions = std::move(positions);
   return merged;
+}
+
+void Figures::QueryReportThen(const ReportQuery& query,
+                              std::function<void(Result<Report>)> done) const {
+  cluster::Node* node = partitioned();
+  LL_CHECK(node != nullptr);
+  const std::string question =
+      Question('R', query.scope_institution, wire::EncodeReportRequest(0, query));
+  AskAllThen<Report>(
+      *node, Targets(*node, query.scope_institution), question,
+      [&] { return ledger_.QueryReport(query); }, DecodeReport,
+      [query, order = OrderFor(query.by, ledger_), done = std::move(done)](
+          Result<std::vector<Report>> parts, std::vector<uint64_t> positions) {
+        if (!parts.ok()) return done(parts.status());
+        Result<Report> merged = Status::Internal("unset");
+        try {
+          merged = MergeReportsOrdered(query, std::move(*parts), order);
+          if (merged.ok()) merged->stream_positions = std::move(positions);
+        } catch (const std::exception& e) {
+          merged = Status::Internal(std::string("summing the partitions' reports: ") + e.what());
+        }
+        done(std::move(merged));
+      });
 }
 
 Result<Series> Figures::QuerySeries(const SeriesQuery& query) const {
@@ -386,21 +524,31 @@ Result<Series> Figures::QuerySeries(const SeriesQuery& query) const {
   std::vector<uint64_t> positions;
   Result<std::vector<Series>> parts = AskAll<Series>(
       *node, Targets(*node, query.scope_institution), question,
-      [&] { return ledger_.QuerySeries(query); },
-      [](const wire::Message& m) -> Result<Series> {
-        if (m.body_type() != wire::Body::SeriesReply) return Status::Internal("not a series");
-        return wire::DecodeSeriesReply(*m.body_as_SeriesReply());
-      },
-      &positions);
+      [&] { return ledger_.QuerySeries(query); }, DecodeSeries, &positions);
   if (!parts.ok()) return parts.status();
-  Result<Series> merged = MergeSeriesOrdered(std::move(*parts), OrderFor(query.by, ledger_));
-  if (merged.ok()) merged->stream_positions = std::move(positions);
-  if (merged.ok() && merged->points.size() > kSeriesPointsMax) {
-    return Status::ResourceExhausted("a series returns at most " +
-                                     std::to_string(kSeriesPointsMax) +
-                                     " points; narrow the range or use a longer step");
-  }
-  return merged;
+  return SumSeries(std::move(*parts), OrderFor(query.by, ledger_), std::move(positions));
+}
+
+void Figures::QuerySeriesThen(const SeriesQuery& query,
+                              std::function<void(Result<Series>)> done) const {
+  cluster::Node* node = partitioned();
+  LL_CHECK(node != nullptr);
+  const std::string question =
+      Question('S', query.scope_institution, wire::EncodeSeriesRequest(0, query));
+  AskAllThen<Series>(
+      *node, Targets(*node, query.scope_institution), question,
+      [&] { return ledger_.QuerySeries(query); }, DecodeSeries,
+      [order = OrderFor(query.by, ledger_), done = std::move(done)](
+          Result<std::vector<Series>> parts, std::vector<uint64_t> positions) {
+        if (!parts.ok()) return done(parts.status());
+        Result<Series> merged = Status::Internal("unset");
+        try {
+          merged = SumSeries(std::move(*parts), order, std::move(positions));
+        } catch (const std::exception& e) {
+          merged = Status::Internal(std::string("summing the partitions' series: ") + e.what());
+        }
+        done(std::move(merged));
+      });
 }
 
 Result<LoanView> Figures::QueryLoan(std::string_view institution_id,
@@ -413,14 +561,26 @@ Result<LoanView> Figures::QueryLoan(std::string_view institution_id,
   const std::string question = Question('L', std::optional<std::string>(),
                                         wire::EncodeLoanRequest(0, institution_id, loan_id));
   Result<std::vector<LoanView>> parts = AskAll<LoanView>(
-      *node, {p}, question, [&] { return ledger_.QueryLoan(institution_id, loan_id); },
-      [](const wire::Message& m) -> Result<LoanView> {
-        if (m.body_type() != wire::Body::LoanReply) return Status::Internal("not a loan");
-        return wire::DecodeLoanReply(*m.body_as_LoanReply());
-      },
+      *node, {p}, question, [&] { return ledger_.QueryLoan(institution_id, loan_id); }, DecodeLoan,
       &positions);
   if (!parts.ok()) return parts.status();
   return std::move(parts->front());
+}
+
+void Figures::QueryLoanThen(std::string_view institution_id, std::string_view loan_id,
+                            std::function<void(Result<LoanView>)> done) const {
+  cluster::Node* node = partitioned();
+  LL_CHECK(node != nullptr);
+  const uint32_t p = node->PartitionOf(institution_id);
+  if (p == node->partition()) return done(ledger_.QueryLoan(institution_id, loan_id));
+  const std::string question = Question('L', std::optional<std::string>(),
+                                        wire::EncodeLoanRequest(0, institution_id, loan_id));
+  AskAllThen<LoanView>(
+      *node, {p}, question, [&] { return ledger_.QueryLoan(institution_id, loan_id); }, DecodeLoan,
+      [done = std::move(done)](Result<std::vector<LoanView>> parts, std::vector<uint64_t>) {
+        if (!parts.ok()) return done(parts.status());
+        done(std::move(parts->front()));
+      });
 }
 
 }  // namespace loanledger::server

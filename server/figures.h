@@ -7,6 +7,7 @@
 // does not answer fails the query; a partial sum is never returned.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string_view>
 
@@ -25,6 +26,16 @@ class Figures {
       : ledger_(ledger), node_(node) {}
 
   Result<Report> QueryReport(const ReportQuery& query) const;
+  // When fans_out(): QueryReport without a waiting thread, for the io
+  // threads. The calling thread asks the other partitions and computes this
+  // node's part; `done` gets the sum once, on the thread that completes it
+  // (this one, or a NATS one). `done` must be quick and must not throw; it
+  // may run after this object is gone, never after the node.
+  void QueryReportThen(const ReportQuery& query, std::function<void(Result<Report>)> done) const;
+  // The same for QuerySeries and QueryLoan.
+  void QuerySeriesThen(const SeriesQuery& query, std::function<void(Result<Series>)> done) const;
+  void QueryLoanThen(std::string_view institution_id, std::string_view loan_id,
+                     std::function<void(Result<LoanView>)> done) const;
   Result<Series> QuerySeries(const SeriesQuery& query) const;
   Result<LoanView> QueryLoan(std::string_view institution_id, std::string_view loan_id) const;
 

@@ -106,6 +106,15 @@ class Session : public std::enable_shared_from_this<Session> {
   template <typename F>
   void RunOnQueryPool(uint64_t request_id, uint64_t frame_bytes, std::optional<QueryKind> kind,
                       F run);
+  // Starts a query whose result comes on another thread (a partitioned
+  // cluster's, Figures::QueryReportThen): `start` runs here, or on the query
+  // pool when `on_pool` (its own part may be long), and gets the callback for
+  // the Result<T>, which is encoded with `encode`, timed from here and
+  // completed on the strand, once (a second call is ignored). No thread
+  // waits for the other partitions.
+  template <typename T, typename Begin, typename Encode>
+  void RunFannedOut(uint64_t request_id, uint64_t frame_bytes, QueryKind kind, bool on_pool,
+                    Begin start, Encode encode);
   // Runs `run` on the calling thread, timed; an exception or an oversized
   // reply becomes an error frame. Thread-safe (touches env_ only).
   template <typename F>

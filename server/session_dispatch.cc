@@ -234,12 +234,27 @@ void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
       Result<ReportQuery> q = wire::DecodeReportRequest(*message.body_as_ReportRequest());
       if (!q.ok()) return CompleteError(id, frame_bytes, q.status().code(), q.status().message());
       q->scope_institution = scope;
+      // A partitioned cluster: this node's part is computed here, like a
+      // single node's report; the others' answers complete it on a NATS
+      // thread. No thread waits for the network, and there is no hand-off
+      // to the query pool and back (bench/RESULTS.md, "Partitions"). By
+      // institution the part grows with the institutions: on the pool.
       const bool by_institution = q->by == GroupBy::kInstitution;
+      if (figures->fans_out() && !by_institution) {
+        RunFannedOut<Report>(
+            id, frame_bytes, QueryKind::kReport, /*on_pool=*/false,
+            [figures, query = std::move(*q)](std::function<void(Result<Report>)> reply) {
+              figures->QueryReportThen(query, std::move(reply));
+            },
+            [id](const Report& r) { return wire::EncodeReportReply(id, r); });
+        return;
+      }
       auto run = [figures, id, query = std::move(*q)] {
         Result<Report> r = figures->QueryReport(query);
         return r.ok() ? wire::EncodeReportReply(id, *r) : ErrorFrame(id, r.status());
       };
-      // A partitioned cluster's answer waits on the network: never on the strand.
+      // A partitioned cluster's answer by institution waits on the network:
+      // never on the strand.
       if (by_institution || figures->fans_out()) {
         RunOnQueryPool(id, frame_bytes, QueryKind::kReport, std::move(run));
         return;
@@ -262,6 +277,16 @@ void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
       Result<SeriesQuery> q = wire::DecodeSeriesRequest(*message.body_as_SeriesRequest());
       if (!q.ok()) return CompleteError(id, frame_bytes, q.status().code(), q.status().message());
       q->scope_institution = scope;
+      // A series' own part may be long: on the pool, either way.
+      if (figures->fans_out()) {
+        RunFannedOut<Series>(
+            id, frame_bytes, QueryKind::kSeries, /*on_pool=*/true,
+            [figures, query = std::move(*q)](std::function<void(Result<Series>)> reply) {
+              figures->QuerySeriesThen(query, std::move(reply));
+            },
+            [id](const Series& r) { return wire::EncodeSeriesReply(id, r); });
+        return;
+      }
       RunOnQueryPool(id, frame_bytes, QueryKind::kSeries, [figures, id, query = std::move(*q)] {
         Result<Series> r = figures->QuerySeries(query);
         return r.ok() ? wire::EncodeSeriesReply(id, *r) : ErrorFrame(id, r.status());
@@ -275,6 +300,16 @@ void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
       if (scope && institution != *scope) {
         return CompleteError(id, frame_bytes, Status::Code::kPermissionDenied,
                              "an institution may read only its own loans");
+      }
+      if (figures->fans_out()) {
+        RunFannedOut<LoanView>(
+            id, frame_bytes, QueryKind::kLoan, /*on_pool=*/true,
+            [figures, institution = std::move(institution),
+             loan = std::move(loan)](std::function<void(Result<LoanView>)> reply) {
+              figures->QueryLoanThen(institution, loan, std::move(reply));
+            },
+            [id](const LoanView& r) { return wire::EncodeLoanReply(id, r); });
+        return;
       }
       RunOnQueryPool(id, frame_bytes, QueryKind::kLoan,
                      [figures, id, institution = std::move(institution), loan = std::move(loan)] {

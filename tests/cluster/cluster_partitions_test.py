@@ -23,6 +23,7 @@ EVERY node:
 """
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,7 +182,45 @@ def dead_partition(w, cluster, reference, loans, partition_of):
     log(f"partition {dead} back: answers equal the single node's again")
 
 
-def silent_partition(w, cluster, reference, loans):
+def not_held_up(w, cluster, silent, alive, loans, partition_of):
+    """While partition `silent` is paused: regulators' reports and a series, each waiting on it,
+    must not hold up an institution of the asking node's partition, whose own report, series and
+    loan need no other partition. Asserted against the silent partition's 5 s wait: the
+    institution is answered well before the first of those questions could give up (a node whose
+    query threads waited on the network answered it only after two such waits, about 10 s)."""
+    mine = next(f for f in w.files if partition_of(f[0]) == 0)
+    own_loans = [loan for inst, loan in loans if inst == mine[0]]
+    waiting = [subprocess.Popen([w.cli, "report", "--date", DATE, "--format", "json", "--server",
+                                 alive.client(), "--token", w.regulator],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(4)]
+    waiting.append(subprocess.Popen([w.cli, "series", *SERIES["TOTAL/none"], "--format", "json",
+                                     "--server", alive.client(), "--token", w.regulator],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        time.sleep(1.0)  # their questions are out, waiting on partition `silent`
+        start = time.monotonic()
+        asked = [["report", "--date", DATE], ["series", *SERIES["TOTAL/none"]]]
+        asked += [["loan", "--institution", mine[0], "--loan-id", loan] for loan in own_loans[:1]]
+        for args in asked:
+            p = w.run_cli([*args, "--format", "json", "--server", alive.client(), "--token", mine[2]],
+                          check_rc=False)
+            check(p.returncode == 0, f"{mine[0]} (partition 0) could not run {args[0]} while "
+                                     f"partition {silent} is silent: {p.stderr.strip()}")
+        took = time.monotonic() - start
+        check(all(q.poll() is None for q in waiting[:4]),
+              f"a regulator's report ended while partition {silent} was silent")
+        check(took < 3.0, f"{mine[0]}'s {len(asked)} queries took {took:.1f} s: held up behind "
+                          f"the questions waiting on partition {silent}")
+        log(f"{mine[0]} answered in {took:.2f} s ({', '.join(a[0] for a in asked)}) beside "
+            f"{len(waiting)} queries waiting on partition {silent}")
+    finally:
+        for q in waiting:
+            q.kill()
+            q.wait(timeout=30)
+
+
+def silent_partition(w, cluster, reference, loans, partition_of):
     """Pauses (SIGSTOP) every node of the last partition: they stay subscribed but answer nothing,
     so the asking node's wait runs out. A report that needs the partition must fail naming it and
     the wait, never sum what the others sent; once they run again, their late answers to the
@@ -196,6 +235,7 @@ def silent_partition(w, cluster, reference, loans):
         p = w.run_cli(["report", "--date", DATE, "--format", "json", "--server", alive.client(),
                        "--token", w.regulator], check_rc=False)
         took = time.monotonic() - start
+        not_held_up(w, cluster, silent, alive, loans, partition_of)
     finally:
         for r in range(1, cluster.replicas + 1):
             cluster.resume(silent, r)
@@ -293,7 +333,7 @@ def main(argv):
             refuse_other_map(w, cluster, build, map_file)
         institution_sees_itself(w, cluster)
         if "--silent" in argv:
-            silent_partition(w, cluster, reference, loans)
+            silent_partition(w, cluster, reference, loans, partition_of)
         dead_partition(w, cluster, reference, loans, partition_of)
         ok = True
     except Failure as e:
