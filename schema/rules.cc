@@ -110,10 +110,20 @@ class RulesCompiler {
     auto it = root.find("version");
     if (it == root.end()) return Error("version", "missing");
     if (!it->is_string()) return Error("version", "must be a string, got " + TypeName(*it));
+    // Any printable text (the parser has checked it is UTF-8): "2025年版" as
+    // well as "2024-default"; no control characters, C0 or C1.
     const std::string v = it->get<std::string>();
-    if (v.empty() || v.size() > 64 ||
-        !std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) {
-      return Error("version", "must be 1..64 printable ASCII characters");
+    size_t characters = 0;
+    bool printable = true;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const auto b = static_cast<unsigned char>(v[i]);
+      if ((b & 0xc0) != 0x80) ++characters;  // not a continuation byte
+      if (b < 0x20 || b == 0x7f) printable = false;
+      if (b == 0xc2 && i + 1 < v.size() && static_cast<unsigned char>(v[i + 1]) < 0xa0)
+        printable = false;  // U+0080..U+009F
+    }
+    if (characters == 0 || characters > 64 || !printable) {
+      return Error("version", "must be 1..64 printable characters");
     }
     r_->version_ = v;
     return Status::Ok();

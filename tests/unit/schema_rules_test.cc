@@ -173,6 +173,29 @@ TEST(SchemaRules, SixtyFourCategoriesAndThirtyTwoGroups) {
   EXPECT_EQ(ErrorOf(more), "region_groups: too many region groups: 33 (at most 32)");
 }
 
+// A version is any 1..64 printable characters: a Chinese name counts its
+// characters, not its UTF-8 bytes; control characters are refused.
+TEST(SchemaRules, VersionIsPrintableTextOfUpTo64Characters) {
+  auto file = [](const std::string& version) {
+    return R"({"version":")" + version + R"(","categories":[]})";
+  };
+  std::string chinese64;
+  for (int i = 0; i < 32; ++i) chinese64 += "年版";  // 64 characters, 192 bytes
+  for (const std::string& ok : {std::string("2025年版"), chinese64, std::string(64, 'v'),
+                                std::string("2024-default v2 (draft)")}) {
+    Result<std::shared_ptr<const Rules>> r = Rules::Parse(file(ok));
+    ASSERT_TRUE(r.ok()) << ok << ": " << r.status().ToString();
+    EXPECT_EQ((*r)->version(), ok);
+  }
+  for (const std::string& bad :
+       {chinese64 + "年", std::string(65, 'v'), std::string("a\\tb"), std::string("a\\u0001b"),
+        std::string("a\\u007fb"), std::string("a\\u0085b")}) {
+    Result<std::shared_ptr<const Rules>> r = Rules::Parse(file(bad));
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().message(), "version: must be 1..64 printable characters") << bad;
+  }
+}
+
 struct BadFile {
   std::string text;
   std::string error;
@@ -184,7 +207,7 @@ TEST(SchemaRules, BadFilesNameTheFieldAndReason) {
       {"[]", "(file): must be a JSON object, got array"},
       {R"({"categories":[]})", "version: missing"},
       {R"({"version":3,"categories":[]})", "version: must be a string, got number"},
-      {R"({"version":"","categories":[]})", "version: must be 1..64 printable ASCII characters"},
+      {R"({"version":"","categories":[]})", "version: must be 1..64 printable characters"},
       {R"({"version":"v"})", "categories: missing"},
       {R"({"version":"v","categories":{}})", "categories: must be an array, got object"},
       {R"({"version":"v","categories":[],"extra":1})",
