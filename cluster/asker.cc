@@ -381,8 +381,9 @@ void Asker::TimeOut() {
       continue;
     }
     const auto now = std::chrono::steady_clock::now();
-    if (now < deadlines_.begin()->first) {
-      async_cv_.wait_until(lock, deadlines_.begin()->first);
+    if (const auto first = deadlines_.begin()->first; now < first) {
+      // A copy: the set's element may be erased while this waits.
+      async_cv_.wait_until(lock, first);
       continue;
     }
     std::vector<std::pair<Node::Answers, std::vector<Result<std::string>>>> due;
