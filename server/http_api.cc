@@ -1,6 +1,9 @@
 #include "server/http_api.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "schema/category.h"
@@ -111,22 +114,44 @@ HttpReply JsonReply(std::string body) {
   return reply;
 }
 
-// Runs a query and renders its answer, or the error; bounded in size.
-template <typename Run>
-std::function<HttpReply()> Bounded(uint64_t reply_bytes_max, Run run) {
-  return [reply_bytes_max, run = std::move(run)]() -> HttpReply {
-    HttpReply reply;
+// `reply`, or RESOURCE_EXHAUSTED when its body is over the limit.
+HttpReply Limit(uint64_t reply_bytes_max, HttpReply reply) {
+  if (reply_bytes_max > 0 && reply.body.size() > reply_bytes_max) {
+    return HttpError(400, "RESOURCE_EXHAUSTED",
+                     "the answer would exceed " + std::to_string(reply_bytes_max) +
+                         " bytes; narrow the query (fewer categories, a larger step, no by)");
+  }
+  return reply;
+}
+
+// A query whose Result<T> comes from `sync` (a single node) or `then`
+// (given a callback: a partitioned cluster, where the other partitions'
+// answers complete it on a NATS thread, and no thread waits for them),
+// rendered with `render`, or the error; bounded in size; `done` once.
+template <typename T, typename Sync, typename Then, typename Render>
+std::function<void(HttpDone)> Query(const HttpApiEnv& env, Sync sync, Then then, Render render) {
+  return [fans_out = env.figures->fans_out(), max = env.reply_bytes_max, sync = std::move(sync),
+          then = std::move(then), render = std::move(render)](HttpDone done) {
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    std::function<void(Result<T>)> finish = [max, render, done, once](Result<T> r) {
+      if (once->exchange(true)) return;
+      HttpReply reply;
+      try {
+        reply = r.ok() ? render(std::move(*r)) : HttpError(r.status());
+      } catch (const std::exception& e) {
+        reply = HttpError(Status::Internal(e.what()));
+      }
+      done(Limit(max, std::move(reply)));
+    };
     try {
-      reply = run();
+      if (fans_out) {
+        then(finish);
+      } else {
+        finish(sync());
+      }
     } catch (const std::exception& e) {
-      return HttpError(Status::Internal(e.what()));
+      finish(Status::Internal(e.what()));
     }
-    if (reply_bytes_max > 0 && reply.body.size() > reply_bytes_max) {
-      return HttpError(400, "RESOURCE_EXHAUSTED",
-                       "the answer would exceed " + std::to_string(reply_bytes_max) +
-                           " bytes; narrow the query (fewer categories, a larger step, no by)");
-    }
-    return reply;
   };
 }
 
@@ -168,13 +193,17 @@ HttpPlan PlanReport(const HttpApiEnv& env, const std::vector<Param>& params,
   query.scope_institution = std::move(scope);
   HttpPlan plan;
   plan.kind = QueryKind::kReport;
-  plan.query = Bounded(env.reply_bytes_max, [figures = env.figures, query = std::move(query)] {
-    Result<Report> r = figures->QueryReport(query);
-    if (!r.ok()) return HttpError(r.status());
-    r->date = query.date;
-    r->by = query.by;
-    return JsonReply(ReportJson(*r));
-  });
+  const Figures* figures = env.figures;
+  plan.query = Query<Report>(
+      env, [figures, query] { return figures->QueryReport(query); },
+      [figures, query](std::function<void(Result<Report>)> done) {
+        figures->QueryReportThen(query, std::move(done));
+      },
+      [query](Report r) {
+        r.date = query.date;
+        r.by = query.by;
+        return JsonReply(ReportJson(r));
+      });
   return plan;
 }
 
@@ -222,15 +251,19 @@ HttpPlan PlanSeries(const HttpApiEnv& env, const std::vector<Param>& params,
   query.scope_institution = std::move(scope);
   HttpPlan plan;
   plan.kind = QueryKind::kSeries;
-  plan.query = Bounded(env.reply_bytes_max, [figures = env.figures, query = std::move(query)] {
-    Result<Series> r = figures->QuerySeries(query);
-    if (!r.ok()) return HttpError(r.status());
-    // The shape names what was asked (docs/cli.md: category, step, group_by).
-    r->category = query.category;
-    r->step = query.step;
-    r->by = query.by;
-    return JsonReply(SeriesJson(*r));
-  });
+  const Figures* figures = env.figures;
+  plan.query = Query<Series>(
+      env, [figures, query] { return figures->QuerySeries(query); },
+      [figures, query](std::function<void(Result<Series>)> done) {
+        figures->QuerySeriesThen(query, std::move(done));
+      },
+      [query](Series r) {
+        // The shape names what was asked (docs/cli.md: category, step, group_by).
+        r.category = query.category;
+        r.step = query.step;
+        r.by = query.by;
+        return JsonReply(SeriesJson(r));
+      });
   return plan;
 }
 
@@ -262,13 +295,17 @@ HttpPlan PlanLoan(const HttpApiEnv& env, std::string_view rest, const std::vecto
   }
   HttpPlan plan;
   plan.kind = QueryKind::kLoan;
-  plan.query = Bounded(
-      env.reply_bytes_max,
-      [figures = env.figures, institution = std::move(*institution), loan = std::move(*loan)] {
-        Result<LoanView> r = figures->QueryLoan(institution, loan);
-        if (!r.ok()) return HttpError(r.status());
-        return JsonReply(LoanJson(*r));
-      });
+  const Figures* figures = env.figures;
+  plan.query = Query<LoanView>(
+      env,
+      [figures, institution = *institution, loan = *loan] {
+        return figures->QueryLoan(institution, loan);
+      },
+      [figures, institution = *institution,
+       loan = *loan](std::function<void(Result<LoanView>)> done) {
+        figures->QueryLoanThen(institution, loan, std::move(done));
+      },
+      [](LoanView r) { return JsonReply(LoanJson(r)); });
   return plan;
 }
 

@@ -48,10 +48,14 @@ struct HttpReply {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 };
 
-// What to do with one request: answer now, or run `query` on the query pool.
+// What to do with one request: answer now, or start `query` on the query
+// pool. `query` calls its argument once with the reply: before it returns,
+// or later on another thread when a partitioned cluster's other partitions
+// answer (server/figures.h, the ...Then queries).
+using HttpDone = std::function<void(HttpReply)>;
 struct HttpPlan {
   std::optional<HttpReply> reply;
-  std::function<HttpReply()> query;
+  std::function<void(HttpDone)> query;
   std::optional<QueryKind> kind;  // for loanledger_query_seconds
   bool auth_failed = false;       // a token was given and is unknown: slow the answer down
 };

@@ -252,9 +252,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  // Runs query on the query pool and resumes on the connection's strand
-  // with its reply (a timer is the wake-up, as in session.cc).
-  asio::awaitable<HttpReply> OnQueryPool(std::function<HttpReply()> query) {
+  // Starts query on the query pool and resumes on the connection's strand
+  // with its reply, whichever thread gives it (a timer is the wake-up, as in
+  // session.cc).
+  asio::awaitable<HttpReply> OnQueryPool(std::function<void(HttpDone)> query) {
     struct Pending {
       explicit Pending(asio::any_io_executor ex) : wake(std::move(ex)) {}
       asio::steady_timer wake;
@@ -263,8 +264,14 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     auto pending = std::make_shared<Pending>(co_await asio::this_coro::executor);
     pending->wake.expires_at(asio::steady_timer::time_point::max());
     asio::post(*env.query_pool, [pending, query = std::move(query)] {
-      pending->reply = query();
-      asio::post(pending->wake.get_executor(), [pending] { pending->wake.cancel(); });
+      query([pending](HttpReply reply) {
+        // Handed over on the strand: the reply may come on a NATS thread.
+        auto moved = std::make_shared<HttpReply>(std::move(reply));
+        asio::post(pending->wake.get_executor(), [pending, moved] {
+          pending->reply = std::move(*moved);
+          pending->wake.cancel();
+        });
+      });
     });
     error_code ec;
     co_await pending->wake.async_wait(redirect_error(use_awaitable, ec));

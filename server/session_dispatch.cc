@@ -235,14 +235,14 @@ void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
       if (!q.ok()) return CompleteError(id, frame_bytes, q.status().code(), q.status().message());
       q->scope_institution = scope;
       // A partitioned cluster: this node's part is computed here, like a
-      // single node's report; the others' answers complete it on a NATS
-      // thread. No thread waits for the network, and there is no hand-off
-      // to the query pool and back (bench/RESULTS.md, "Partitions"). By
-      // institution the part grows with the institutions: on the pool.
+      // single node's report (by institution, where it grows with the
+      // institutions, on the pool); the others' answers complete it on a
+      // NATS thread. No thread waits for the network, and there is no
+      // hand-off to the query pool and back (bench/RESULTS.md, "Partitions").
       const bool by_institution = q->by == GroupBy::kInstitution;
-      if (figures->fans_out() && !by_institution) {
+      if (figures->fans_out()) {
         RunFannedOut<Report>(
-            id, frame_bytes, QueryKind::kReport, /*on_pool=*/false,
+            id, frame_bytes, QueryKind::kReport, /*on_pool=*/by_institution,
             [figures, query = std::move(*q)](std::function<void(Result<Report>)> reply) {
               figures->QueryReportThen(query, std::move(reply));
             },
@@ -253,9 +253,7 @@ void Session::HandleQuery(const wire::Message& message, uint64_t frame_bytes) {
         Result<Report> r = figures->QueryReport(query);
         return r.ok() ? wire::EncodeReportReply(id, *r) : ErrorFrame(id, r.status());
       };
-      // A partitioned cluster's answer by institution waits on the network:
-      // never on the strand.
-      if (by_institution || figures->fans_out()) {
+      if (by_institution) {
         RunOnQueryPool(id, frame_bytes, QueryKind::kReport, std::move(run));
         return;
       }
