@@ -1,7 +1,13 @@
 #include "server/report_gauges.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cmath>
+#include <exception>
 #include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 
 #include "schema/category.h"
@@ -119,6 +125,36 @@ bool ReportGauges::Refresh(const storage::Ledger& ledger, const Figures& figures
   // An empty ledger: the report of any date lists every category, at zero.
   ReportQuery q;
   q.date = latest != 0 ? latest : kDayMin;
+  if (figures.fans_out()) {
+    if (asking_.exchange(true)) return true;  // the last refresh still waits on a partition
+    struct Both {
+      std::mutex mu;
+      std::optional<Result<Report>> national, by_province;
+    };
+    auto both = std::make_shared<Both>();
+    auto land = [this, both, latest](bool province, Result<Report> r) {
+      std::unique_lock lock(both->mu);
+      (province ? both->by_province : both->national) = std::move(r);
+      if (!both->national || !both->by_province) return;
+      lock.unlock();
+      try {
+        if (both->national->ok() && both->by_province->ok())
+          Set(latest, **both->national, **both->by_province);
+      } catch (const std::exception& e) {
+        spdlog::warn("report gauges: {}", e.what());
+      }
+      asking_ = false;
+    };
+    for (const bool province : {false, true}) {
+      q.by = province ? GroupBy::kProvince : GroupBy::kNone;
+      try {
+        figures.QueryReportThen(q, [land, province](Result<Report> r) { land(province, r); });
+      } catch (const std::exception& e) {  // before it was asked: nothing will answer it
+        land(province, Status::Internal(e.what()));
+      }
+    }
+    return true;
+  }
   Result<Report> national = figures.QueryReport(q);
   q.by = GroupBy::kProvince;
   Result<Report> by_province = figures.QueryReport(q);

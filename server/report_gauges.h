@@ -22,6 +22,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -44,6 +45,11 @@ class ReportGauges {
   // date nationally and by province: in memory, a few hundred rows) and sets
   // every gauge. An empty ledger sets the date to 0 and every figure to 0
   // (growth NaN). Returns false, changing nothing, when a query fails.
+  // In a partitioned cluster (figures.fans_out()) the two reports are asked
+  // at once and the gauges set when both have come, on the thread that
+  // brings the last (nothing waits for the other partitions); it returns
+  // true once they are asked, and does not ask again while they are out.
+  // Must outlive the cluster node.
   bool Refresh(const storage::Ledger& ledger, const Figures& figures);
 
   // Sets the gauges from reports of one date (by = kNone and kProvince).
@@ -61,7 +67,8 @@ class ReportGauges {
   void RemoveSlots(bool province, const Slots& slots);
   CategoryGauges& GaugesOf(const std::string& category);
 
-  std::mutex mu_;  // one Set at a time
+  std::atomic<bool> asking_{false};  // a partitioned cluster's refresh is out
+  std::mutex mu_;                    // one Set at a time
   prometheus::Gauge* date_ = nullptr;
   std::array<prometheus::Family<prometheus::Gauge>*, kMeasures> national_{};
   std::array<prometheus::Family<prometheus::Gauge>*, kMeasures> province_{};

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from cluster_workload import (CLI_TIMEOUT_S, Failure, Submitter, Workload, check, finish, log,  # noqa: E402
                               wait_until)
 from ll_server import start_loanledgerd  # noqa: E402
-from local_cluster import LoanledgerNode, LocalCluster, fnv1a64  # noqa: E402
+from local_cluster import LoanledgerNode, LocalCluster, fnv1a64, scrape  # noqa: E402
 
 DATE = "2024-09-30"
 REPORTS = {"national": [], "province": ["--by", "province"], "institution": ["--by", "institution"],
@@ -148,6 +148,34 @@ def http_answers(node, token, loans):
         keep(f"loan/{inst}/{loan}", f"/v1/loans/{urllib.parse.quote(inst, safe='')}/"
                                     f"{urllib.parse.quote(loan, safe='')}")
     return out
+
+
+def report_gauges(w, node):
+    """A partitioned node's report gauges are the whole cluster's figures: its TOTAL (national,
+    and for every province the report names) equal the CLI's report at the gauges' date, in yuan
+    (fen / 100 as a double)."""
+    def matches():
+        samples = scrape(node.metrics())
+        stamp = samples.get("loanledger_report_date_timestamp_seconds", 0)
+        if stamp <= 0:
+            return None
+        date = time.strftime("%Y-%m-%d", time.gmtime(stamp))
+        want = {}
+        for by in (None, "province"):
+            rows = json.loads(w.run_cli(["report", "--date", date, "--category", "TOTAL",
+                                         "--format", "json", *(["--by", by] if by else []),
+                                         "--server", node.client(), "--token", w.regulator]).stdout)["rows"]
+            for r in rows:
+                key = ('loanledger_report_balance_yuan{category="TOTAL"}' if by is None else
+                       f'loanledger_report_province_balance_yuan{{category="TOTAL",province="{r["group"]}"}}')
+                want[key] = r["balance_fen"] / 100
+        got = {k: samples.get(k) for k in want}
+        ok = all(g is not None and abs(g - x) <= 1e-9 * max(1.0, abs(x)) for k, (g, x) in
+                 ((k, (got[k], want[k])) for k in want))
+        return (date, len(want)) if ok else None
+    date, n = wait_until(matches, 30, f"{node.name}'s report gauges equal to the cluster's report",
+                         poll_s=0.5)
+    log(f"{node.name}'s report gauges ({n} TOTAL balances, {date}) are the whole cluster's")
 
 
 def compare(got, want, where):
@@ -373,6 +401,7 @@ def main(argv):
         for n in cluster.nodes.values():
             compare(http_answers(n, w.regulator, loans), reference, f"{n.name} over HTTP")
         log(f"every node's HTTP API gives the same {len(reference)} answers")
+        report_gauges(w, cluster.node(0, 1))
         positions = {}
         answers(w, cluster.node(0, 1).client(), w.regulator, loans, positions)
         for key, p in positions.items():
