@@ -297,12 +297,28 @@ class ClusterAskerTest : public ::testing::Test {
   std::unique_ptr<Asker> asker_;
 };
 
-// 1. Every partition answers: done once, every answer in the order asked.
+// 1. Every partition answers: done once, every answer in the order asked,
+// though they come in the reverse order.
 TEST_F(ClusterAskerTest, EveryPartitionAnswersInTheOrderAsked) {
-  for (uint32_t p : {0u, 1u, 2u, 3u}) Respond(p, Mode::kEcho);
+  std::map<uint32_t, Responder*> by_partition;
+  for (uint32_t p : {0u, 1u, 2u, 3u}) by_partition[p] = &Respond(p, Mode::kStash);
   const std::vector<uint32_t> partitions = {3, 0, 2, 1};
   Outcome out;
   asker_->AskThen(partitions, "how much", 10000, out.Done());
+  for (auto it = partitions.rbegin(); it != partitions.rend(); ++it) {
+    Responder& r = *by_partition[*it];
+    ASSERT_TRUE(WaitStashed(r, 1)) << *it;
+    Question q;
+    {
+      std::lock_guard lock(r.mu);
+      ASSERT_EQ(r.stashed.size(), 1u);
+      q = r.stashed[0];
+    }
+    EXPECT_EQ(q.request, "how much");
+    EXPECT_EQ(out.Calls(), 0);  // a partition is still open
+    Publish(q.reply, "p" + std::to_string(*it) + ":" + q.request);
+    ASSERT_EQ(natsConnection_FlushTimeout(responder_conn_.get(), 10000), NATS_OK);
+  }
   ASSERT_TRUE(out.WaitCalled());
   ASSERT_EQ(out.answers.size(), 4u);
   for (size_t i = 0; i < partitions.size(); ++i) {
