@@ -160,11 +160,10 @@ Asker::~Asker() {
     natsSubscription_Unsubscribe(answers_);
     // Its handler may be delivering one last answer: wait until it has
     // returned (OnAnswersClosed) before the subscription and this go.
-    if (async_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return answers_closed_; })) {
-      natsSubscription_Destroy(answers_);
-    } else {
-      spdlog::error("cluster: the answers' subscription did not close in 10 s; left open");
-    }
+    // Never given up on: its handler refers to this object.
+    while (!async_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return answers_closed_; }))
+      spdlog::warn("cluster: waiting for the answers' subscription to close");
+    natsSubscription_Destroy(answers_);
     answers_ = nullptr;
   }
   // Queries still waiting fail; their callers are told, as promised.
