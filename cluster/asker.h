@@ -1,17 +1,10 @@
-// The fan-out's asking side (cluster.h, Node::Ask; docs/cluster.md,
+// The fan-out's asking side (cluster.h, Node::AskThen; docs/cluster.md,
 // "Partitions"): a query's questions to the other partitions all go out at
-// once, and their answers are collected later, so that the caller computes
-// its own partition's answer while the others travel. No thread is started:
-// each question is published with a reply subject of a synchronous
-// subscription (a "slot", created once and reused by one query at a time),
-// and the asking thread takes the answers from it itself — one thread wake-up
-// fewer per answer than natsConnection_Request, whose replies pass through
-// the library's response thread.
-//
-// AskThen is the same without a waiting thread, for a caller that must not
-// block (the server's io threads): the answers come to one asynchronous
-// subscription per node, on "<inbox>.<query>.<index>", and the query's
-// `done` is called by the thread that delivers its last answer, or by the
+// once, so that the caller computes its own partition's answer while the
+// others travel, and no thread waits for them. The answers come to one
+// asynchronous subscription per node, on "<inbox>.<query>.<index>"; the
+// query's `done` is called by the thread that delivers its last answer (or
+// the "no responders" status of a partition nobody serves), or by the
 // asker's timer thread at its deadline.
 #pragma once
 
@@ -44,27 +37,13 @@ class Asker {
  public:
   // `nc` must outlive this.
   explicit Asker(natsConnection* nc) : nc_(nc) {}
-  ~Asker();  // REQUIRES: no Asking it returned is still alive
+  ~Asker();  // every query still pending fails ("this node is stopping"), once
 
-  // Publishes `request` to every partition of `partitions` (at most 65535),
-  // each with its own reply subject, and returns at once. Thread-safe.
-  std::unique_ptr<Node::Asking> Ask(std::span<const uint32_t> partitions, std::string_view request,
-                                    uint32_t timeout_ms);
   // Node::AskThen. Thread-safe.
   void AskThen(std::span<const uint32_t> partitions, std::string_view request, uint32_t timeout_ms,
                Node::Answers done);
 
-  struct Slot {
-    std::unique_ptr<natsSubscription, SubDeleter> sub;  // synchronous, on "<inbox>.>"
-    std::string inbox;
-    uint64_t asked = 0;  // queries sent through this slot: the reply subjects' first token
-  };
-
  private:
-  friend class AskingImpl;
-  Result<std::unique_ptr<Slot>> Take();  // a free slot, or a new one
-  void Give(std::unique_ptr<Slot> slot);
-
   // An AskThen query whose answers are still coming.
   struct Pending {
     std::vector<uint32_t> partitions;
@@ -85,9 +64,6 @@ class Asker {
   void TimeOut();  // the timer thread
 
   natsConnection* const nc_;
-  std::mutex mu_;                            // guards free_ and in_use_
-  std::vector<std::unique_ptr<Slot>> free_;  // at most the number of queries ever at once
-  size_t in_use_ = 0;
 
   std::mutex async_mu_;  // guards everything below
   std::condition_variable async_cv_;

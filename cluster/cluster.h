@@ -138,27 +138,15 @@ class Node {
   using Answerer = std::function<std::string(std::string_view request, size_t max_reply_bytes)>;
   virtual void Answer(Answerer answer) = 0;
 
-  // A query's questions to other partitions, in flight (Ask).
-  class Asking {
-   public:
-    virtual ~Asking() = default;
-    // Waits until every partition asked has answered, or until timeout_ms
-    // after Ask; then one reply's bytes per partition, in the order asked,
-    // or UNAVAILABLE naming the partition when none of its nodes answered.
-    // Once only.
-    virtual std::vector<Result<std::string>> Wait() = 0;
-  };
   // Sends `request` to every one of `partitions` (one of its up-to-date
-  // nodes answers) at once and returns without waiting for the answers, so
-  // that the caller can work meanwhile. Thread-safe; the Asking must not
-  // outlive the node.
-  virtual std::unique_ptr<Asking> Ask(std::span<const uint32_t> partitions,
-                                      std::string_view request, uint32_t timeout_ms) const = 0;
-  // As Ask, but no thread waits: `done` gets what Asking::Wait would return,
-  // once, when every partition asked has answered or timeout_ms after the
-  // call, on a NATS thread (or on the caller's, when nothing could be sent;
-  // or in the node's destructor, every question failed, when it stops
-  // first). `done` must be quick and must not throw. Thread-safe.
+  // nodes answers) at once and returns without waiting, so that the caller
+  // can work meanwhile. `done` gets one reply's bytes per partition, in the
+  // order asked, or UNAVAILABLE naming the partition when none of its nodes
+  // answered (none serves; or timeout_ms ran out) — once, when every
+  // partition has answered or failed, on a NATS thread (on the caller's when
+  // nothing could be sent; in the node's destructor, every question failed,
+  // when it stops first). `done` must be quick and must not throw.
+  // Thread-safe.
   using Answers = std::function<void(std::vector<Result<std::string>>)>;
   virtual void AskThen(std::span<const uint32_t> partitions, std::string_view request,
                        uint32_t timeout_ms, Answers done) const = 0;

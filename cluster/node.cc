@@ -170,12 +170,6 @@ class NodeImpl final : public Node {
     query_sub_.reset(raw);
   }
 
-  std::unique_ptr<Asking> Ask(std::span<const uint32_t> partitions, std::string_view request,
-                              uint32_t timeout_ms) const override {
-    for (const uint32_t p : partitions) LL_CHECK(p < options_.partitions);
-    return asker_->Ask(partitions, request, timeout_ms);
-  }
-
   void AskThen(std::span<const uint32_t> partitions, std::string_view request, uint32_t timeout_ms,
                Answers done) const override {
     for (const uint32_t p : partitions) LL_CHECK(p < options_.partitions);

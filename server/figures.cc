@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -200,28 +201,6 @@ std::vector<uint32_t> Remote(const cluster::Node& node, const std::vector<uint32
   return remote;
 }
 
-// Asks every target partition at once (this node's own from `local`, while
-// the others' questions travel) and gathers the parts (Gather); `positions`
-// gets each partition's stream position the answer reflects (at least).
-template <typename T, typename Local, typename Decode>
-Result<std::vector<T>> AskAll(const cluster::Node& node, const std::vector<uint32_t>& targets,
-                              const std::string& question, Local local, Decode decode,
-                              std::vector<uint64_t>* positions) {
-  positions->assign(node.partitions(), 0);
-  const std::vector<uint32_t> remote = Remote(node, targets);
-  std::unique_ptr<cluster::Node::Asking> asking;
-  if (!remote.empty()) asking = node.Ask(remote, question, kAskTimeoutMs);
-  std::optional<Result<T>> mine;
-  if (remote.size() < targets.size()) {
-    (*positions)[node.partition()] = node.State().applied_seq;
-    mine = local();
-  }
-  std::vector<Result<std::string>> answers;
-  if (asking != nullptr) answers = asking->Wait();
-  LL_CHECK(answers.size() == remote.size());
-  return Gather<T>(node.partition(), targets, mine, answers, decode, positions);
-}
-
 // AskAll without a waiting thread: `done` gets the parts and the positions
 // once, on the thread that completes them — the caller's, right after
 // `local`, when the other partitions answered first, else a NATS thread.
@@ -291,6 +270,25 @@ void AskAllThen(const cluster::Node& node, std::vector<uint32_t> targets,
     if (!join->have_answers) return;
   }
   join->Finish();
+}
+
+// AskAllThen, waited for: for callers that may block (none of the server's
+// threads does: they use the ...Then queries); `positions` gets each
+// partition's stream position the answer reflects (at least).
+template <typename T, typename Local, typename Decode>
+Result<std::vector<T>> AskAll(const cluster::Node& node, std::vector<uint32_t> targets,
+                              const std::string& question, Local local, Decode decode,
+                              std::vector<uint64_t>* positions) {
+  using Outcome = std::pair<Result<std::vector<T>>, std::vector<uint64_t>>;
+  auto promise = std::make_shared<std::promise<Outcome>>();  // shared: set_value may outlast get
+  std::future<Outcome> future = promise->get_future();
+  AskAllThen<T>(node, std::move(targets), question, local, decode,
+                [promise](Result<std::vector<T>> parts, std::vector<uint64_t> p) {
+                  promise->set_value(Outcome(std::move(parts), std::move(p)));
+                });
+  Outcome outcome = future.get();
+  *positions = std::move(outcome.second);
+  return std::move(outcome.first);
 }
 
 Result<Report> DecodeReport(const wire::Message& m) {
