@@ -1,7 +1,7 @@
 // Where the answers to queries come from (docs/cluster.md, "Partitions").
 // A single node, and a cluster of one partition, answer from the local
 // ledger. With P > 1 partitions every node answers any query: it asks one
-// up-to-date node of every other partition over NATS (cluster::Node::Ask),
+// up-to-date node of every other partition over NATS (cluster::Node::AskThen),
 // answers for its own from its ledger, and sums the partitions' rows exactly
 // (int64 fen; growth recomputed from the summed balances). A partition that
 // does not answer fails the query; a partial sum is never returned.
