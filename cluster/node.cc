@@ -508,12 +508,15 @@ class NodeImpl final : public Node {
           leading = false;
         }
       }
+      // Every KV request below is a network call, made without mu_: while
+      // NATS is slow, State(), the answering thread's UpToDate() and the
+      // destructor must not wait on it.
       uint64_t new_rev = 0;
       if (leading) {
         natsStatus s = kvStore_Update(&new_rev, leases_.get(), lease_key_.c_str(), value.data(),
                                       static_cast<int>(value.size()), rev);
-        std::lock_guard lock(mu_);
         if (s == NATS_OK) {
+          std::lock_guard lock(mu_);
           lease_rev_ = new_rev;
           lease_valid_until_ = valid_until;
           continue;
@@ -521,41 +524,41 @@ class NodeImpl final : public Node {
         // Refused or lost: if the key no longer holds our revision (it
         // expired, or another node took it), stop leading now; otherwise
         // retry until lease_valid_until_.
-        kvEntry* e = nullptr;
-        const natsStatus g = kvStore_Get(&e, leases_.get(), lease_key_.c_str());
-        const bool ours = g == NATS_OK && kvEntry_Revision(e) == rev;
-        if (e != nullptr) kvEntry_Destroy(e);
-        if (!ours && (g == NATS_OK || g == NATS_NOT_FOUND)) {
+        const LeaseRead read = ReadLease();
+        std::lock_guard lock(mu_);
+        const bool ours = read.status == NATS_OK && read.revision == rev;
+        if (!ours && (read.status == NATS_OK || read.status == NATS_NOT_FOUND)) {
           spdlog::warn("cluster: lease of partition {} lost: stepping down", options_.partition);
           StepDownLocked("lease lost");
-          ReadLeaderLocked();
+          NoteLeaderLocked(read);
         }
         continue;
       }
       natsStatus s = kvStore_Create(&new_rev, leases_.get(), lease_key_.c_str(), value.data(),
                                     static_cast<int>(value.size()));
-      std::lock_guard lock(mu_);
-      if (s == NATS_OK) {
-        leader_ = true;
-        lease_rev_ = new_rev;
-        lease_valid_until_ = valid_until;
-        need_catch_up_ = true;
-        ++state_.elections_won;
-        led_since_ = Clock::now();
-        first_ack_logged_ = false;
-        // When the last holder seen renewed it (+ TTL = when its key expired).
-        const int64_t ago_ms =
-            seen_lease_ns_ == 0 ? -1 : (NatsNowNs() - seen_lease_ns_) / 1'000'000;
-        spdlog::info(
-            "cluster: this node ({}) leads partition {} (stream seq {}; last holder seen: "
-            "{}, renewed {} ms ago)",
-            options_.node, options_.partition, ledger_.LogPosition(),
-            state_.leader_node.empty() ? "-" : state_.leader_node, ago_ms);
-        state_.leader_node = options_.node;
-        state_.leader_address = options_.advertise;
+      if (s != NATS_OK) {
+        const LeaseRead read = ReadLease();
+        std::lock_guard lock(mu_);
+        NoteLeaderLocked(read);
         continue;
       }
-      ReadLeaderLocked();
+      std::lock_guard lock(mu_);
+      leader_ = true;
+      lease_rev_ = new_rev;
+      lease_valid_until_ = valid_until;
+      need_catch_up_ = true;
+      ++state_.elections_won;
+      led_since_ = Clock::now();
+      first_ack_logged_ = false;
+      // When the last holder seen renewed it (+ TTL = when its key expired).
+      const int64_t ago_ms = seen_lease_ns_ == 0 ? -1 : (NatsNowNs() - seen_lease_ns_) / 1'000'000;
+      spdlog::info(
+          "cluster: this node ({}) leads partition {} (stream seq {}; last holder seen: "
+          "{}, renewed {} ms ago)",
+          options_.node, options_.partition, ledger_.LogPosition(),
+          state_.leader_node.empty() ? "-" : state_.leader_node, ago_ms);
+      state_.leader_node = options_.node;
+      state_.leader_address = options_.advertise;
     }
   }
 
@@ -573,21 +576,41 @@ class NodeImpl final : public Node {
                                        campaign_period / 10, campaign_period);
   }
 
-  void ReadLeaderLocked() {
+  // This partition's lease key as the bucket holds it. A network call:
+  // never with mu_ held.
+  struct LeaseRead {
+    natsStatus status = NATS_OK;
+    std::string value;  // "node\naddress"
+    uint64_t revision = 0;
+    int64_t created_ns = 0;
+  };
+  LeaseRead ReadLease() const {
+    LeaseRead r;
     kvEntry* e = nullptr;
-    if (const natsStatus s = kvStore_Get(&e, leases_.get(), lease_key_.c_str()); s != NATS_OK) {
+    r.status = kvStore_Get(&e, leases_.get(), lease_key_.c_str());
+    if (r.status != NATS_OK) return r;
+    r.value.assign(static_cast<const char*>(kvEntry_Value(e)), kvEntry_ValueLen(e));
+    r.revision = kvEntry_Revision(e);
+    r.created_ns = kvEntry_Created(e);
+    kvEntry_Destroy(e);
+    return r;
+  }
+
+  // The leader as `read` names it (none when it could not be read).
+  void NoteLeaderLocked(const LeaseRead& read) {
+    if (read.status != NATS_OK) {
       state_.leader_node.clear();
       state_.leader_address.clear();
-      seen_until_ = s == NATS_NOT_FOUND ? Clock::now() : Clock::time_point{};  // free: retry soon
+      // Free: retry soon.
+      seen_until_ = read.status == NATS_NOT_FOUND ? Clock::now() : Clock::time_point{};
       return;
     }
-    const std::string v(static_cast<const char*>(kvEntry_Value(e)), kvEntry_ValueLen(e));
-    seen_lease_ns_ = kvEntry_Created(e);
-    if (kvEntry_Revision(e) != seen_rev_) {
-      seen_rev_ = kvEntry_Revision(e);
+    const std::string& v = read.value;
+    seen_lease_ns_ = read.created_ns;
+    if (read.revision != seen_rev_) {
+      seen_rev_ = read.revision;
       seen_until_ = Clock::now() + milliseconds(options_.lease_ms);
     }
-    kvEntry_Destroy(e);
     const size_t nl = v.find('\n');
     if (v.substr(0, nl) != state_.leader_node)
       spdlog::info("cluster: partition {} leader: {}", options_.partition, v.substr(0, nl));
