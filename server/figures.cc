@@ -201,10 +201,12 @@ std::vector<uint32_t> Remote(const cluster::Node& node, const std::vector<uint32
   return remote;
 }
 
-// AskAll without a waiting thread: `done` gets the parts and the positions
-// once, on the thread that completes them — the caller's, right after
-// `local`, when the other partitions answered first, else a NATS thread.
-// `done` must not throw.
+// Asks every target partition at once (this node's own from `local`, while
+// the others' questions travel) and gathers the parts (Gather) without a
+// waiting thread: `done` gets the parts and each partition's stream position
+// (at least what the answer reflects) once, on the thread that completes
+// them — the caller's, right after `local`, when the other partitions
+// answered first, else a NATS thread. `done` must not throw.
 template <typename T>
 using PartsDone = std::function<void(Result<std::vector<T>>, std::vector<uint64_t>)>;
 template <typename T, typename Local, typename Decode>
@@ -272,23 +274,14 @@ void AskAllThen(const cluster::Node& node, std::vector<uint32_t> targets,
   join->Finish();
 }
 
-// AskAllThen, waited for: for callers that may block (none of the server's
-// threads does: they use the ...Then queries); `positions` gets each
-// partition's stream position the answer reflects (at least).
-template <typename T, typename Local, typename Decode>
-Result<std::vector<T>> AskAll(const cluster::Node& node, std::vector<uint32_t> targets,
-                              const std::string& question, Local local, Decode decode,
-                              std::vector<uint64_t>* positions) {
-  using Outcome = std::pair<Result<std::vector<T>>, std::vector<uint64_t>>;
-  auto promise = std::make_shared<std::promise<Outcome>>();  // shared: set_value may outlast get
-  std::future<Outcome> future = promise->get_future();
-  AskAllThen<T>(node, std::move(targets), question, local, decode,
-                [promise](Result<std::vector<T>> parts, std::vector<uint64_t> p) {
-                  promise->set_value(Outcome(std::move(parts), std::move(p)));
-                });
-  Outcome outcome = future.get();
-  *positions = std::move(outcome.second);
-  return std::move(outcome.first);
+// A ...Then query, waited for: for callers that may block (in a partitioned
+// cluster none of the server's threads does; they call the ...Then queries).
+template <typename T, typename Start>
+Result<T> Waited(Start start) {
+  auto promise = std::make_shared<std::promise<Result<T>>>();  // shared: set_value may outlast get
+  std::future<Result<T>> future = promise->get_future();
+  start([promise](Result<T> r) { promise->set_value(std::move(r)); });
+  return future.get();
 }
 
 Result<Report> DecodeReport(const wire::Message& m) {
@@ -476,19 +469,8 @@ void Figures::AnswerPeers(cluster::Node& node) const {
 }
 
 Result<Report> Figures::QueryReport(const ReportQuery& query) const {
-  cluster::Node* node = partitioned();
-  if (node == nullptr) return ledger_.QueryReport(query);
-  const std::string question =
-      Question('R', query.scope_institution, wire::EncodeReportRequest(0, query));
-  std::vector<uint64_t> positions;
-  Result<std::vector<Report>> parts = AskAll<Report>(
-      *node, Targets(*node, query.scope_institution), question,
-      [&] { return ledger_.QueryReport(query); }, DecodeReport, &positions);
-  if (!parts.ok()) return parts.status();
-  Result<Report> merged =
-      MergeReportsOrdered(query, std::move(*parts), OrderFor(query.by, ledger_));
-  if (merged.ok()) merged->stream_positions = std::move(positions);
-  return merged;
+  if (partitioned() == nullptr) return ledger_.QueryReport(query);
+  return Waited<Report>([&](auto done) { QueryReportThen(query, std::move(done)); });
 }
 
 void Figures::QueryReportThen(const ReportQuery& query,
@@ -515,16 +497,8 @@ void Figures::QueryReportThen(const ReportQuery& query,
 }
 
 Result<Series> Figures::QuerySeries(const SeriesQuery& query) const {
-  cluster::Node* node = partitioned();
-  if (node == nullptr) return ledger_.QuerySeries(query);
-  const std::string question =
-      Question('S', query.scope_institution, wire::EncodeSeriesRequest(0, query));
-  std::vector<uint64_t> positions;
-  Result<std::vector<Series>> parts = AskAll<Series>(
-      *node, Targets(*node, query.scope_institution), question,
-      [&] { return ledger_.QuerySeries(query); }, DecodeSeries, &positions);
-  if (!parts.ok()) return parts.status();
-  return SumSeries(std::move(*parts), OrderFor(query.by, ledger_), std::move(positions));
+  if (partitioned() == nullptr) return ledger_.QuerySeries(query);
+  return Waited<Series>([&](auto done) { QuerySeriesThen(query, std::move(done)); });
 }
 
 void Figures::QuerySeriesThen(const SeriesQuery& query,
@@ -551,18 +525,9 @@ void Figures::QuerySeriesThen(const SeriesQuery& query,
 
 Result<LoanView> Figures::QueryLoan(std::string_view institution_id,
                                     std::string_view loan_id) const {
-  cluster::Node* node = partitioned();
-  if (node == nullptr) return ledger_.QueryLoan(institution_id, loan_id);
-  const uint32_t p = node->PartitionOf(institution_id);
-  if (p == node->partition()) return ledger_.QueryLoan(institution_id, loan_id);
-  std::vector<uint64_t> positions;
-  const std::string question = Question('L', std::optional<std::string>(),
-                                        wire::EncodeLoanRequest(0, institution_id, loan_id));
-  Result<std::vector<LoanView>> parts = AskAll<LoanView>(
-      *node, {p}, question, [&] { return ledger_.QueryLoan(institution_id, loan_id); }, DecodeLoan,
-      &positions);
-  if (!parts.ok()) return parts.status();
-  return std::move(parts->front());
+  if (partitioned() == nullptr) return ledger_.QueryLoan(institution_id, loan_id);
+  return Waited<LoanView>(
+      [&](auto done) { QueryLoanThen(institution_id, loan_id, std::move(done)); });
 }
 
 void Figures::QueryLoanThen(std::string_view institution_id, std::string_view loan_id,
