@@ -9,14 +9,18 @@
 // The responder's connection answers every request on a subject of its own
 // from libnats's delivery thread; the requester's sends one request every
 // interval and waits for its reply. Both connections send at once
-// (natsOptions_SetSendAsap), as loanledgerd's do. Prints
+// (natsOptions_SetSendAsap), as loanledgerd's do. Measures for --seconds or
+// until SIGTERM/SIGINT, whichever comes first (partition_latency.py
+// --under-load stops it when the submission ends), then prints
 // "nats_rtt_ms p50=... p99=... max=... requests=N" (milliseconds). Not a test.
 #include <nats/nats.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -26,6 +30,11 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free);  // set from a signal handler
+
+void OnStopSignal(int) { g_stop.store(true); }
 
 struct ConnDeleter {
   void operator()(natsConnection* c) const { natsConnection_Destroy(c); }
@@ -88,6 +97,11 @@ int main(int argc, char** argv) {
   app.add_option("--interval-ms", interval_ms, "between requests")->check(CLI::Range(0, 60000));
   app.add_option("--reply-bytes", reply_bytes, "the reply's size")->check(CLI::Range(0, 1 << 20));
   CLI11_PARSE(app, argc, argv);
+  struct sigaction stop = {};
+  stop.sa_handler = OnStopSignal;
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGTERM, &stop, nullptr);
+  sigaction(SIGINT, &stop, nullptr);
 
   Conn responder_nc = Connect(responder_url);
   Conn requester_nc = Connect(requester_url);
@@ -121,7 +135,7 @@ int main(int argc, char** argv) {
   std::vector<double> ms;
   int failures = 0;
   const auto end = Clock::now() + std::chrono::duration<double>(seconds);
-  while (Clock::now() < end) {
+  while (Clock::now() < end && !g_stop.load()) {
     natsMsg* raw_reply = nullptr;
     const auto t0 = Clock::now();
     s = natsConnection_RequestString(&raw_reply, requester_nc.get(), subject.c_str(), "question",

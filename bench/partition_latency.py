@@ -3,7 +3,7 @@
 single-node goals plus one loopback round trip"). Not a test: nothing is asserted.
 
     bench/partition_latency.py [BUILD_DIR] [--scale S] [--seconds N] [--partitions P] [--replicas R]
-                               [--national-only] [--under-load]
+                               [--national-only] [--under-load [--clients-idle]]
 
 The generator's national portfolio (`gen --scale S --seed 3`, one file per bank) goes through
 `loanledger submit` to a single loanledgerd and to a cluster of P partitions x R replicas
@@ -15,7 +15,10 @@ them, the yardstick "one loopback round trip": `nats-rtt` (bench/nats_rtt.cc) ti
 request/reply through nats-server for N seconds, requester and responder on the same server and
 on two routed servers. Every process binds 127.0.0.1 on ports chosen at run time and is stopped
 by its PID. With --under-load, the reports are asked instead while the portfolio is being
-submitted, to a fresh single node and a fresh cluster in each round (no yardstick).
+submitted, to a fresh single node and a fresh cluster in each round, and the yardstick is
+timed while the cluster's submission runs (requester and responder on one server); with
+--clients-idle as well, the submitting CLIs run under SCHED_IDLE, so that on a machine of few
+cores they stand in for the banks' own machines rather than compete with the servers.
 """
 import argparse
 import os
@@ -78,6 +81,22 @@ def round_trips(build, requester_url, responder_url, seconds):
     return float(m.group(1)), float(m.group(2)), int(m.group(3))
 
 
+def round_trips_during(build, requester_url, responder_url, during):
+    """nats-rtt while `during()` runs (stopped by SIGTERM after it): (p50, p99, requests) in ms."""
+    p = subprocess.Popen([os.path.join(build, "bench", "nats-rtt"), "--requester", requester_url,
+                          "--responder", responder_url, "--seconds", "3600", "--interval-ms", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        during()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    m = re.search(r"nats_rtt_ms p50=([\d.]+) p99=([\d.]+) max=[\d.]+ requests=(\d+)", out)
+    if p.returncode != 0 or not m:
+        raise RuntimeError(f"nats-rtt failed: {out} {err}")
+    return float(m.group(1)), float(m.group(2)), int(m.group(3))
+
+
 def stop_all(single, cluster, work):
     """Stops the single node and the cluster (each when running) and removes `work`."""
     if single is not None:
@@ -87,11 +106,24 @@ def stop_all(single, cluster, work):
     shutil.rmtree(work, ignore_errors=True)
 
 
+def idle_while(run):
+    """Runs `run()` with this thread's scheduling policy SCHED_IDLE (inherited by the CLI
+    processes it starts), then puts SCHED_OTHER back."""
+    def go():
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        try:
+            run()
+        finally:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return go
+
+
 def under_load(build, args):
     """--under-load: per round, a fresh single node and a fresh cluster, each asked for reports
-    for as long as the whole portfolio takes to submit to it (4 CLI submits at a time)."""
+    for as long as the whole portfolio takes to submit to it (the CLI submits one bank's file at
+    a time). With --clients-idle the submitting CLIs run under SCHED_IDLE."""
     work = tempfile.mkdtemp(prefix="ll-partition-latency-load-")
-    rows = []
+    rows, trips = [], []
     single = cluster = None
     try:
         w = Workload(build, work)
@@ -102,7 +134,8 @@ def under_load(build, args):
             single = start_loanledgerd(build, data, w.tokens, os.path.join(work, f"single-{rnd}", "ll.log"))
             sub = Submitter(w, single.address(), batch_size=1000)
             start = time.monotonic()
-            got = reports(build, single.address(), w.regulator, 0, not args.national_only, sub.run)
+            run = idle_while(sub.run) if args.clients_idle else sub.run
+            got = reports(build, single.address(), w.regulator, 0, not args.national_only, run)
             rows.append(("single node", rnd, got, w.events / (time.monotonic() - start)))
             single.stop()
             single = None
@@ -112,8 +145,18 @@ def under_load(build, args):
             everyone = ",".join(n.client() for n in cluster.nodes.values())
             sub = Submitter(w, everyone, batch_size=1000)
             start = time.monotonic()
+            run = idle_while(sub.run) if args.clients_idle else sub.run
+            # The yardstick under the same load: a bare round trip through the nats-server
+            # both partitions' nodes list first (requester and responder on it).
+            nats1 = cluster.nats.nodes[sorted(cluster.nats.nodes)[0]].client_url()
+            trip = []
+
+            def run_and_time_trips(run=run, nats1=nats1, trip=trip):
+                trip.append(round_trips_during(build, nats1, nats1, run))
+
             got = reports(build, cluster.node(0, 1).client(), w.regulator, 0, not args.national_only,
-                          sub.run)
+                          run_and_time_trips)
+            trips.append((rnd, trip[0]))
             rows.append((f"{args.partitions} x {args.replicas} cluster (asked of ll-0-1)", rnd, got,
                          w.events / (time.monotonic() - start)))
             if sub.error:
@@ -127,6 +170,12 @@ def under_load(build, args):
             n, p = got.get("national", (0, 0, 0)), got.get("province", (0, 0, 0))
             print(f"| {name} | {rnd} | {n[0]:.2f} / {n[1]:.2f} | {p[0]:.2f} / {p[1]:.2f} | "
                   f"{n[2] + p[2]} | {rate:,.0f} |")
+        print("\none loopback round trip through nats-server while the cluster's submission runs "
+              "(nats-rtt, requester and responder on the servers' first, every 2 ms):")
+        print("| round | p50 / p99 ms | requests |")
+        print("| --- | --- | --- |")
+        for rnd, (p50, p99, n) in trips:
+            print(f"| {rnd} | {p50:.2f} / {p99:.2f} | {n} |")
     finally:
         stop_all(single, cluster, work)
     return 0
@@ -144,6 +193,9 @@ def main(argv):
     ap.add_argument("--under-load", action="store_true",
                     help="ask while the portfolio is being submitted (a fresh single node and a "
                          "fresh cluster each round) instead of on a quiet store")
+    ap.add_argument("--clients-idle", action="store_true",
+                    help="with --under-load: the submitting CLIs run under SCHED_IDLE, standing "
+                         "in for the banks' own machines (they take only a core nothing else wants)")
     args = ap.parse_args(argv)
     build = os.path.abspath(args.build)
     cluster_workload.SCALE, cluster_workload.SEED = args.scale, "3"
