@@ -57,6 +57,15 @@ class NodeImpl final : public Node {
       stopping_ = true;
     }
     cv_.notify_all();
+    // With NATS unreachable, every request below would wait out its
+    // timeout: the campaigner's lease update and read, the follower's
+    // subscribe, the lease release (5 s each; a node took 15 s to exit).
+    // Closed, the connection fails them at once; the lease then ends by its
+    // TTL, as it would have anyway.
+    if (nc_ != nullptr && natsConnection_Status(nc_.get()) != NATS_CONN_STATUS_CONNECTED) {
+      spdlog::info("cluster: NATS unreachable while stopping: closing the connection first");
+      natsConnection_Close(nc_.get());
+    }
     query_sub_.reset();  // no answer runs past here
     if (campaigner_.joinable()) campaigner_.join();
     if (follower_.joinable()) follower_.join();

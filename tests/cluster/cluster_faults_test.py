@@ -212,6 +212,20 @@ def nats_kill(w, cluster, reference):
     cluster.nats.start_node(k)
     log(f"nats-{k} restarted with {sub.done_files}/{len(w.files)} files done")
     final_checks(w, cluster, sub, reference)
+    # Then every nats-server at once: each node still stops on SIGTERM with exit 0, closing
+    # its NATS connection first rather than waiting out each pending request's timeout.
+    for j in sorted(cluster.nats.nodes):
+        cluster.nats.kill9(j)
+    log("killed every nats-server (kill -9); stopping the nodes")
+    for n in cluster.nodes.values():
+        t = time.monotonic()
+        cluster.stop_node(n.partition, n.replica)
+        rc = n.proc.returncode if n.proc is not None else None
+        check(rc == 0, f"{n.name} exited {rc} after SIGTERM with NATS gone")
+        with open(n.log, errors="replace") as f:
+            check("NATS unreachable while stopping: closing the connection first" in f.read(),
+                  f"{n.name} did not close its NATS connection before stopping")
+        log(f"{n.name} stopped in {time.monotonic() - t:.1f} s with NATS gone")
 
 
 def replica_stop(w, cluster, reference):
