@@ -348,6 +348,40 @@ std::unique_ptr<asio::ssl::context> MakeTlsContext(const ServerConfig& config) {
   return ctx;
 }
 
+// prometheus::Exposer's web server (civetweb) looks at its stop flag only
+// between polls of its listener, 2 s each, so its destructor alone made every
+// exit wait up to 2 s. A connection to the listener ends the poll: at scope
+// exit one thread destroys the Exposer while this one connects to it, every
+// 10 ms, until it is gone (refused once its listener is closed).
+struct ExposerStopper {
+  std::unique_ptr<prometheus::Exposer>& exposer;
+  std::string host;
+  int port;
+
+  ~ExposerStopper() {
+    std::atomic<bool> stopped{false};
+    std::thread stopper([&] {
+      exposer.reset();
+      stopped.store(true);
+    });
+    boost::system::error_code ec;
+    asio::ip::address ip = asio::ip::make_address(host, ec);
+    if (!ec && ip.is_unspecified()) {
+      ip = ip.is_v6() ? asio::ip::address(asio::ip::address_v6::loopback())
+                      : asio::ip::address(asio::ip::address_v4::loopback());
+    }
+    asio::io_context ioc;
+    while (!ec && !stopped.load()) {
+      tcp::socket wake(ioc);
+      boost::system::error_code ignored;
+      wake.connect(tcp::endpoint(ip, static_cast<uint16_t>(port)), ignored);
+      wake.close(ignored);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    stopper.join();
+  }
+};
+
 int Serve(const ServerConfig& config, std::string_view version) {
   if (!config.ready_file.empty()) {
     if (Status s = RemoveReadyFile(config.ready_file); !s.ok()) {
@@ -402,10 +436,12 @@ int Serve(const ServerConfig& config, std::string_view version) {
   const std::string metrics_host = metrics_at->host.find(':') != std::string::npos
                                        ? "[" + metrics_at->host + "]"
                                        : metrics_at->host;
-  prometheus::Exposer exposer(metrics_host + ":" + std::to_string(metrics_at->port));
-  exposer.RegisterCollectable(metrics.registry());
-  const std::vector<int> metrics_ports = exposer.GetListeningPorts();
+  auto exposer =
+      std::make_unique<prometheus::Exposer>(metrics_host + ":" + std::to_string(metrics_at->port));
+  exposer->RegisterCollectable(metrics.registry());
+  const std::vector<int> metrics_ports = exposer->GetListeningPorts();
   LL_CHECK(!metrics_ports.empty());
+  ExposerStopper stop_exposer{exposer, metrics_at->host, metrics_ports.front()};
   BoundAddresses bound;  // every listener, for --ready-file
   bound.Add("metrics",
             FormatHostPort(metrics_at->host, static_cast<uint16_t>(metrics_ports.front())));
