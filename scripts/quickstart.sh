@@ -6,9 +6,18 @@
 # progress, prints the 2024-09-30 report next to the published figures, and
 # leaves the server running.
 #
+#   scripts/quickstart.sh [--partitions P] [--replicas R]
+#
+# With --partitions or --replicas, the same demo runs on a local national
+# cluster instead (docs/cluster.md): scripts/cluster.sh up starts 3
+# nats-server and P x R loanledgerd (R loanledgerd replicas per partition;
+# defaults P = 1, R = 3) on 127.0.0.1, ports chosen at run time, in
+# $LOANLEDGER_HOME/cluster; each bank's file goes to its partition's leader
+# and the report is summed over the partitions.
+#
 # Environment (all optional):
 #   LOANLEDGER_HOME  where data, tokens, logs and the CSV go (default ./run)
-#   LOANLEDGER_PORT  client port (default 7700), LOANLEDGER_METRICS_PORT (default 9464),
+#   LOANLEDGER_PORT  single node: client port (default 7700), LOANLEDGER_METRICS_PORT (default 9464),
 #                    LOANLEDGER_HTTP_PORT (HTTP API and console, default 8080);
 #                    0 = a free port chosen by the kernel (the tests): the addresses
 #                    bound are in $LOANLEDGER_HOME/loanledgerd.ready (server/README.md)
@@ -25,6 +34,23 @@ HTTP_PORT=${LOANLEDGER_HTTP_PORT:-8080}
 SCALE=${LOANLEDGER_SCALE:-0.0001}
 SEED=${LOANLEDGER_SEED:-1}
 REPORT_DATE=2024-09-30
+
+usage() { echo "usage: scripts/quickstart.sh [--partitions P] [--replicas R]" >&2; }
+PARTITIONS="" REPLICAS=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --partitions | --replicas)
+      if [ $# -lt 2 ] || ! [[ "$2" =~ ^[1-9][0-9]{0,2}$ ]]; then
+        echo "quickstart.sh: $1 needs a whole number from 1 to 999" >&2; usage; exit 1
+      fi
+      if [ "$1" = --partitions ]; then PARTITIONS=$2; else REPLICAS=$2; fi
+      shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "quickstart.sh: unknown argument: $1" >&2; usage; exit 1 ;;
+  esac
+done
+CLUSTER_DIR=""
+if [ -n "$PARTITIONS$REPLICAS" ]; then CLUSTER_DIR=$HOME_DIR/cluster; fi
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
@@ -47,6 +73,10 @@ if [ -f "$HOME_DIR/loanledgerd.pid" ]; then
     for _ in $(seq 1 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
   fi
 fi
+if [ -d "$HOME_DIR/cluster/pids" ]; then
+  step "stopping the earlier quick start's cluster"
+  LOANLEDGER_BIN_DIR=$BIN_DIR scripts/cluster.sh down "$HOME_DIR/cluster" >&2
+fi
 rm -rf "$HOME_DIR"
 mkdir -p "$HOME_DIR/data" "$HOME_DIR/csv"
 
@@ -59,7 +89,11 @@ awk -F, -v dir="$HOME_DIR/csv" 'NR == 1 { header = $0; next }
 institutions=$(cd "$HOME_DIR/csv" && ls -- *.csv | sed 's/\.csv$//')
 echo "$(wc -l < "$HOME_DIR/portfolio.csv") lines, $(echo "$institutions" | wc -l) institutions" >&2
 
-step "4/6 making tokens and starting loanledgerd on 127.0.0.1:$PORT"
+if [ -n "$CLUSTER_DIR" ]; then
+  step "4/6 making tokens and starting a local cluster: 3 nats-server, ${PARTITIONS:-1} partition(s) x ${REPLICAS:-3} loanledgerd"
+else
+  step "4/6 making tokens and starting loanledgerd on 127.0.0.1:$PORT"
+fi
 TOKENS=$HOME_DIR/tokens
 : > "$TOKENS"
 chmod 600 "$TOKENS"
@@ -75,24 +109,34 @@ sed -n 2p <<<"$out" >> "$TOKENS"
 echo "$REGULATOR_TOKEN" > "$HOME_DIR/regulator.token"
 chmod 600 "$HOME_DIR/regulator.token"
 
-READY=$HOME_DIR/loanledgerd.ready
-nohup "$LLD" --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
-  --http-listen "127.0.0.1:$HTTP_PORT" \
-  --data "$HOME_DIR/data" --tokens "$TOKENS" --ready-file "$READY" > "$HOME_DIR/loanledgerd.log" 2>&1 &
-SERVER_PID=$!
-echo "$SERVER_PID" > "$HOME_DIR/loanledgerd.pid"
-# Ready once its ready file (written whole, after every listener is bound) names this PID.
-for _ in $(seq 1 300); do
-  [ "$(sed -n 's/^pid=//p' "$READY" 2>/dev/null)" = "$SERVER_PID" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$HOME_DIR/loanledgerd.log" >&2; echo "loanledgerd did not start" >&2; exit 1; }
-  sleep 0.1
-done
-[ "$(sed -n 's/^pid=//p' "$READY" 2>/dev/null)" = "$SERVER_PID" ] \
-  || { cat "$HOME_DIR/loanledgerd.log" >&2; echo "loanledgerd not ready within 30 s" >&2; exit 1; }
-ADDRESS=$(sed -n 's/^listen=//p' "$READY")
-METRICS_ADDRESS=$(sed -n 's/^metrics=//p' "$READY")
-HTTP_ADDRESS=$(sed -n 's/^http=//p' "$READY")
-echo "loanledgerd (pid $SERVER_PID) listening on $ADDRESS, metrics on $METRICS_ADDRESS" >&2
+if [ -n "$CLUSTER_DIR" ]; then
+  LOANLEDGER_BIN_DIR=$BIN_DIR scripts/cluster.sh up "$CLUSTER_DIR" --tokens "$TOKENS" --http \
+    ${PARTITIONS:+--partitions "$PARTITIONS"} ${REPLICAS:+--replicas "$REPLICAS"} >&2
+  # shellcheck disable=SC1091
+  . "$CLUSTER_DIR/cluster.env"
+  ADDRESS=$LOANLEDGER_SERVER
+  METRICS_ADDRESS=${METRICS%%,*}
+  HTTP_ADDRESS=${HTTP%%,*}
+else
+  READY=$HOME_DIR/loanledgerd.ready
+  nohup "$LLD" --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
+    --http-listen "127.0.0.1:$HTTP_PORT" \
+    --data "$HOME_DIR/data" --tokens "$TOKENS" --ready-file "$READY" > "$HOME_DIR/loanledgerd.log" 2>&1 &
+  SERVER_PID=$!
+  echo "$SERVER_PID" > "$HOME_DIR/loanledgerd.pid"
+  # Ready once its ready file (written whole, after every listener is bound) names this PID.
+  for _ in $(seq 1 300); do
+    [ "$(sed -n 's/^pid=//p' "$READY" 2>/dev/null)" = "$SERVER_PID" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$HOME_DIR/loanledgerd.log" >&2; echo "loanledgerd did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ "$(sed -n 's/^pid=//p' "$READY" 2>/dev/null)" = "$SERVER_PID" ] \
+    || { cat "$HOME_DIR/loanledgerd.log" >&2; echo "loanledgerd not ready within 30 s" >&2; exit 1; }
+  ADDRESS=$(sed -n 's/^listen=//p' "$READY")
+  METRICS_ADDRESS=$(sed -n 's/^metrics=//p' "$READY")
+  HTTP_ADDRESS=$(sed -n 's/^http=//p' "$READY")
+  echo "loanledgerd (pid $SERVER_PID) listening on $ADDRESS, metrics on $METRICS_ADDRESS" >&2
+fi
 
 step "5/6 submitting the portfolio through the CLI"
 export LOANLEDGER_SERVER=$ADDRESS
@@ -131,6 +175,20 @@ for cat, tn, yoy in published:
     print(f"{cat:<26}{pub:>22}{target:>22}{bal_yuan:>22,.0f}{yoy:>9.1f}%{got_yoy:>9}")
 PY
 
+if [ -n "$CLUSTER_DIR" ]; then
+  cat >&2 <<MSG
+
+the cluster is running: $CLUSTER_DIR (nodes and logs: $CLUSTER_DIR/nodes.json; addresses: $CLUSTER_DIR/cluster.env)
+  console:   http://$HTTP_ADDRESS/#token=$REGULATOR_TOKEN&date=$REPORT_DATE
+             (any node's; open it in a browser; the token after # never leaves the browser)
+  HTTP API:  http://$HTTP_ADDRESS/v1/report?date=$REPORT_DATE  (Authorization: Bearer TOKEN)
+  metrics:   http://$METRICS_ADDRESS/metrics  (every node's: METRICS in cluster.env)
+  query:     . $CLUSTER_DIR/cluster.env; LOANLEDGER_TOKEN=\$(cat $HOME_DIR/regulator.token) \\
+             $LL report --date $REPORT_DATE --by province
+  stop:      LOANLEDGER_BIN_DIR=$BIN_DIR scripts/cluster.sh down $CLUSTER_DIR
+MSG
+  exit 0
+fi
 cat >&2 <<MSG
 
 loanledgerd is running (pid $SERVER_PID), data in $HOME_DIR/data, log $HOME_DIR/loanledgerd.log

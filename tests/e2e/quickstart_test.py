@@ -32,6 +32,35 @@ PUBLISHED = [("MANUFACTURING_MLT", 13.88, 14.8, 0.01), ("HIGH_TECH_MANUFACTURING
 SHANGHAI = ["TECH_ENTERPRISE", "GREEN", "INCLUSIVE_SMALL_MICRO"]
 
 
+def check_national(report, scale):
+    """The national rows of report.json against docs/domain.md: a list of failures."""
+    failures = []
+    rows = {r["category"]: r for r in report["rows"] if r["group"] is None}
+    for cat, tn, yoy, precision in PUBLISHED:
+        r = rows[cat]
+        if tn is not None:
+            target_fen = tn * 1e12 * scale * 100
+            tolerance_fen = precision / 2 * 1e12 * scale * 100
+            if abs(r["balance_fen"] - target_fen) > tolerance_fen:
+                failures.append(f"{cat} balance {r['balance_fen']} fen, target {target_fen:.0f}")
+        if r["yoy_growth_pct"] is None or abs(r["yoy_growth_pct"] - yoy) > 0.05:
+            failures.append(f"{cat} yoy {r['yoy_growth_pct']}, target {yoy}")
+        print(f"{cat:<26} balance_fen={r['balance_fen']:>16} yoy={r['yoy_growth_pct']}")
+    return failures
+
+
+def check_shanghai(by_province_rows):
+    """Shanghai's three fast-growing categories (>= 10%) in a report by province: failures."""
+    failures = []
+    for cat in SHANGHAI:
+        row = [r for r in by_province_rows if r["category"] == cat and r["group"] == "31"]
+        if not row or row[0]["yoy_growth_pct"] is None or row[0]["yoy_growth_pct"] < 10.0:
+            failures.append(f"Shanghai {cat} growth {row[0]['yoy_growth_pct'] if row else None} < 10%")
+        else:
+            print(f"Shanghai {cat:<22} yoy={row[0]['yoy_growth_pct']:.2f}")
+    return failures
+
+
 def main():
     build = os.path.abspath(sys.argv[1])
     scale = float(sys.argv[2]) if len(sys.argv) > 2 else 2e-5
@@ -56,17 +85,7 @@ def main():
                 print(f"FAIL: no ready file naming the server's pid {pid} and address: {ready}")
                 return 1
             report = json.load(open(os.path.join(home, "report.json")))
-            rows = {r["category"]: r for r in report["rows"] if r["group"] is None}
-            for cat, tn, yoy, precision in PUBLISHED:
-                r = rows[cat]
-                if tn is not None:
-                    target_fen = tn * 1e12 * scale * 100
-                    tolerance_fen = precision / 2 * 1e12 * scale * 100
-                    if abs(r["balance_fen"] - target_fen) > tolerance_fen:
-                        failures.append(f"{cat} balance {r['balance_fen']} fen, target {target_fen:.0f}")
-                if r["yoy_growth_pct"] is None or abs(r["yoy_growth_pct"] - yoy) > 0.05:
-                    failures.append(f"{cat} yoy {r['yoy_growth_pct']}, target {yoy}")
-                print(f"{cat:<26} balance_fen={r['balance_fen']:>16} yoy={r['yoy_growth_pct']}")
+            failures += check_national(report, scale)
             token = open(os.path.join(home, "regulator.token")).read().strip()
             # The console URL it prints is served, and the HTTP API gives the same report.
             if "http" not in ready or f"http://{ready['http']}/#token={token}&date=2024-09-30" not in run.stderr:
@@ -84,13 +103,7 @@ def main():
                                   "--by", "province", "--format", "json",
                                   "--server", ready["listen"], "--token", token],
                                  capture_output=True, text=True, timeout=60, check=True).stdout
-            by_province = json.loads(out)["rows"]
-            for cat in SHANGHAI:
-                row = [r for r in by_province if r["category"] == cat and r["group"] == "31"]
-                if not row or row[0]["yoy_growth_pct"] is None or row[0]["yoy_growth_pct"] < 10.0:
-                    failures.append(f"Shanghai {cat} growth {row[0]['yoy_growth_pct'] if row else None} < 10%")
-                else:
-                    print(f"Shanghai {cat:<22} yoy={row[0]['yoy_growth_pct']:.2f}")
+            failures += check_shanghai(json.loads(out)["rows"])
         finally:
             if pid is not None:
                 try:

@@ -4,12 +4,14 @@
 loanledgerd in cluster mode. scripts/cluster.sh is this file's command line;
 tests use the LocalCluster class.
 
-    scripts/cluster.sh up DIR [--tokens FILE] [--partitions P] [--replicas R]
+    scripts/cluster.sh up DIR [--tokens FILE] [--partitions P] [--replicas R] [--partition-map FILE]
+                           [--http]
     scripts/cluster.sh down DIR
 
 DIR layout:
-    cluster.json          partitions, replicas, tokens file (P is fixed when DIR is created)
-    cluster.env           LOANLEDGER_SERVER, NATS_URLS, METRICS (shell assignments, exported)
+    cluster.json          partitions, replicas, tokens file, map, http (P is fixed when DIR is created)
+    cluster.env           LOANLEDGER_SERVER, NATS_URLS, METRICS, and HTTP with --http (shell
+                          assignments, exported)
     nodes.json            every loanledgerd: name, partition, replica, pid, client, metrics
     tokens                (without --tokens) the tokens file, with admin.token and regulator.token
     pids/nats-K.pid       K = 1, 2, 3
@@ -27,7 +29,9 @@ loanledgerd flags: `--nats URLS --node ll-P-R --partition P --partitions P
 ((R - 1) mod 3) + 1 first, which loanledgerd tries first; JetStream stream
 replicas: the 3 NATS servers; not this script's --replicas, which is
 loanledgerd replicas per partition), `--listen
-127.0.0.1:PORT --metrics-listen 127.0.0.1:PORT --data --tokens --ready-file`.
+127.0.0.1:PORT --metrics-listen 127.0.0.1:PORT --data --tokens --ready-file`,
+and with --http (kept for later `up`s of the DIR) `--http-listen 127.0.0.1:0`:
+every node serves the HTTP API and the regulator console (docs/http.md).
 PORT is 0 the first time (the kernel picks it; the ready file reports it) and
 the port bound last time on the next `up` of the same DIR, so that
 cluster.env stays valid; a port taken meanwhile is replaced by a new one.
@@ -245,7 +249,8 @@ class LoanledgerNode:
 
 
 class LocalCluster:
-    def __init__(self, root, partitions=None, replicas=None, tokens=None, bin_dir=None, partition_map=None):
+    def __init__(self, root, partitions=None, replicas=None, tokens=None, bin_dir=None, partition_map=None,
+                 http=None):
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
         self.state_file = os.path.join(self.root, "cluster.json")
@@ -262,12 +267,15 @@ class LocalCluster:
             raise ClusterError("--partitions and --replicas must be at least 1")
         self.tokens = os.path.abspath(tokens) if tokens else state.get("tokens")
         self.partition_map = os.path.abspath(partition_map) if partition_map else state.get("partition_map")
+        self.http = http if http is not None else state.get("http", False)
         bin_dir = bin_dir or os.environ.get("LOANLEDGER_BIN_DIR") or os.path.join(ROOT, "build")
         self.bin_dir = os.path.abspath(bin_dir)
         self.nats = NatsCluster(self.root, warn=warn)
         self.nodes = {(p, r): LoanledgerNode(self.root, p, r)
                       for p in range(self.partitions) for r in range(1, self.replicas + 1)}
         self.node_flags = ()  # further loanledgerd flags for every start (e.g. --lease-ms)
+        if self.http:
+            self.node_flags = ("--http-listen", f"{HOST}:0")
 
     def node(self, partition, replica):
         return self.nodes[(partition, replica)]
@@ -299,7 +307,7 @@ class LocalCluster:
             raise ClusterError(f"tokens file {self.tokens} does not exist")
         write_file_atomic(self.state_file, json.dumps(
             {"partitions": self.partitions, "replicas": self.replicas, "tokens": self.tokens,
-             "partition_map": self.partition_map}, indent=1) + "\n")
+             "partition_map": self.partition_map, "http": self.http}, indent=1) + "\n")
         nats_was_running = {k for k, n in self.nats.nodes.items() if n.running()}
         started = []
         try:
@@ -380,11 +388,14 @@ class LocalCluster:
         env = {"LOANLEDGER_SERVER": ",".join(n.client() for n in nodes),
                "NATS_URLS": self.nats.urls(),
                "METRICS": ",".join(n.metrics() for n in nodes)}
+        if self.http:
+            env["HTTP"] = ",".join(n.addresses.get("http", "") for n in nodes)
         text = (f"# Written by scripts/cluster.sh up {self.root}; use: . {self.root}/cluster.env\n"
                 + "".join(f"{k}={v}\n" for k, v in env.items()) + "export " + " ".join(env) + "\n")
         write_file_atomic(os.path.join(self.root, "cluster.env"), text)
         listing = [{"name": n.name, "partition": n.partition, "replica": n.replica, "pid": n.pid(),
-                    "client": n.client(), "metrics": n.metrics(), "log": n.log} for n in nodes]
+                    "client": n.client(), "metrics": n.metrics(), "http": n.addresses.get("http"),
+                    "log": n.log} for n in nodes]
         write_file_atomic(os.path.join(self.root, "nodes.json"), json.dumps(listing, indent=1) + "\n")
         return env
 
@@ -447,13 +458,16 @@ def main(argv):
     up.add_argument("--partition-map", metavar="FILE",
                     help="'INSTITUTION_ID PARTITION' lines placing institutions explicitly, fixed at creation "
                          "(docs/cluster.md)")
+    up.add_argument("--http", action="store_true",
+                    help="every node also serves the HTTP API and the regulator console on 127.0.0.1 "
+                         "(a port chosen at run time; HTTP in cluster.env); kept for later ups of DIR")
     down = sub.add_parser("down", help="stop every process of the cluster in DIR")
     down.add_argument("dir", metavar="DIR")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
             cluster = LocalCluster(args.dir, args.partitions, args.replicas, args.tokens,
-                                   partition_map=args.partition_map)
+                                   partition_map=args.partition_map, http=args.http or None)
             env = cluster.up()
             print(f"cluster up: {len(cluster.nodes)} loanledgerd ({cluster.partitions} partition(s) x "
                   f"{cluster.replicas}), 3 nats-server; . {cluster.root}/cluster.env")
