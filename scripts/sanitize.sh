@@ -4,7 +4,8 @@
 #
 #   scripts/sanitize.sh asan [CTEST_ARGS...]   ASan + UBSan, every test suite
 #   scripts/sanitize.sh tsan [CTEST_ARGS...]   ThreadSanitizer, the tests with threads
-#                                              and sockets: server, client, CLI end to end
+#                                              and sockets: server, client, CLI end to end,
+#                                              one partitioned cluster
 #
 # asan: build-asan/, -DLOANLEDGER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug, then
 #       ctest over every registered test (unit, cli, gen, integration, e2e,
@@ -12,9 +13,10 @@
 #       of the project's C++ and the cluster scenarios that repeat another's
 #       code paths (asan_exclude below; the plain pass runs them all).
 # tsan: build-tsan/, -DLOANLEDGER_TSAN=ON -DCMAKE_BUILD_TYPE=Debug, then
-#       ctest -L 'integration|server|e2e', the CLI end-to-end tests (CliE2e*),
-#       the storage test with a writer and readers in parallel and the one
-#       with loan snapshots written beside the writer.
+#       ctest -L 'integration|server|e2e' (cluster_asker_test among them), the
+#       CLI end-to-end tests (CliE2e*), the storage test with a writer and
+#       readers in parallel, the one with loan snapshots written beside the
+#       writer, and cluster_partitions_2x2 (4 loanledgerd and their fan-out).
 # Extra CTEST_ARGS are appended (e.g. -R Storage, or -L fuzz).
 #
 # Environment: BUILD_DIR (build-asan / build-tsan), JOBS (ninja -j, 2),
@@ -68,9 +70,16 @@ cmake -S . -B "$BUILD_DIR" -G Ninja \
   -DCMAKE_PROJECT_INCLUDE="$ROOT/tests/fuzz/add_if_missing.cmake" >/dev/null
 # RocksDB is the Debian shared library, not built with -fsanitize=thread: TSan
 # sees its threads allocate and lock but not its atomics, so it reports races
-# inside RocksDB that are its own (e.g. rocksdb::RegisterCacheDeleterRole at
-# Ledger::Open against the cache-stats thread). A report with any frame in
-# librocksdb is suppressed; every race in our code stays fatal.
+# inside RocksDB that are its own. Seen at every Ledger::Open of an existing
+# store (a restarted node, a reopen): RocksDB's cache-role registry, a
+# function-local static, is created by one thread (new, in
+# RegisterCacheDeleterRole) and its mutex locked by the cache-stats thread
+# (CopyCacheDeleterRoleMap); the static's initialisation check is not
+# instrumented, so TSan sees no order between the two. A race report with a frame in
+# librocksdb is suppressed (mutex, deadlock and signal reports are not).
+# Processes started by the tests inherit TSAN_OPTIONS (the cluster harness
+# passes the environment on); a TSan binary run without them, e.g. by hand,
+# has no suppressions and goes on after a report (halt_on_error=0).
 TSAN_SUPPRESSIONS=$(cd "$BUILD_DIR" && pwd)/tsan.supp
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:history_size=4:suppressions=$TSAN_SUPPRESSIONS}
 cat >"$TSAN_SUPPRESSIONS" <<'SUPP'
@@ -101,8 +110,13 @@ else
   # (labelled server and integration; the label regex takes either, since a
   # gtest_discover_tests LABELS list may reach CTest as its first item only),
   # the quickstart end to end (e2e), the CLI end to end against a real
-  # server (CliE2e*, no label), and the storage tests that read beside a
-  # writer thread (queries; loan snapshots).
+  # server (CliE2e*, no label), the storage tests that read beside a
+  # writer thread (queries; loan snapshots), and one partitioned cluster
+  # (cluster_partitions_2x2: fan-out asking and answering, a partition
+  # stopped and restarted; about 50 s; its harness fails on a TSan report in
+  # any node's log, since a replica killed by one is replaced by failover).
+  # The other cluster tests are left out for time; cluster_asker_test is
+  # labelled integration, so the first ctest runs it.
   # Two hostile-client tests bound the server's RSS growth (256 MiB) while
   # it holds up to 64 MiB of frames; TSan's shadow memory (4x what the
   # program touches) pushes the growth to ~290 MiB, so they fail by
@@ -112,7 +126,7 @@ else
   ctest --output-on-failure --timeout 900 -j "$CTEST_JOBS" -L 'integration|server|e2e' \
     -E "$tsan_exclude" "$@" || rc=$?
   ctest --output-on-failure --timeout 900 -j "$CTEST_JOBS" \
-    -R '^CliE2e|^StorageLedgerTest[.]QueriesNeverSeeHalfABatch$|^StorageLedgerSnapshotTest[.]BackgroundSnapshotsThenReopenGiveIdenticalAnswers$' \
+    -R '^CliE2e|^StorageLedgerTest[.]QueriesNeverSeeHalfABatch$|^StorageLedgerSnapshotTest[.]BackgroundSnapshotsThenReopenGiveIdenticalAnswers$|^cluster_partitions_2x2$' \
     "$@" || rc=$?
 fi
 echo "sanitize.sh $MODE: tests ran in $(( $(date +%s) - built )) s (exit $rc)"

@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -36,6 +37,8 @@ REPORTS = {"national": [], "province": ["--by", "province"], "institution": ["--
 CLI_TIMEOUT_S = 90.0
 RERUNS = 5
 SUMMARY = re.compile(r"applied=(\d+) duplicates=(\d+) batches=(\d+) rejected=(\d+)")
+TSAN_REPORT = "WARNING: ThreadSanitizer"  # each report's first line
+TSAN_REPORT_LINES = 60  # of a report, printed by finish(): its kind, both stacks, the threads
 
 
 class Failure(AssertionError):
@@ -64,6 +67,12 @@ class Workload:
 
     def run_cli(self, args, timeout_s=CLI_TIMEOUT_S, check_rc=True):
         p = subprocess.run([self.cli, *args], capture_output=True, text=True, timeout=timeout_s)
+        if TSAN_REPORT in p.stderr:
+            # A TSan build's CLI: kept where finish() looks, since a caller that retries a
+            # failed command would otherwise drop the report with the output.
+            fd, path = tempfile.mkstemp(prefix="cli-", suffix=".log", dir=self.work)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"loanledger {' '.join(args)}\n{p.stderr}")
         if check_rc and p.returncode != 0:
             raise Failure(f"loanledger {' '.join(args)} exited {p.returncode}: {p.stderr.strip()}")
         return p
@@ -217,10 +226,32 @@ class Submitter(threading.Thread):
                                                    f"{want} events: an acknowledged batch was applied again")
 
 
+def tsan_reports(work):
+    """[(log path, the report's first lines)] for every log under `work` (each loanledgerd's, the
+    single node's, a CLI's kept by run_cli) that holds a ThreadSanitizer report. A TSan build
+    stops a process at its first report (halt_on_error=1, scripts/sanitize.sh), but that alone
+    need not fail a cluster test: another replica takes over from a node that died, and a report
+    during a node's shutdown only changes an exit code nobody reads. Reports TSan suppressed
+    (tsan.supp) print nothing, so every one found here counts."""
+    found = []
+    for root, _, names in os.walk(work):
+        for name in sorted(names):
+            if name != "loanledgerd.log" and not (name.startswith("cli-") and name.endswith(".log")):
+                continue  # e.g. RocksDB's write-ahead logs (data/NNNNNN.log)
+            path = os.path.join(root, name)
+            with open(path, errors="replace") as f:
+                text = f.read()
+            at = text.find(TSAN_REPORT)
+            if at >= 0:
+                found.append((path, "".join(text[at:].splitlines(True)[:TSAN_REPORT_LINES])))
+    return found
+
+
 def finish(cluster, ok, keep, work, passed):
     """A cluster test's teardown: resume any node left paused (SIGSTOP), stop the
-    cluster, remove the work dir unless the test failed or --keep; print `passed`
-    on success. Returns the exit code."""
+    cluster, fail on any ThreadSanitizer report in a log (tsan_reports), remove the
+    work dir unless the test failed or --keep; print `passed` on success. Returns
+    the exit code."""
     if cluster is not None:
         for n in cluster.nodes.values():
             if n.running():
@@ -229,6 +260,9 @@ def finish(cluster, ok, keep, work, passed):
                 except (ProcessLookupError, TypeError):
                     pass
         cluster.down()
+    for path, report in tsan_reports(work):
+        print(f"FAIL: ThreadSanitizer report in {path}:\n{report}", file=sys.stderr)
+        ok = False
     if ok and not keep:
         shutil.rmtree(work, ignore_errors=True)
     else:
