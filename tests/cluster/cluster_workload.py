@@ -296,11 +296,17 @@ def measure_failover(nodes, t0, timeout_s=20.0):
     was first seen leading. `nodes` are LoanledgerNode of the survivors. The gauges refresh every
     second (--metrics-refresh-ms), so that only detects it; the seconds returned are those of the
     new leader's log line "first group acknowledged as leader" (failover_breakdown) when it has
-    one, else of the detection."""
+    one, else of the detection. That line is looked for first, every round: a new leader may
+    acknowledge the rest of the submission within one refresh of the gauges, so that its applied
+    seq never rises after it is first seen leading."""
     base = {}
     deadline = t0 + timeout_s
     kill_wall = time.time() - (time.monotonic() - t0)
     while time.monotonic() < deadline:
+        for n in nodes:
+            b = failover_breakdown(n, kill_wall)
+            if b and "first_ack" in b:
+                return b["first_ack"], n
         for n in nodes:
             try:
                 s = scrape(n.metrics(), timeout_s=1.0)
