@@ -113,7 +113,7 @@ else
   # server (CliE2e*, no label), the storage tests that read beside a
   # writer thread (queries; loan snapshots), and one partitioned cluster
   # (cluster_partitions_2x2: fan-out asking and answering, a partition
-  # stopped and restarted; about 50 s; its harness fails on a TSan report in
+  # stopped and restarted; about 50 s; its harness fails on a sanitizer report in
   # any node's log, since a replica killed by one is replaced by failover).
   # The other cluster tests are left out for time; cluster_asker_test is
   # labelled integration, so the first ctest runs it.

@@ -37,8 +37,10 @@ REPORTS = {"national": [], "province": ["--by", "province"], "institution": ["--
 CLI_TIMEOUT_S = 90.0
 RERUNS = 5
 SUMMARY = re.compile(r"applied=(\d+) duplicates=(\d+) batches=(\d+) rejected=(\d+)")
-TSAN_REPORT = "WARNING: ThreadSanitizer"  # each report's first line
-TSAN_REPORT_LINES = 60  # of a report, printed by finish(): its kind, both stacks, the threads
+# The first line of a sanitizer's report: TSan's; ASan's and LSan's; UBSan's (FILE:LINE:COL: ...).
+SANITIZER_REPORT = re.compile(r"WARNING: ThreadSanitizer|ERROR: (?:Address|Leak)Sanitizer"
+                              r"|^\S+:\d+:\d+: runtime error: ", re.MULTILINE)
+SANITIZER_REPORT_LINES = 60  # of a report, printed by finish(): its kind, the stacks, the threads
 
 
 class Failure(AssertionError):
@@ -67,8 +69,8 @@ class Workload:
 
     def run_cli(self, args, timeout_s=CLI_TIMEOUT_S, check_rc=True):
         p = subprocess.run([self.cli, *args], capture_output=True, text=True, timeout=timeout_s)
-        if TSAN_REPORT in p.stderr:
-            # A TSan build's CLI: kept where finish() looks, since a caller that retries a
+        if SANITIZER_REPORT.search(p.stderr):
+            # A sanitizer build's CLI: kept where finish() looks, since a caller that retries a
             # failed command would otherwise drop the report with the output.
             fd, path = tempfile.mkstemp(prefix="cli-", suffix=".log", dir=self.work)
             with os.fdopen(fd, "w") as f:
@@ -226,13 +228,14 @@ class Submitter(threading.Thread):
                                                    f"{want} events: an acknowledged batch was applied again")
 
 
-def tsan_reports(work):
+def sanitizer_reports(work):
     """[(log path, the report's first lines)] for every log under `work` (each loanledgerd's, the
-    single node's, a CLI's kept by run_cli) that holds a ThreadSanitizer report. A TSan build
-    stops a process at its first report (halt_on_error=1, scripts/sanitize.sh), but that alone
-    need not fail a cluster test: another replica takes over from a node that died, and a report
-    during a node's shutdown only changes an exit code nobody reads. Reports TSan suppressed
-    (tsan.supp) print nothing, so every one found here counts."""
+    single node's, a CLI's kept by run_cli) that holds a sanitizer's report (ThreadSanitizer,
+    AddressSanitizer, LeakSanitizer, UBSan). A sanitizer build stops a process at its first report
+    (halt_on_error=1, scripts/sanitize.sh), but that alone need not fail a cluster test: another
+    replica takes over from a node that died, and a report during a node's shutdown (a leak
+    found at exit) only changes an exit code nobody reads. Suppressed reports print nothing, so
+    every one found here counts."""
     found = []
     for root, _, names in os.walk(work):
         for name in sorted(names):
@@ -241,15 +244,15 @@ def tsan_reports(work):
             path = os.path.join(root, name)
             with open(path, errors="replace") as f:
                 text = f.read()
-            at = text.find(TSAN_REPORT)
-            if at >= 0:
-                found.append((path, "".join(text[at:].splitlines(True)[:TSAN_REPORT_LINES])))
+            m = SANITIZER_REPORT.search(text)
+            if m:
+                found.append((path, "".join(text[m.start():].splitlines(True)[:SANITIZER_REPORT_LINES])))
     return found
 
 
 def finish(cluster, ok, keep, work, passed):
     """A cluster test's teardown: resume any node left paused (SIGSTOP), stop the
-    cluster, fail on any ThreadSanitizer report in a log (tsan_reports), remove the
+    cluster, fail on any sanitizer's report in a log (sanitizer_reports), remove the
     work dir unless the test failed or --keep; print `passed` on success. Returns
     the exit code."""
     if cluster is not None:
@@ -260,8 +263,8 @@ def finish(cluster, ok, keep, work, passed):
                 except (ProcessLookupError, TypeError):
                     pass
         cluster.down()
-    for path, report in tsan_reports(work):
-        print(f"FAIL: ThreadSanitizer report in {path}:\n{report}", file=sys.stderr)
+    for path, report in sanitizer_reports(work):
+        print(f"FAIL: sanitizer report in {path}:\n{report}", file=sys.stderr)
         ok = False
     if ok and not keep:
         shutil.rmtree(work, ignore_errors=True)
