@@ -352,7 +352,9 @@ std::unique_ptr<asio::ssl::context> MakeTlsContext(const ServerConfig& config) {
 // between polls of its listener, 2 s each, so its destructor alone made every
 // exit wait up to 2 s. A connection to the listener ends the poll: at scope
 // exit one thread destroys the Exposer while this one connects to it, every
-// 10 ms, until it is gone (refused once its listener is closed).
+// 10 ms, until it is gone (refused once its listener is closed). Each attempt
+// is given 20 ms (a local listener answers at once), so a port that drops
+// connections cannot hold the exit beyond the 2 s it would have taken.
 struct ExposerStopper {
   std::unique_ptr<prometheus::Exposer>& exposer;
   std::string host;
@@ -373,9 +375,14 @@ struct ExposerStopper {
     asio::io_context ioc;
     while (!ec && !stopped.load()) {
       tcp::socket wake(ioc);
+      wake.async_connect(tcp::endpoint(ip, static_cast<uint16_t>(port)),
+                         [](const boost::system::error_code&) {});
+      ioc.run_for(std::chrono::milliseconds(20));
       boost::system::error_code ignored;
-      wake.connect(tcp::endpoint(ip, static_cast<uint16_t>(port)), ignored);
       wake.close(ignored);
+      ioc.restart();
+      ioc.run();  // the connect's handler, aborted by close() if it had not completed
+      ioc.restart();
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     stopper.join();
