@@ -31,7 +31,8 @@ replicas: the 3 NATS servers; not this script's --replicas, which is
 loanledgerd replicas per partition), `--listen
 127.0.0.1:PORT --metrics-listen 127.0.0.1:PORT --data --tokens --ready-file`,
 and with --http (kept for later `up`s of the DIR) `--http-listen 127.0.0.1:0`:
-every node serves the HTTP API and the regulator console (docs/http.md).
+every node serves the HTTP API and the regulator console (docs/http.md), on
+the port it had the last time too.
 PORT is 0 the first time (the kernel picks it; the ready file reports it) and
 the port bound last time on the next `up` of the same DIR, so that
 cluster.env stays valid; a port taken meanwhile is replaced by a new one.
@@ -201,7 +202,11 @@ class LoanledgerNode:
                "--data", self.data, "--tokens", tokens, "--ready-file", self.ready]
         if partition_map:
             cmd += ["--partition-map", partition_map]
-        cmd += list(extra)  # e.g. --republish-tail
+        extra = list(extra)  # e.g. --republish-tail, --http-listen 127.0.0.1:0
+        for i in range(len(extra) - 1):
+            if extra[i] == "--http-listen" and extra[i + 1] == f"{HOST}:0" and self.ports.get("http"):
+                extra[i + 1] = f"{HOST}:{self.ports['http']}"  # the port of the last start
+        cmd += extra
         with open(self.log, "a") as log:
             self._log_offset = log.tell()
             log.write(f"--- start {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(cmd)}\n")
@@ -215,8 +220,8 @@ class LoanledgerNode:
         lines = self.read_ready(self.proc.pid)
         if lines and "listen" in lines:
             self.addresses = lines
-            self.ports = {k: int(self.addresses[k].rsplit(":", 1)[1]) for k in ("listen", "metrics")
-                          if k in self.addresses}
+            self.ports = {k: int(self.addresses[k].rsplit(":", 1)[1])
+                          for k in ("listen", "metrics", "http") if k in self.addresses}
             write_file_atomic(self.ports_json, json.dumps(self.ports) + "\n")
             return "ready"
         code = self.proc.poll()
