@@ -90,10 +90,11 @@ institutions=$(cd "$HOME_DIR/csv" && ls -- *.csv | sed 's/\.csv$//')
 echo "$(wc -l < "$HOME_DIR/portfolio.csv") lines, $(echo "$institutions" | wc -l) institutions" >&2
 
 if [ -n "$CLUSTER_DIR" ]; then
-  step "4/6 making tokens and starting a local cluster: 3 nats-server, ${PARTITIONS:-1} partition(s) x ${REPLICAS:-3} loanledgerd"
+  where="a local cluster: 3 nats-server, ${PARTITIONS:-1} partition(s) x ${REPLICAS:-3} loanledgerd"
 else
-  step "4/6 making tokens and starting loanledgerd on 127.0.0.1:$PORT"
+  where="loanledgerd on 127.0.0.1:$PORT"
 fi
+step "4/6 making tokens and starting $where"
 TOKENS=$HOME_DIR/tokens
 : > "$TOKENS"
 chmod 600 "$TOKENS"

@@ -368,8 +368,7 @@ def main(argv):
             map_file = os.path.join(work, "partition.map")
             partition_of = write_map(w, partitions, map_file)
         cluster = LocalCluster(os.path.join(work, "cluster"), partitions=partitions, replicas=replicas,
-                               tokens=w.tokens, bin_dir=build, partition_map=map_file)
-        cluster.node_flags = ("--http-listen", "127.0.0.1:0")
+                               tokens=w.tokens, bin_dir=build, partition_map=map_file, http=True)
         cluster.up()
         everyone = ",".join(n.client() for n in cluster.nodes.values())
         log(f"cluster of {partitions} partitions x {replicas} replicas up: {everyone}")

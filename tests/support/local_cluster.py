@@ -188,7 +188,7 @@ class LoanledgerNode:
         pid = self.pid()
         self.addresses = (self.read_ready(pid) if pid else None) or {}
 
-    def spawn(self, binary, nats_urls, partitions, tokens, partition_map=None, extra=()):
+    def spawn(self, binary, nats_urls, partitions, tokens, partition_map=None, extra=(), *, http=False):
         assert not self.running(), f"{self.name} already runs"
         os.makedirs(self.data, exist_ok=True)
         os.makedirs(os.path.dirname(self.pid_file), exist_ok=True)
@@ -202,11 +202,9 @@ class LoanledgerNode:
                "--data", self.data, "--tokens", tokens, "--ready-file", self.ready]
         if partition_map:
             cmd += ["--partition-map", partition_map]
-        extra = list(extra)  # e.g. --republish-tail, --http-listen 127.0.0.1:0
-        for i in range(len(extra) - 1):
-            if extra[i] == "--http-listen" and extra[i + 1] == f"{HOST}:0" and self.ports.get("http"):
-                extra[i + 1] = f"{HOST}:{self.ports['http']}"  # the port of the last start
-        cmd += extra
+        if http:
+            cmd += ["--http-listen", f"{HOST}:{self.ports.get('http', 0)}"]
+        cmd += list(extra)  # e.g. --republish-tail
         with open(self.log, "a") as log:
             self._log_offset = log.tell()
             log.write(f"--- start {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(cmd)}\n")
@@ -279,8 +277,6 @@ class LocalCluster:
         self.nodes = {(p, r): LoanledgerNode(self.root, p, r)
                       for p in range(self.partitions) for r in range(1, self.replicas + 1)}
         self.node_flags = ()  # further loanledgerd flags for every start (e.g. --lease-ms)
-        if self.http:
-            self.node_flags = ("--http-listen", f"{HOST}:0")
 
     def node(self, partition, replica):
         return self.nodes[(partition, replica)]
@@ -342,7 +338,8 @@ class LocalCluster:
 
     def _start_nodes(self, binary, todo, deadline, extra=()):
         for n in todo:
-            n.spawn(binary, self.nats_urls_for(n), self.partitions, self.tokens, self.partition_map, extra)
+            n.spawn(binary, self.nats_urls_for(n), self.partitions, self.tokens, self.partition_map,
+                    extra, http=self.http)
         attempts = {n.name: 1 for n in todo}
         pending = list(todo)
         while pending:
@@ -356,7 +353,8 @@ class LocalCluster:
                     warn(f"{n.name}: a port it used before is taken; starting it on new ports")
                     attempts[n.name] += 1
                     n.forget_ports()
-                    n.spawn(binary, self.nats_urls_for(n), self.partitions, self.tokens, self.partition_map, extra)
+                    n.spawn(binary, self.nats_urls_for(n), self.partitions, self.tokens, self.partition_map,
+                            extra, http=self.http)
                 else:
                     raise ClusterError(f"{n.name} did not start ({state}); {n.log}:\n{log_tail(n.log)}")
             if time.monotonic() > deadline:
